@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One package, one executable. Modules follow ../shared/DESIGN.md; each depends only on
+// what it uses, so `swift build --target X` stays cheap.
+let package = Package(
+    name: "agentgate",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "agentgate", targets: ["agentgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+    ],
+    targets: [
+        // Kubernetes value model shared by every other module: JSON values, metav1 types,
+        // structural-schema validation, CEL rules, RequestInfo.
+        .target(
+            name: "KubeCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The three custom resources: Swift types, CRD manifests, compiled gateway config.
+        .target(
+            name: "AgentGateAPI",
+            dependencies: ["KubeCore"]
+        ),
+        // Embedded, in-memory Kubernetes API server (tests and `agentgate dev`).
+        .target(
+            name: "LocalCluster",
+            dependencies: [
+                "KubeCore", "AgentGateAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Secret masking engine: pure, allocation-lean, fuzzable.
+        .target(
+            name: "Masking",
+            dependencies: ["KubeCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Recorded sessions and exchanges: one protocol, SQLite and PostgreSQL backends.
+        .target(
+            name: "SessionStore",
+            dependencies: [
+                "KubeCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "agentgate",
+            dependencies: [
+                "KubeCore", "AgentGateAPI", "LocalCluster",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "KubeCoreTests", dependencies: ["KubeCore"]),
+        .testTarget(name: "AgentGateAPITests", dependencies: ["AgentGateAPI", "KubeCore"]),
+        .testTarget(name: "LocalClusterTests", dependencies: ["LocalCluster", "AgentGateAPI", "KubeCore"]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
+        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
+        // Benchmarks and fuzz drivers: executables that print figures (add below).
+    ],
+    swiftLanguageModes: [.v5]
+)
