@@ -36,10 +36,10 @@ extension JSONValue {
     init(yamlNode node: Node) throws {
         switch node {
         case .scalar(let scalar):
-            switch node.tag.name {
-            case .null: self = .null
-            case .bool: self = .bool(Bool.construct(from: scalar) ?? false)
-            case .int:
+            switch node.tag.rawValue {
+            case Tag.Name.null.rawValue: self = .null
+            case Tag.Name.bool.rawValue: self = .bool(Bool.construct(from: scalar) ?? false)
+            case Tag.Name.int.rawValue:
                 if let i = Int64(scalar.string.replacingOccurrences(of: "_", with: "")) {
                     self = .int(i)
                 } else if let i = Int.construct(from: scalar) {
@@ -47,7 +47,7 @@ extension JSONValue {
                 } else {
                     self = .double(Double.construct(from: scalar) ?? 0)
                 }
-            case .float: self = .double(Double.construct(from: scalar) ?? 0)
+            case Tag.Name.float.rawValue: self = .double(Double.construct(from: scalar) ?? 0)
             default: self = .string(scalar.string)
             }
         case .sequence(let sequence):
