@@ -1,0 +1,64 @@
+import KubeCore
+
+/// What the operator and gateway report about an AgentConnection. Written only through the
+/// `/status` subresource; `kubectl get agc` shows Ready, endpoint, sessions, pending approvals
+/// and credential expiry from here.
+public struct AgentConnectionStatus: Codable, Sendable, Hashable {
+    /// The generation this status describes (kstatus: Reconciling while it lags `metadata.generation`).
+    public var observedGeneration: Int64?
+    /// URL agents put in their kubeconfig: `https://<gateway>/c/<namespace>/<name>`.
+    public var endpoint: String?
+    public var credential: CredentialStatus?
+    public var sessions: SessionStats?
+    /// Requests currently held for approval.
+    public var pendingApprovals: Int32?
+    /// Names of the MaskingRules the selector resolved to, sorted.
+    public var appliedMaskingRules: [String]?
+    /// `Ready`, `Reconciling`, `Stalled` (kstatus).
+    public var conditions: [Condition]?
+
+    public init(observedGeneration: Int64? = nil, endpoint: String? = nil, credential: CredentialStatus? = nil,
+                sessions: SessionStats? = nil, pendingApprovals: Int32? = nil, appliedMaskingRules: [String]? = nil,
+                conditions: [Condition]? = nil) {
+        self.observedGeneration = observedGeneration
+        self.endpoint = endpoint
+        self.credential = credential
+        self.sessions = sessions
+        self.pendingApprovals = pendingApprovals
+        self.appliedMaskingRules = appliedMaskingRules
+        self.conditions = conditions
+    }
+}
+
+/// The ServiceAccount token currently held for the connection (never the token itself).
+public struct CredentialStatus: Codable, Sendable, Hashable {
+    /// RFC 3339 times (`KubeTime.format`).
+    public var issuedAt: String?
+    public var expiresAt: String?
+    /// Tokens requested after the first one.
+    public var rotations: Int64?
+    /// Secret in the gateway namespace that holds the token.
+    public var secretName: String?
+
+    public init(issuedAt: String? = nil, expiresAt: String? = nil, rotations: Int64? = nil, secretName: String? = nil) {
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.rotations = rotations
+        self.secretName = secretName
+    }
+}
+
+public struct SessionStats: Codable, Sendable, Hashable {
+    public var active: Int32?
+    public var total: Int64?
+    /// RFC 3339 time of the last exchange on any session.
+    public var lastActivity: String?
+    public var lastSessionID: String?
+
+    public init(active: Int32? = nil, total: Int64? = nil, lastActivity: String? = nil, lastSessionID: String? = nil) {
+        self.active = active
+        self.total = total
+        self.lastActivity = lastActivity
+        self.lastSessionID = lastSessionID
+    }
+}

@@ -1,0 +1,120 @@
+import KubeCore
+
+/// MaskingRule (`mr`): extra secrets to hide from agents, on top of the built-in masking that
+/// always runs (Secret data, service-account tokens, the gateway's own credentials).
+///
+/// AgentConnections pick rules in their namespace with `spec.maskingRuleSelector`. Structural
+/// `fieldRules` apply first, then text patterns (`detectors`, `customPatterns`) on every string
+/// and on plain-text bodies; `envNamePatterns` mask container env `value`s by variable name.
+/// A regex that does not compile sets `Ready=False, reason=InvalidSpec` naming the field.
+public struct MaskingRule: AgentGateObject {
+    public static let kindInfo = AgentGateKinds.maskingRule
+
+    public var apiVersion: String
+    public var kind: String
+    public var metadata: ObjectMeta
+    public var spec: MaskingRuleSpec
+    public var status: MaskingRuleStatus?
+
+    public init(metadata: ObjectMeta, spec: MaskingRuleSpec, status: MaskingRuleStatus? = nil) {
+        self.apiVersion = AgentGateGroup.apiVersion
+        self.kind = Self.kindInfo.kind
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct MaskingRuleSpec: Codable, Sendable, Hashable {
+    public var fieldRules: [MaskingFieldRule]?
+    /// Built-in secret detectors to run on free text.
+    public var detectors: [SecretDetector]?
+    public var customPatterns: [CustomPattern]?
+    /// Regexes matched against container env variable names; matching `value`s are masked.
+    public var envNamePatterns: [String]?
+    /// How a masked value is rendered; defaults to a fixed mask.
+    public var replacement: MaskReplacement?
+
+    public init(fieldRules: [MaskingFieldRule]? = nil, detectors: [SecretDetector]? = nil,
+                customPatterns: [CustomPattern]? = nil, envNamePatterns: [String]? = nil,
+                replacement: MaskReplacement? = nil) {
+        self.fieldRules = fieldRules
+        self.detectors = detectors
+        self.customPatterns = customPatterns
+        self.envNamePatterns = envNamePatterns
+        self.replacement = replacement
+    }
+}
+
+/// Masks fields at `paths` in objects of the listed resources (absent lists match all).
+/// Path syntax: dot-separated field names, `*` for every key of a map, `[*]` for every list
+/// item, e.g. `data.*`, `spec.template.spec.containers[*].args`.
+public struct MaskingFieldRule: Codable, Sendable, Hashable {
+    public var name: String
+    public var apiGroups: [String]?
+    public var resources: [String]?
+    public var paths: [String]
+
+    public init(name: String, apiGroups: [String]? = nil, resources: [String]? = nil, paths: [String]) {
+        self.name = name
+        self.apiGroups = apiGroups
+        self.resources = resources
+        self.paths = paths
+    }
+}
+
+/// The secret formats the masking engine recognises without a regex from the user.
+public enum SecretDetector: String, Codable, Sendable, Hashable, CaseIterable {
+    case jwt
+    case pemPrivateKey
+    case awsAccessKey
+    case awsSecretKey
+    case gcpServiceAccountKey
+    case githubToken
+    case gitlabToken
+    case slackToken
+    case bearerToken
+    case passwordAssignment
+}
+
+/// A user regular expression whose matches are masked; `name` shows in recordings.
+public struct CustomPattern: Codable, Sendable, Hashable {
+    public var name: String
+    public var regex: String
+    public init(name: String, regex: String) {
+        self.name = name
+        self.regex = regex
+    }
+}
+
+public struct MaskReplacement: Codable, Sendable, Hashable {
+    /// `Mask` writes `mask`; `Hash` writes a keyed hash so equal secrets stay correlatable.
+    public var style: MaskStyle?
+    /// Text written in place of a secret with style `Mask`; default `********`.
+    public var mask: String?
+
+    public static let defaultMask = "********"
+
+    public init(style: MaskStyle? = nil, mask: String? = nil) {
+        self.style = style
+        self.mask = mask
+    }
+}
+
+public enum MaskStyle: String, Codable, Sendable, Hashable, CaseIterable {
+    case mask = "Mask"
+    case hash = "Hash"
+}
+
+public struct MaskingRuleStatus: Codable, Sendable, Hashable {
+    public var observedGeneration: Int64?
+    /// Text patterns compiled from detectors, custom patterns and env name patterns.
+    public var compiledPatterns: Int32?
+    public var conditions: [Condition]?
+
+    public init(observedGeneration: Int64? = nil, compiledPatterns: Int32? = nil, conditions: [Condition]? = nil) {
+        self.observedGeneration = observedGeneration
+        self.compiledPatterns = compiledPatterns
+        self.conditions = conditions
+    }
+}

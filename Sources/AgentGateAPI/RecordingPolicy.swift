@@ -1,0 +1,113 @@
+import KubeCore
+
+/// RecordingPolicy (`rp`): what the gateway records for the connections that reference it,
+/// how long sessions are kept, what happens when the session store is unavailable, and which
+/// request rates raise an alert (a Warning Event on the AgentConnection and a metric).
+public struct RecordingPolicy: AgentGateObject {
+    public static let kindInfo = AgentGateKinds.recordingPolicy
+
+    public var apiVersion: String
+    public var kind: String
+    public var metadata: ObjectMeta
+    public var spec: RecordingPolicySpec
+    public var status: RecordingPolicyStatus?
+
+    public init(metadata: ObjectMeta, spec: RecordingPolicySpec = RecordingPolicySpec(), status: RecordingPolicyStatus? = nil) {
+        self.apiVersion = AgentGateGroup.apiVersion
+        self.kind = Self.kindInfo.kind
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct RecordingPolicySpec: Codable, Sendable, Hashable {
+    public var capture: CaptureSettings?
+    /// How long recorded sessions are kept (Go duration, at least 1h; default `720h`).
+    public var retention: String?
+    /// `FailClosed` (default) refuses a request that cannot be recorded; `FailOpen` forwards it.
+    public var failureMode: FailureMode?
+    public var alerts: [AlertRule]?
+
+    public static let defaultRetention = "720h"
+
+    public init(capture: CaptureSettings? = nil, retention: String? = nil, failureMode: FailureMode? = nil,
+                alerts: [AlertRule]? = nil) {
+        self.capture = capture
+        self.retention = retention
+        self.failureMode = failureMode
+        self.alerts = alerts
+    }
+}
+
+/// What each exchange records; defaults capture everything up to 64 KiB per body.
+public struct CaptureSettings: Codable, Sendable, Hashable {
+    public var requestBodies: Bool?
+    public var responseBodies: Bool?
+    /// Bodies longer than this are truncated (and flagged) in the recording.
+    public var maxBodyBytes: Int64?
+    public var watchEvents: Bool?
+    public var execStreams: Bool?
+
+    public static let defaultMaxBodyBytes: Int64 = 65_536
+
+    public init(requestBodies: Bool? = nil, responseBodies: Bool? = nil, maxBodyBytes: Int64? = nil,
+                watchEvents: Bool? = nil, execStreams: Bool? = nil) {
+        self.requestBodies = requestBodies
+        self.responseBodies = responseBodies
+        self.maxBodyBytes = maxBodyBytes
+        self.watchEvents = watchEvents
+        self.execStreams = execStreams
+    }
+}
+
+public enum FailureMode: String, Codable, Sendable, Hashable, CaseIterable {
+    case failClosed = "FailClosed"
+    case failOpen = "FailOpen"
+}
+
+/// Fires when more than `threshold` matching requests of one session arrive within `window`.
+/// Matchers work as in approval rules (absent list or `*` matches anything).
+public struct AlertRule: Codable, Sendable, Hashable {
+    public var name: String
+    public var verbs: [RequestVerb]?
+    public var apiGroups: [String]?
+    public var resources: [String]?
+    public var subresources: [String]?
+    public var namespaces: [String]?
+    public var threshold: Int32
+    /// Go duration, 1s...24h, default `1m`.
+    public var window: String?
+
+    public static let defaultWindow = "1m"
+
+    public init(name: String, verbs: [RequestVerb]? = nil, apiGroups: [String]? = nil, resources: [String]? = nil,
+                subresources: [String]? = nil, namespaces: [String]? = nil, threshold: Int32, window: String? = nil) {
+        self.name = name
+        self.verbs = verbs
+        self.apiGroups = apiGroups
+        self.resources = resources
+        self.subresources = subresources
+        self.namespaces = namespaces
+        self.threshold = threshold
+        self.window = window
+    }
+}
+
+public struct RecordingPolicyStatus: Codable, Sendable, Hashable {
+    public var observedGeneration: Int64?
+    public var sessionsRecorded: Int64?
+    public var bytesRecorded: Int64?
+    /// RFC 3339 time retention last deleted expired sessions.
+    public var lastPrune: String?
+    public var conditions: [Condition]?
+
+    public init(observedGeneration: Int64? = nil, sessionsRecorded: Int64? = nil, bytesRecorded: Int64? = nil,
+                lastPrune: String? = nil, conditions: [Condition]? = nil) {
+        self.observedGeneration = observedGeneration
+        self.sessionsRecorded = sessionsRecorded
+        self.bytesRecorded = bytesRecorded
+        self.lastPrune = lastPrune
+        self.conditions = conditions
+    }
+}
