@@ -23,7 +23,7 @@ extension JSONValue {
     }
 }
 
-enum JSONWriter {
+public enum JSONWriter {
     static func write(_ value: JSONValue, into out: inout [UInt8], indent: Int?, level: Int) {
         switch value {
         case .null: out.append(contentsOf: [0x6e, 0x75, 0x6c, 0x6c])
@@ -75,7 +75,7 @@ enum JSONWriter {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in s.utf8 {
             switch byte {

@@ -1,0 +1,133 @@
+import Foundation
+import KubeCore
+
+/// What the server does around writes, standing in for kube-apiserver's controllers:
+/// CRDs become served resources (and lose their objects when deleted), owner references
+/// are garbage-collected, and a deleted namespace is emptied before it goes.
+extension ResourceHandlers {
+    static let crdKey = ResourceKey(group: "apiextensions.k8s.io", resource: "customresourcedefinitions")
+
+    func hooksBeforeWrite(_ definition: ResourceDefinition, object: JSONValue) throws {
+        if definition.key == Self.crdKey {
+            // Reject a CRD we could not serve before it is stored.
+            do {
+                _ = try CRDDefinitions.definitions(from: object, ruleEvaluator: nil)
+            } catch let errors as ValidationErrors {
+                let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+                throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: errors.errors))
+            }
+        }
+    }
+
+    func hooksAfterWrite(_ definition: ResourceDefinition, object: JSONValue) throws {
+        guard definition.key == Self.crdKey else { return }
+        let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+        if object[path: ["metadata", "deletionTimestamp"]] != nil { return }
+        try server.registry.install(crd: object)
+        try markEstablished(name: name)
+    }
+
+    /// Sets the CRD's Established and NamesAccepted conditions, as apiextensions does.
+    func markEstablished(name: String) throws {
+        try store.mutate(Self.crdKey, namespace: "", name: name) { current in
+            guard let current else { return .unchanged }
+            var object = current.value()
+            var conditions = (try? (object[path: ["status", "conditions"]] ?? .array([])).decode([Condition].self)) ?? []
+            conditions.set(Condition(type: "NamesAccepted", status: "True", reason: "NoConflicts", message: "no conflicts found"))
+            conditions.set(Condition(type: "Established", status: "True", reason: "InitialNamesAccepted",
+                                     message: "the initial names have been accepted"))
+            object.set(try JSONValue(encoding: conditions), at: ["status", "conditions"])
+            object.set(object[path: ["spec", "names"]], at: ["status", "acceptedNames"])
+            let storedVersions = (object[path: ["spec", "versions"]]?.arrayValue ?? [])
+                .filter { $0["storage"]?.boolValue == true }.compactMap { $0["name"] }
+            object.set(.array(storedVersions), at: ["status", "storedVersions"])
+            return .put(object)
+        }
+    }
+
+    func hooksAfterDelete(_ definition: ResourceDefinition, object: JSONValue) throws {
+        if definition.key == Self.crdKey {
+            let group = object[path: ["spec", "group"]]?.stringValue ?? ""
+            let plural = object[path: ["spec", "names", "plural"]]?.stringValue ?? ""
+            server.registry.uninstall(crdName: object[path: ["metadata", "name"]]?.stringValue ?? "")
+            let key = ResourceKey(group: group, resource: plural)
+            for stored in store.list(key, namespace: nil).objects {
+                try? store.mutate(key, namespace: stored.namespace, name: stored.name) { _ in .delete }
+            }
+        }
+        if let uid = object[path: ["metadata", "uid"]]?.stringValue {
+            collectDependents(ofUID: uid)
+        }
+    }
+
+    /// Background propagation: objects whose ownerReferences name a deleted uid are deleted
+    /// (or, with other owners left, lose that reference).
+    func collectDependents(ofUID uid: String) {
+        for resource in store.populatedResources() {
+            for stored in store.list(resource, namespace: nil).objects {
+                let value = stored.value()
+                guard let owners = value[path: ["metadata", "ownerReferences"]]?.arrayValue,
+                      owners.contains(where: { $0["uid"]?.stringValue == uid }) else { continue }
+                let remaining = owners.filter { $0["uid"]?.stringValue != uid }
+                let result = try? store.mutate(resource, namespace: stored.namespace, name: stored.name) { current in
+                    guard let current else { return .unchanged }
+                    var object = current.value()
+                    if !remaining.isEmpty {
+                        object.set(.array(remaining), at: ["metadata", "ownerReferences"])
+                        return .put(object)
+                    }
+                    if !(object[path: ["metadata", "finalizers"]]?.arrayValue?.isEmpty ?? true) {
+                        if object[path: ["metadata", "deletionTimestamp"]] != nil { return .unchanged }
+                        object.set(.string(KubeTime.format(Date())), at: ["metadata", "deletionTimestamp"])
+                        object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
+                        return .put(object)
+                    }
+                    return .delete
+                }
+                if let event = result?.event, event.kind == .deleted,
+                   let childUID = event.object.value()[path: ["metadata", "uid"]]?.stringValue {
+                    collectDependents(ofUID: childUID)
+                }
+            }
+        }
+    }
+
+    /// The namespace controller: delete everything in the namespace, wait for finalizers to
+    /// clear, then remove the namespace.
+    func finishNamespaceDeletion(name: String, object: JSONValue) async {
+        for _ in 0..<600 {
+            var remaining = 0
+            for definition in server.registry.all() where definition.namespaced {
+                for stored in store.list(definition.key, namespace: name).objects {
+                    remaining += 1
+                    let value = stored.value()
+                    if value[path: ["metadata", "deletionTimestamp"]] != nil { continue }
+                    let result = try? store.mutate(definition.key, namespace: name, name: stored.name) { current in
+                        guard let current else { return .unchanged }
+                        var object = current.value()
+                        if object[path: ["metadata", "finalizers"]]?.arrayValue?.isEmpty ?? true { return .delete }
+                        object.set(.string(KubeTime.format(Date())), at: ["metadata", "deletionTimestamp"])
+                        object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
+                        return .put(object)
+                    }
+                    if let event = result?.event, event.kind == .deleted {
+                        try? hooksAfterDelete(definition, object: event.object.value())
+                    }
+                }
+            }
+            if remaining == 0 { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let nsKey = ResourceKey(group: "", resource: "namespaces")
+        _ = try? store.mutate(nsKey, namespace: "", name: name) { current in
+            guard let current else { return .unchanged }
+            var object = current.value()
+            let finalizers = (object[path: ["metadata", "finalizers"]]?.arrayValue ?? [])
+                .filter { $0.stringValue != "agentgate.io/namespace-content" }
+            if finalizers.isEmpty { return .delete }
+            object.set(.array(finalizers), at: ["metadata", "finalizers"])
+            return .put(object)
+        }
+        if let uid = object[path: ["metadata", "uid"]]?.stringValue { collectDependents(ofUID: uid) }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import KubeCore
+
+/// The object semantics of API-SEMANTICS.md items 1–6, applied to the JSON of one object:
+/// what create sets, what update may change, when `generation` moves, and what the schema
+/// of a custom resource admits. Pure functions over `JSONValue`; the handlers run them inside
+/// the store's atomic mutation.
+struct ObjectRules {
+    let definition: ResourceDefinition
+    let now: Date
+
+    var nowText: String { KubeTime.format(now) }
+
+    // MARK: Create
+
+    /// Prepares a new object: identity, names, metadata the server owns, schema admission.
+    func prepareCreate(_ body: JSONValue, namespace: String, generatedSuffix: String) throws -> JSONValue {
+        var object = try checkTypeMeta(body)
+        var metadata = object["metadata"]?.objectValue ?? [:]
+        if let rv = metadata["resourceVersion"]?.stringValue, !rv.isEmpty {
+            throw APIError(.badRequest("resourceVersion should not be set on objects to be created"))
+        }
+        if metadata["name"]?.stringValue?.isEmpty ?? true, let prefix = metadata["generateName"]?.stringValue, !prefix.isEmpty {
+            metadata["name"] = .string(prefix + generatedSuffix)
+        }
+        let name = metadata["name"]?.stringValue ?? ""
+        if definition.namespaced {
+            let bodyNamespace = metadata["namespace"]?.stringValue ?? ""
+            if !bodyNamespace.isEmpty && bodyNamespace != namespace {
+                throw APIError(.badRequest("the namespace of the provided object does not match the namespace sent on the request"))
+            }
+            metadata["namespace"] = .string(namespace)
+        } else {
+            metadata["namespace"] = nil
+        }
+        metadata["uid"] = .string(UUID().uuidString.lowercased())
+        metadata["creationTimestamp"] = .string(nowText)
+        metadata["generation"] = .int(1)
+        metadata["deletionTimestamp"] = nil
+        metadata["deletionGracePeriodSeconds"] = nil
+        object["metadata"] = .object(metadata)
+        if definition.hasStatus && definition.isCustomResource {
+            object["status"] = nil
+        }
+        try validateMetadata(object, isCreate: true)
+        return try admit(object, old: nil, name: name)
+    }
+
+    // MARK: Update
+
+    /// Merges an update onto the stored object: resourceVersion precondition, immutable
+    /// metadata, status ignored on the main resource, generation on spec changes.
+    func prepareUpdate(_ body: JSONValue, old: JSONValue, oldRV: Int64) throws -> JSONValue {
+        var object = try checkTypeMeta(body)
+        let name = old[path: ["metadata", "name"]]?.stringValue ?? ""
+        let sentRV = object[path: ["metadata", "resourceVersion"]]?.stringValue ?? ""
+        if sentRV.isEmpty {
+            if definition.isCustomResource {
+                throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: [
+                    FieldError(.invalid, field: "metadata.resourceVersion", value: "0x0", detail: "must be specified for an update"),
+                ]))
+            }
+        } else if sentRV != String(oldRV) {
+            throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
+                                     message: "the object has been modified; please apply your changes to the latest version and try again"))
+        }
+        if let bodyName = object[path: ["metadata", "name"]]?.stringValue, bodyName != name {
+            throw APIError(.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(name))"))
+        }
+        object = try carryImmutableMetadata(from: old, to: object, name: name)
+        if definition.hasStatus && (definition.isCustomResource || definition.resource != "namespaces") {
+            object["status"] = old["status"]
+        }
+        object = bumpGenerationIfNeeded(old: old, new: object)
+        try validateMetadata(object, isCreate: false)
+        return try admit(object, old: old, name: name)
+    }
+
+    /// `/status` writes: only `status` comes from the request.
+    func prepareStatusUpdate(_ body: JSONValue, old: JSONValue, oldRV: Int64) throws -> JSONValue {
+        let name = old[path: ["metadata", "name"]]?.stringValue ?? ""
+        if let sentRV = body[path: ["metadata", "resourceVersion"]]?.stringValue, !sentRV.isEmpty, sentRV != String(oldRV) {
+            throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
+                                     message: "the object has been modified; please apply your changes to the latest version and try again"))
+        }
+        var object = old
+        object["status"] = body["status"]
+        return try admit(object, old: old, name: name)
+    }
+
+    func carryImmutableMetadata(from old: JSONValue, to new: JSONValue, name: String) throws -> JSONValue {
+        var object = new
+        var metadata = object["metadata"]?.objectValue ?? [:]
+        let oldMetadata = old["metadata"]?.objectValue ?? [:]
+        var errors: [FieldError] = []
+        for field in ["uid", "creationTimestamp", "namespace"] {
+            if let sent = metadata[field]?.stringValue, !sent.isEmpty, sent != oldMetadata[field]?.stringValue {
+                errors.append(FieldError(.invalid, field: "metadata.\(field)", value: "\"\(sent)\"", detail: "field is immutable"))
+            }
+            metadata[field] = oldMetadata[field]
+        }
+        metadata["name"] = oldMetadata["name"]
+        metadata["deletionTimestamp"] = oldMetadata["deletionTimestamp"]
+        metadata["deletionGracePeriodSeconds"] = oldMetadata["deletionGracePeriodSeconds"]
+        metadata["generation"] = oldMetadata["generation"]
+        metadata["resourceVersion"] = oldMetadata["resourceVersion"]
+        if oldMetadata["deletionTimestamp"] != nil {
+            let oldFinalizers = Set(oldMetadata["finalizers"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            let newFinalizers = metadata["finalizers"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            if newFinalizers.contains(where: { !oldFinalizers.contains($0) }) {
+                errors.append(FieldError(.forbidden, field: "metadata.finalizers",
+                                         detail: "no new finalizers can be added if the object is being deleted, found new finalizers []string{\(newFinalizers.filter { !oldFinalizers.contains($0) }.map { "\"\($0)\"" }.joined(separator: ", "))}"))
+            }
+        }
+        if !errors.isEmpty {
+            throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: errors))
+        }
+        object["metadata"] = .object(metadata)
+        return object
+    }
+
+    /// `generation` goes up by one when anything outside `metadata` and `status` changes.
+    func bumpGenerationIfNeeded(old: JSONValue, new: JSONValue) -> JSONValue {
+        var a = old.objectValue ?? [:]
+        var b = new.objectValue ?? [:]
+        for key in ["metadata", "status"] {
+            a[key] = nil
+            b[key] = nil
+        }
+        var object = new
+        let generation = old[path: ["metadata", "generation"]]?.intValue ?? 1
+        object.set(.int(a == b ? generation : generation + 1), at: ["metadata", "generation"])
+        return object
+    }
+
+    // MARK: Checks
+
+    func checkTypeMeta(_ body: JSONValue) throws -> JSONValue {
+        guard case .object = body else {
+            throw APIError(.badRequest("the object provided is unrecognized: expected a JSON object"))
+        }
+        let kind = body["kind"]?.stringValue ?? ""
+        let apiVersion = body["apiVersion"]?.stringValue ?? ""
+        if !kind.isEmpty && kind != definition.kind {
+            throw APIError(.badRequest("the API version in the data (\(apiVersion)) does not match the expected API version (\(definition.groupVersion))"
+                + (kind == definition.kind ? "" : "; kind \(kind) does not match \(definition.kind)")))
+        }
+        if !apiVersion.isEmpty && apiVersion != definition.groupVersion {
+            throw APIError(.badRequest("the API version in the data (\(apiVersion)) does not match the expected API version (\(definition.groupVersion))"))
+        }
+        var object = body
+        object["kind"] = .string(definition.kind)
+        object["apiVersion"] = .string(definition.groupVersion)
+        if object["metadata"]?.objectValue == nil { object["metadata"] = .object([:]) }
+        return object
+    }
+
+    func validateMetadata(_ object: JSONValue, isCreate: Bool) throws {
+        let metadata = object["metadata"] ?? [:]
+        let name = metadata["name"]?.stringValue ?? ""
+        var errors: [FieldError] = []
+        if name.isEmpty {
+            errors.append(FieldError(.required, field: "metadata.name", detail: "name or generateName is required"))
+        } else {
+            let problems = definition.resource == "namespaces"
+                ? NameValidation.isDNS1123Label(name) : NameValidation.isDNS1123Subdomain(name)
+            for problem in problems {
+                errors.append(FieldError(.invalid, field: "metadata.name", value: "\"\(name)\"", detail: problem))
+            }
+        }
+        for (key, value) in metadata["labels"]?.objectValue ?? [:] {
+            for problem in NameValidation.isQualifiedName(key) {
+                errors.append(FieldError(.invalid, field: "metadata.labels", value: "\"\(key)\"", detail: problem))
+            }
+            guard let text = value.stringValue else {
+                errors.append(FieldError(.invalid, field: "metadata.labels", value: quoteValue(value), detail: "label values must be strings"))
+                continue
+            }
+            for problem in NameValidation.isValidLabelValue(text) {
+                errors.append(FieldError(.invalid, field: "metadata.labels", value: "\"\(text)\"", detail: problem))
+            }
+        }
+        for (key, value) in metadata["annotations"]?.objectValue ?? [:] where value.stringValue == nil {
+            errors.append(FieldError(.invalid, field: "metadata.annotations", value: "\"\(key)\"", detail: "annotation values must be strings"))
+        }
+        if !errors.isEmpty {
+            throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: errors))
+        }
+    }
+
+    private func quoteValue(_ value: JSONValue) -> String { value.serializedString() }
+
+    /// Schema admission for custom resources: prune, default, validate (incl. CEL rules).
+    func admit(_ object: JSONValue, old: JSONValue?, name: String) throws -> JSONValue {
+        guard let validator = definition.validator else { return object }
+        switch validator.admit(object, oldObject: old) {
+        case .success(let admitted): return admitted
+        case .failure(let errors):
+            throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: errors.errors))
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import KubeCore
+
+/// create, update, patch, delete and deletecollection on the main resource.
+extension ResourceHandlers {
+    func rules(_ request: APIRequest) -> ObjectRules {
+        ObjectRules(definition: request.definition, now: Date())
+    }
+
+    func create(_ request: APIRequest) throws -> HTTPResponse {
+        let body = try request.decodedBody()
+        let definition = request.definition
+        let namespace = request.info.namespace
+        if definition.namespaced {
+            try requireNamespace(namespace)
+        }
+        let suffix = String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(5))
+        var object = try rules(request).prepareCreate(body, namespace: namespace, generatedSuffix: suffix)
+        let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+        if let manager = request.fieldManager {
+            object = ServerSideApply.recordUpdate(old: nil, new: object, manager: manager, operation: "Update", now: Date())
+        }
+        try hooksBeforeWrite(definition, object: object)
+        if request.isDryRun { return .object(201, object) }
+        var conflict = false
+        let (stored, _) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
+            if current != nil {
+                conflict = true
+                return .unchanged
+            }
+            return .put(object)
+        }
+        if conflict {
+            throw APIError(.alreadyExists(group: definition.group, resource: definition.resource, name: name))
+        }
+        try hooksAfterWrite(definition, object: stored?.value() ?? object)
+        return .json(201, stored?.bytes ?? [])
+    }
+
+    func requireNamespace(_ namespace: String) throws {
+        let key = ResourceKey(group: "", resource: "namespaces")
+        guard let ns = store.get(key, namespace: "", name: namespace) else {
+            throw APIError(.notFound(group: "", resource: "namespaces", name: namespace))
+        }
+        if ns.value()[path: ["metadata", "deletionTimestamp"]] != nil {
+            throw APIError(Status(message: "namespace \(namespace) is being terminated and no new content can be created",
+                                  reason: "Forbidden", details: StatusDetails(name: namespace, kind: "namespaces"), code: 403))
+        }
+    }
+
+    func update(_ request: APIRequest) throws -> HTTPResponse {
+        let body = try request.decodedBody()
+        return try write(request, name: request.info.name, allowCreate: !request.definition.isCustomResource || true) { rules, old, oldRV in
+            guard let old else {
+                // PUT on a missing object creates it (built-ins and CRs allow create-on-update).
+                let suffix = ""
+                return try rules.prepareCreate(body, namespace: request.info.namespace, generatedSuffix: suffix)
+            }
+            return try rules.prepareUpdate(body, old: old, oldRV: oldRV)
+        }
+    }
+
+    /// Runs a read-modify-write on one object inside the store's lock, then the hooks.
+    /// A deleting object whose last finalizer was removed is deleted.
+    func write(_ request: APIRequest, name: String, allowCreate: Bool = false, status: Int = 200,
+               _ transform: (ObjectRules, JSONValue?, Int64) throws -> JSONValue) throws -> HTTPResponse {
+        let definition = request.definition
+        let namespace = request.info.namespace
+        let rules = self.rules(request)
+        var created = false
+        var computed: JSONValue?
+        let (stored, event) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
+            if current == nil && !allowCreate {
+                throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
+            }
+            if current == nil, definition.namespaced { try requireNamespace(namespace) }
+            var object = try transform(rules, current?.value(), current?.resourceVersion ?? 0)
+            if let manager = request.fieldManager {
+                object = ServerSideApply.recordUpdate(old: current?.value(), new: object, manager: manager, operation: "Update", now: Date())
+            }
+            try hooksBeforeWrite(definition, object: object)
+            computed = object
+            created = current == nil
+            if request.isDryRun { return .unchanged }
+            if object[path: ["metadata", "deletionTimestamp"]] != nil,
+               object[path: ["metadata", "finalizers"]]?.arrayValue?.isEmpty ?? true {
+                return .delete
+            }
+            return .put(object)
+        }
+        if request.isDryRun, let computed { return .object(200, computed) }
+        if let event {
+            if event.kind == .deleted {
+                try hooksAfterDelete(definition, object: event.object.value())
+            } else {
+                try hooksAfterWrite(definition, object: event.object.value())
+            }
+        }
+        return .json(created ? 201 : status, stored?.bytes ?? [])
+    }
+
+    func patch(_ request: APIRequest) throws -> HTTPResponse {
+        let contentType = request.http.header("Content-Type") ?? ""
+        guard let type = PatchType(contentType: contentType) else {
+            throw APIError(Status(message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                                  reason: "UnsupportedMediaType", code: 415))
+        }
+        if type == .strategicMerge && request.definition.isCustomResource {
+            throw APIError(Status(message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                                  reason: "UnsupportedMediaType", code: 415))
+        }
+        let patchBody: JSONValue
+        do {
+            patchBody = type == .apply
+                ? try JSONValue(yaml: String(decoding: request.http.body, as: UTF8.self))
+                : try JSONValue(parsing: request.http.body)
+        } catch {
+            throw APIError(.badRequest("error decoding patch: \(error)"))
+        }
+        let isApply = type == .apply
+        if isApply && (request.fieldManager ?? "").isEmpty {
+            throw APIError(Status(message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                                  reason: "Invalid", code: 422))
+        }
+        let force = request.queryFlag("force")
+        let subresource = request.info.subresource
+        let definition = request.definition
+        return try write(request, name: request.info.name, allowCreate: isApply) { rules, old, oldRV in
+            do {
+                let patched: JSONValue
+                switch type {
+                case .merge: patched = JSONMergePatch.apply(patchBody, to: old ?? [:])
+                case .json: patched = try JSONPatch.apply(patchBody, to: old ?? [:])
+                case .strategicMerge: patched = try StrategicMergePatch.apply(patchBody, to: old ?? [:], kind: definition.kind)
+                case .apply:
+                    patched = try ServerSideApply.apply(config: patchBody, to: old, manager: request.fieldManager ?? "",
+                                                        force: force, now: Date(),
+                                                        listMapKeys: { path in Self.listMapKeys(definition, path: path) })
+                }
+                guard let old else {
+                    return try rules.prepareCreate(patched, namespace: request.info.namespace, generatedSuffix: "")
+                }
+                var withRV = patched
+                // A patch applies to the current object: its resourceVersion is checked only if the patch sets one.
+                if patchBody[path: ["metadata", "resourceVersion"]] == nil {
+                    withRV.set(.string(String(oldRV)), at: ["metadata", "resourceVersion"])
+                }
+                if subresource == "status" {
+                    return try rules.prepareStatusUpdate(withRV, old: old, oldRV: oldRV)
+                }
+                return try rules.prepareUpdate(withRV, old: old, oldRV: oldRV)
+            } catch let error as PatchError {
+                throw APIError(error.status)
+            }
+        }
+    }
+
+    /// `x-kubernetes-list-map-keys` at a path of the CRD schema (nil: atomic list).
+    static func listMapKeys(_ definition: ResourceDefinition, path: [String]) -> [String]? {
+        guard var schema = definition.validator?.schema else {
+            return path.last == "containers" || path.last == "env" ? ["name"] : nil
+        }
+        for component in path {
+            if component.hasPrefix("[") || component.hasPrefix("k:") || component.hasPrefix("v:") {
+                guard let items = schema.items else { return nil }
+                schema = items
+                continue
+            }
+            if let next = schema.properties?[component] {
+                schema = next
+            } else if let items = schema.items, let next = items.properties?[component] {
+                schema = next
+            } else {
+                return nil
+            }
+        }
+        if let items = schema.items, schema.listType == "map" { _ = items; return schema.listMapKeys }
+        return schema.listType == "map" ? schema.listMapKeys : nil
+    }
+
+    func delete(_ request: APIRequest) throws -> HTTPResponse {
+        let options = request.http.body.isEmpty ? JSONValue.object([:]) : ((try? JSONValue(parsing: request.http.body)) ?? [:])
+        let definition = request.definition
+        let name = request.info.name
+        let namespace = request.info.namespace
+        if request.isDryRun {
+            return .json(200, try existing(request, name: name).bytes)
+        }
+        let (stored, event) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
+            guard let current else {
+                throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
+            }
+            var object = current.value()
+            if let uid = options[path: ["preconditions", "uid"]]?.stringValue,
+               uid != object[path: ["metadata", "uid"]]?.stringValue {
+                throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
+                                         message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(object[path: ["metadata", "uid"]]?.stringValue ?? "")"))
+            }
+            if let rv = options[path: ["preconditions", "resourceVersion"]]?.stringValue, rv != String(current.resourceVersion) {
+                throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
+                                         message: "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: \(current.resourceVersion)"))
+            }
+            var finalizers = object[path: ["metadata", "finalizers"]]?.arrayValue ?? []
+            if definition.resource == "namespaces" {
+                // Namespaces are emptied first: the namespace controller removes this finalizer.
+                finalizers.append("agentgate.io/namespace-content")
+                object.set(.array(finalizers), at: ["metadata", "finalizers"])
+                object.set(.string("Terminating"), at: ["status", "phase"])
+            }
+            if finalizers.isEmpty { return .delete }
+            if object[path: ["metadata", "deletionTimestamp"]] != nil { return .unchanged }
+            object.set(.string(KubeTime.format(Date())), at: ["metadata", "deletionTimestamp"])
+            object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
+            return .put(object)
+        }
+        if definition.resource == "namespaces", let stored {
+            let value = stored.value()
+            Task { await self.finishNamespaceDeletion(name: name, object: value) }
+            return .json(200, stored.bytes)
+        }
+        if let event, event.kind == .deleted {
+            try hooksAfterDelete(definition, object: event.object.value())
+        }
+        return .json(200, stored?.bytes ?? [])
+    }
+
+    func deleteCollection(_ request: APIRequest) throws -> HTTPResponse {
+        let (labels, fields) = try selectors(request)
+        let namespace = request.info.namespace.isEmpty ? nil : request.info.namespace
+        let (objects, rv) = store.list(request.definition.key, namespace: namespace)
+        var deleted: [JSONValue] = []
+        for object in objects where matches(object, labels, fields) {
+            let single = APIRequest(http: HTTPRequest(method: "DELETE", uri: request.http.uri, headers: request.http.headers,
+                                                      body: [], bodyTooLarge: false, remoteAddress: nil),
+                                    info: withName(request.info, object.name, namespace: object.namespace),
+                                    query: request.query, definition: request.definition, user: request.user)
+            if let response = try? delete(single), case .bytes(let bytes) = response.body, let value = try? JSONValue(parsing: bytes) {
+                deleted.append(value)
+            }
+        }
+        return .object(200, ["apiVersion": .string(request.definition.groupVersion), "kind": .string(request.definition.listKind),
+                             "metadata": ["resourceVersion": .string(String(rv))], "items": .array(deleted)])
+    }
+
+    func withName(_ info: RequestInfo, _ name: String, namespace: String) -> RequestInfo {
+        var copy = info
+        copy.name = name
+        copy.namespace = namespace
+        copy.verb = "delete"
+        return copy
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import KubeCore
+
+/// The built-in resources the local cluster serves (API-SEMANTICS.md, "Resources it serves").
+/// Built-ins have no schema: their bodies are stored as sent, after metadata checks.
+enum BuiltinResources {
+    static var all: [ResourceDefinition] {
+        [
+            ResourceDefinition(group: "", version: "v1", resource: "namespaces", singular: "namespace", kind: "Namespace",
+                               namespaced: false, shortNames: ["ns"],
+                               verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+                               subresources: ["status"]),
+            ResourceDefinition(group: "", version: "v1", resource: "serviceaccounts", singular: "serviceaccount",
+                               kind: "ServiceAccount", namespaced: true, shortNames: ["sa"], subresources: ["token"]),
+            ResourceDefinition(group: "", version: "v1", resource: "secrets", singular: "secret", kind: "Secret",
+                               namespaced: true),
+            ResourceDefinition(group: "", version: "v1", resource: "configmaps", singular: "configmap", kind: "ConfigMap",
+                               namespaced: true, shortNames: ["cm"]),
+            ResourceDefinition(group: "", version: "v1", resource: "services", singular: "service", kind: "Service",
+                               namespaced: true, shortNames: ["svc"], categories: ["all"], subresources: ["status"]),
+            ResourceDefinition(group: "", version: "v1", resource: "pods", singular: "pod", kind: "Pod",
+                               namespaced: true, shortNames: ["po"], categories: ["all"],
+                               subresources: ["status", "log", "exec", "attach", "portforward"]),
+            ResourceDefinition(group: "", version: "v1", resource: "events", singular: "event", kind: "Event",
+                               namespaced: true, shortNames: ["ev"]),
+            ResourceDefinition(group: "events.k8s.io", version: "v1", resource: "events", singular: "event", kind: "Event",
+                               namespaced: true, shortNames: ["ev"]),
+            ResourceDefinition(group: "coordination.k8s.io", version: "v1", resource: "leases", singular: "lease",
+                               kind: "Lease", namespaced: true),
+            scalable(ResourceDefinition(group: "apps", version: "v1", resource: "deployments", singular: "deployment",
+                                        kind: "Deployment", namespaced: true, shortNames: ["deploy"],
+                                        categories: ["all"], subresources: ["status", "scale"])),
+            scalable(ResourceDefinition(group: "apps", version: "v1", resource: "statefulsets", singular: "statefulset",
+                                        kind: "StatefulSet", namespaced: true, shortNames: ["sts"],
+                                        categories: ["all"], subresources: ["status", "scale"])),
+            ResourceDefinition(group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions",
+                               singular: "customresourcedefinition", kind: "CustomResourceDefinition",
+                               namespaced: false, shortNames: ["crd", "crds"], categories: ["api-extensions"],
+                               subresources: ["status"]),
+            ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", singular: "role",
+                               kind: "Role", namespaced: true),
+            ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings",
+                               singular: "rolebinding", kind: "RoleBinding", namespaced: true),
+            ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles",
+                               singular: "clusterrole", kind: "ClusterRole", namespaced: false),
+            ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterrolebindings",
+                               singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false),
+        ]
+    }
+
+    private static func scalable(_ definition: ResourceDefinition) -> ResourceDefinition {
+        var scaled = definition
+        scaled.scaleSpecReplicasPath = ["spec", "replicas"]
+        scaled.scaleStatusReplicasPath = ["status", "replicas"]
+        return scaled
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A request as the API handlers see it: fully read (bodies are capped), headers case-insensitive.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The raw request target: path and query, still percent-encoded.
+    public var uri: String
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// The body exceeded the server's limit and was dropped.
+    public var bodyTooLarge: Bool
+    public var remoteAddress: String?
+
+    public func header(_ name: String) -> String? { headers.first(name: name) }
+}
+
+/// A response: a complete body, or a stream written (and flushed) chunk by chunk.
+public struct HTTPResponse: Sendable {
+    public enum Body: Sendable {
+        case bytes([UInt8])
+        case stream(AsyncStream<[UInt8]>)
+    }
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: Body
+
+    public init(status: Int, headers: [(String, String)] = [], body: Body = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ status: Int, _ bytes: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: .bytes(bytes))
+    }
+}
+
+/// A small HTTP/1.1 server on SwiftNIO (optionally TLS) that hands each request to an async
+/// handler and streams its response, flushing every chunk. Requests on one connection are
+/// answered in order (pipelining assistance); a closed connection cancels its handler task,
+/// which ends any stream it was writing.
+public final class HTTPServer: @unchecked Sendable {
+    public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+    private let group: EventLoopGroup
+    private let ownsGroup: Bool
+    private var channel: Channel?
+    private let maxBodyBytes: Int
+
+    public init(group: EventLoopGroup? = nil, maxBodyBytes: Int = 3 * 1024 * 1024) {
+        if let group {
+            self.group = group
+            self.ownsGroup = false
+        } else {
+            self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            self.ownsGroup = true
+        }
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Binds and starts serving. Returns the bound port (useful with port 0).
+    public func start(host: String, port: Int, tls: NIOSSLContext?, handler: @escaping Handler) async throws -> Int {
+        let maxBody = maxBodyBytes
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                do {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true,
+                                                                                    withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(RequestHandler(handler: handler, maxBodyBytes: maxBody))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        self.channel = channel
+        return channel.localAddress?.port ?? port
+    }
+
+    public func shutdown() async {
+        try? await channel?.close()
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+}
+
+/// Collects one request, runs the handler in a task, writes the response.
+final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let handler: HTTPServer.Handler
+    private let maxBodyBytes: Int
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    private var task: Task<Void, Never>?
+
+    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int) {
+        self.handler = handler
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+            tooLarge = false
+        case .body(var buffer):
+            if tooLarge { return }
+            if body.count + buffer.readableBytes > maxBodyBytes {
+                tooLarge = true
+                body = []
+            } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
+                body.append(contentsOf: bytes)
+            }
+        case .end:
+            guard let head else { return }
+            let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body,
+                                      bodyTooLarge: tooLarge, remoteAddress: context.remoteAddress?.description)
+            let keepAlive = head.isKeepAlive
+            let version = head.version
+            self.head = nil
+            body = []
+            let channel = context.channel
+            let handler = self.handler
+            task = Task {
+                let response = await handler(request)
+                await Self.write(response, to: channel, version: version, keepAlive: keepAlive)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        task?.cancel()
+        context.fireChannelInactive()
+    }
+
+    static func write(_ response: HTTPResponse, to channel: Channel, version: HTTPVersion, keepAlive: Bool) async {
+        var headers = HTTPHeaders(response.headers)
+        let status = HTTPResponseStatus(statusCode: response.status)
+        switch response.body {
+        case .bytes(let bytes):
+            headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
+            if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)),
+                          promise: nil)
+            if !bytes.isEmpty {
+                channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
+            }
+            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+            if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+        case .stream(let chunks):
+            headers.remove(name: "Content-Length")
+            headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+            do {
+                try await channel.writeAndFlush(HTTPServerResponsePart.head(
+                    HTTPResponseHead(version: version, status: status, headers: headers))).get()
+                for await chunk in chunks {
+                    try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: chunk)))).get()
+                }
+                try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
+                if !keepAlive { try await channel.close() }
+            } catch {
+                try? await channel.close()
+            }
+        }
+    }
+}
