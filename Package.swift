@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
@@ -75,10 +76,27 @@ let package = Package(
         ),
         .testTarget(name: "KubeCoreTests", dependencies: ["KubeCore"]),
         .testTarget(name: "AgentGateAPITests", dependencies: ["AgentGateAPI", "KubeCore"]),
-        .testTarget(name: "LocalClusterTests", dependencies: ["LocalCluster", "AgentGateAPI", "KubeCore"]),
+        .testTarget(
+            name: "LocalClusterTests",
+            dependencies: [
+                "LocalCluster", "AgentGateAPI", "KubeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
         // Benchmarks and fuzz drivers: executables that print figures (add below).
+        .executableTarget(
+            name: "LocalClusterBenchmark",
+            dependencies: ["LocalCluster", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -22,6 +22,7 @@ struct AgentGateCommand: AsyncParsableCommand {
         subcommands: [
             VersionCommand.self,
             GenerateCommand.self,
+            DevCommand.self,
         ]
     )
 }

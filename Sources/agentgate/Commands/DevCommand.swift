@@ -1,0 +1,90 @@
+import AgentGateAPI
+import ArgumentParser
+import Foundation
+import LocalCluster
+
+/// `agentgate dev`: the local sandbox. Today it runs the embedded Kubernetes API server with
+/// the AgentGate CRDs installed; the operator, gateway and dev OIDC issuer join it as their
+/// issues land.
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run a local sandbox: an embedded Kubernetes API server with the AgentGate CRDs, on loopback.",
+        discussion: """
+            Writes an admin kubeconfig to DIR/admin.kubeconfig (DIR defaults to .agentgate) and \
+            serves the Kubernetes API on https://127.0.0.1:API-PORT until interrupted (Ctrl-C). \
+            Objects are kept in DIR/state.json across restarts.
+
+            Try:
+              export KUBECONFIG=.agentgate/admin.kubeconfig
+              kubectl get crds
+              kubectl apply -f samples/
+              kubectl get agentgate
+            """
+    )
+
+    @Option(name: .long, help: "Directory for the kubeconfig, the cluster CA, keys and state.")
+    var dataDir: String = ".agentgate"
+
+    @Option(name: .long, help: "Port of the embedded Kubernetes API server.")
+    var apiPort: Int = 16443
+
+    @Option(name: .long, help: "Port of the gateway (used once the gateway joins the sandbox).")
+    var gatewayPort: Int = 18443
+
+    @Flag(name: .long, help: "Serve plain HTTP instead of HTTPS (loopback only).")
+    var insecureHTTP = false
+
+    func run() async throws {
+        let directory = URL(fileURLWithPath: dataDir, isDirectory: true).standardizedFileURL
+        var configuration = LocalCluster.Configuration(dataDirectory: directory, port: apiPort, useTLS: !insecureHTTP)
+        configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)
+        configuration.persistState = true
+        print("Starting the embedded Kubernetes API server on 127.0.0.1:\(apiPort) ...")
+        let cluster: LocalCluster
+        do {
+            cluster = try await LocalCluster.start(configuration)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let kubeconfig = directory.appendingPathComponent("admin.kubeconfig")
+        try cluster.writeAdminKubeconfig(to: kubeconfig)
+        print("""
+            Kubernetes API:   \(cluster.url)
+            Admin kubeconfig: \(kubeconfig.path)
+
+            Next:
+              export KUBECONFIG=\(kubeconfig.path)
+              kubectl apply -f samples/
+              kubectl get agentgate
+            Press Ctrl-C to stop.
+            """)
+        await SignalWaiter.waitForInterrupt()
+        print("\nStopping ...")
+        await cluster.stop()
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+enum SignalWaiter {
+    static func waitForInterrupt() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            signal(SIGINT, SIG_IGN)
+            signal(SIGTERM, SIG_IGN)
+            let queue = DispatchQueue(label: "agentgate.signals")
+            var sources: [DispatchSourceSignal] = []
+            var resumed = false
+            for sig in [SIGINT, SIGTERM] {
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+                source.setEventHandler {
+                    if resumed { return }
+                    resumed = true
+                    sources.forEach { $0.cancel() }
+                    continuation.resume()
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+}
