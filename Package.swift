@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
@@ -33,6 +34,19 @@ let package = Package(
         .target(
             name: "AgentGateAPI",
             dependencies: ["KubeCore"]
+        ),
+        // Kubernetes client: kubeconfig/in-cluster config, typed and untyped CRUD, patches,
+        // watch that survives restarts and 410s, TokenRequest. Built on AsyncHTTPClient.
+        .target(
+            name: "KubeClient",
+            dependencies: [
+                "KubeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Embedded, in-memory Kubernetes API server (tests and `agentgate dev`).
         .target(
@@ -90,6 +104,7 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore"]),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
         // Benchmarks and fuzz drivers: executables that print figures (add below).
