@@ -73,7 +73,8 @@ public final class LocalCluster: @unchecked Sendable {
         try await cluster.bootstrap()
         let tls = try ca.map { try NIOSSLContext(configuration: $0.serverTLSConfiguration()) }
         do {
-            cluster.port = try await cluster.httpServer.start(host: configuration.host, port: configuration.port, tls: tls) { request in
+            cluster.port = try await cluster.httpServer.start(host: configuration.host, port: configuration.port, tls: tls,
+                                                               webSocket: apiServer.webSocketService) { request in
                 await apiServer.handle(request)
             }
         } catch {

@@ -150,4 +150,30 @@ final class KubectlEndToEndTests: XCTestCase {
         XCTAssertNotEqual(whoami.status, 0, "the bot has no RBAC: \(whoami.output)")
         XCTAssertTrue(whoami.stderr.contains("forbidden"), whoami.stderr)
     }
+
+    func testExecRunsScriptedCommandsAndReportsExitCodes() throws {
+        let pod = """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: shell
+            spec:
+              containers:
+              - name: main
+                image: busybox
+                env:
+                - name: GREETING
+                  value: hello-from-env
+            """
+        try kubectl("apply", "--validate=false", "-f", "-", input: pod)
+        let echo = try kubectl("exec", "shell", "--", "echo", "hello", "world")
+        XCTAssertEqual(echo.stdout, "hello world\n", echo.output)
+        XCTAssertEqual(try kubectl("exec", "shell", "--", "printenv", "GREETING").stdout, "hello-from-env\n")
+        let failing = try kubectl("exec", "shell", "--", "sh", "-c", "echo partial; exit 3", expectSuccess: false)
+        XCTAssertEqual(failing.status, 3, "kubectl exits with the command's exit code: \(failing.output)")
+        XCTAssertTrue(failing.stdout.contains("partial"), failing.output)
+        let missing = try kubectl("exec", "shell", "--", "nosuchcommand", expectSuccess: false)
+        XCTAssertEqual(missing.status, 127, missing.output)
+        XCTAssertTrue(missing.stderr.contains("nosuchcommand: not found"), missing.output)
+    }
 }

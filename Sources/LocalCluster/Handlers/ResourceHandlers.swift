@@ -21,6 +21,9 @@ struct ResourceHandlers {
             return try serveToken(request)
         case "log":
             return try serveLog(request)
+        case "exec", "attach", "portforward":
+            _ = try existing(request, name: request.info.name)
+            throw APIError(.badRequest("Upgrade request required"))
         default:
             throw APIError(Status(message: "subresource \(info.subresource) is not supported by this server", reason: "MethodNotAllowed", code: 405))
         }

@@ -117,6 +117,9 @@ extension ResourceHandlers {
         } catch {
             throw APIError(.badRequest("error decoding patch: \(error)"))
         }
+        if type == .merge || type == .strategicMerge, patchBody.objectValue == nil {
+            throw APIError(.badRequest("Invalid JSON Patch"))
+        }
         let isApply = type == .apply
         if isApply && (request.fieldManager ?? "").isEmpty {
             throw APIError(Status(message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
@@ -158,7 +161,7 @@ extension ResourceHandlers {
     /// `x-kubernetes-list-map-keys` at a path of the CRD schema (nil: atomic list).
     static func listMapKeys(_ definition: ResourceDefinition, path: [String]) -> [String]? {
         guard var schema = definition.validator?.schema else {
-            return path.last == "containers" || path.last == "env" ? ["name"] : nil
+            return BuiltinListTypes.listMapKeys(kind: definition.kind, path: path)
         }
         for component in path {
             if component.hasPrefix("[") || component.hasPrefix("k:") || component.hasPrefix("v:") {
@@ -174,8 +177,11 @@ extension ResourceHandlers {
                 return nil
             }
         }
-        if let items = schema.items, schema.listType == "map" { _ = items; return schema.listMapKeys }
-        return schema.listType == "map" ? schema.listMapKeys : nil
+        switch schema.listType {
+        case "map": return schema.listMapKeys
+        case "set": return []
+        default: return nil
+        }
     }
 
     func delete(_ request: APIRequest) throws -> HTTPResponse {

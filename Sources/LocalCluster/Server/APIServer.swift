@@ -72,7 +72,12 @@ public final class APIServer: @unchecked Sendable {
         }
 
         let user = try authenticate(request)
-        let info = resolver.resolve(method: request.method, path: path, query: query)
+        let info: RequestInfo
+        do {
+            info = try resolver.resolveStrictly(method: request.method, path: path, query: query)
+        } catch {
+            throw APIError(.internalError("\(error)"))
+        }
         try authorize(user: user, info: info)
 
         guard info.isResourceRequest else {
@@ -98,7 +103,7 @@ public final class APIServer: @unchecked Sendable {
         return try await ResourceHandlers(server: self).serve(apiRequest)
     }
 
-    private func authenticate(_ request: HTTPRequest) throws -> UserInfo {
+    func authenticate(_ request: HTTPRequest) throws -> UserInfo {
         guard let authenticator else {
             return UserInfo(username: "kubernetes-admin", groups: ["system:masters", "system:authenticated"])
         }
@@ -108,7 +113,7 @@ public final class APIServer: @unchecked Sendable {
         return user
     }
 
-    private func authorize(user: UserInfo, info: RequestInfo) throws {
+    func authorize(user: UserInfo, info: RequestInfo) throws {
         guard let authorizer else { return }
         let attributes = AuthorizationAttributes(
             verb: info.verb, apiGroup: info.apiGroup, apiVersion: info.apiVersion, resource: info.resource,
@@ -124,6 +129,9 @@ public final class APIServer: @unchecked Sendable {
         guard let index = uri.firstIndex(of: "?") else { return (uri, nil) }
         return (String(uri[..<index]), String(uri[uri.index(after: index)...]))
     }
+
+    /// WebSocket upgrades for `pods/exec` and `pods/attach`.
+    public var webSocketService: WebSocketService { ExecUpgrades(server: self) }
 
     /// The RBAC objects currently stored, for the authorizer.
     public func rbacSnapshot() -> RBACSnapshot {

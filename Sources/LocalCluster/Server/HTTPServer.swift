@@ -63,7 +63,8 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Binds and starts serving. Returns the bound port (useful with port 0).
-    public func start(host: String, port: Int, tls: NIOSSLContext?, handler: @escaping Handler) async throws -> Int {
+    public func start(host: String, port: Int, tls: NIOSSLContext?, webSocket: WebSocketService? = nil,
+                      handler: @escaping Handler) async throws -> Int {
         let maxBody = maxBodyBytes
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -74,9 +75,17 @@ public final class HTTPServer: @unchecked Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true,
-                                                                                    withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(handler: handler, maxBodyBytes: maxBody))
+                    let requestHandler = RequestHandler(handler: handler, maxBodyBytes: maxBody)
+                    var upgrade: NIOHTTPServerUpgradeConfiguration?
+                    if let webSocket {
+                        let upgrader = HTTPServer.webSocketUpgrader(webSocket, pending: PendingSession())
+                        upgrade = (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.removeHandler(requestHandler, promise: nil)
+                        })
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withServerUpgrade: upgrade, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(requestHandler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
