@@ -93,6 +93,13 @@ final class CELRuleTests: XCTestCase {
         XCTAssertEqual(valid(window, ["window": "1m"]), true)
     }
 
+    func testAlreadyConvertedValuesCanBeEvaluatedDirectly() throws {
+        let spec = CELValue(json: ["rules": [["verbs": ["get"]]]])
+        XCTAssertEqual(spec, .map(["rules": .list([.map(["verbs": .list([.string("get")])])])]))
+        let program = try CELProgram(compiling: "self.rules.all(r, r.verbs.size() > 0)")
+        XCTAssertEqual(try program.evaluate(self: spec), .bool(true))
+    }
+
     func testValidateRequiresABoolResult() {
         XCTAssertThrowsError(try CELProgram(compiling: "self.x").validate(self: ["x": 1])) { error in
             XCTAssertTrue("\(error)".contains("must evaluate to a bool, got int"), "\(error)")

@@ -29,6 +29,20 @@ final class CELTimeTests: XCTestCase {
         }
     }
 
+    func testMalformedLiteralDurationIsACompileErrorAtTheLiteral() {
+        XCTAssertThrowsError(try CELProgram(compiling: "duration(self.t) < duration('1 hour')")) { error in
+            XCTAssertEqual((error as? CELError)?.position, 28)
+            XCTAssertTrue("\(error)".contains("invalid duration '1 hour'"), "\(error)")
+        }
+        XCTAssertThrowsError(try CELProgram(compiling: "timestamp('yesterday') < timestamp(self.t)"))
+    }
+
+    func testDurationFromAFieldIsParsedAtEvaluation() {
+        assertCEL("duration(self.t) == duration('2m')", .bool(true), self: ["t": "120s"])
+        assertCELError("duration(self.t)", contains: "invalid duration 'x'", self: ["t": "x"])
+        assertCELError("duration(self.t)", contains: "cannot convert", self: ["t": 5])
+    }
+
     func testDurationComparisonAndArithmetic() {
         assertCEL("duration('30s') < duration('1m')", .bool(true))
         assertCEL("duration('24h') >= duration('1440m')", .bool(true))

@@ -339,6 +339,14 @@ struct CELParser {
             let transform: CELExpr? = macro == .map ? args[args.count - 1] : nil
             return try node(.comprehension(macro, range: target, variable: variable, predicate: predicate, transform: transform), at: position)
         }
+        // `duration('30s')` and `timestamp('...')` of a literal are evaluated once, here: rules
+        // mostly compare against constants, and a malformed constant becomes a compile error
+        // that points at it rather than a failure on every object.
+        if target == nil, name == "duration" || name == "timestamp", args.count == 1,
+           case .literal(let literal) = args[0].kind, case .string = literal,
+           let value = try CELConversions.convert(name, literal, at: args[0].position) {
+            return try node(.literal(value), at: position)
+        }
         if name == "matches" {
             let subject = target ?? (args.count == 2 ? args[0] : nil)
             let patternArg = target == nil ? (args.count == 2 ? args[1] : nil) : (args.count == 1 ? args[0] : nil)
