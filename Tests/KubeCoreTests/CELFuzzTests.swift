@@ -79,6 +79,71 @@ final class CELFuzzTests: XCTestCase {
         XCTAssertGreaterThan(failed, 1_000)
     }
 
+    /// Random but well-formed expressions, so most reach the evaluator: extreme numbers,
+    /// every operator and builtin, mixed types. Errors are expected; traps are not.
+    func testRandomWellFormedExpressionsNeverCrash() {
+        var rng = Generator(state: 0xCE1)
+        var evaluated = 0, failed = 0
+        for _ in 0..<3_000 {
+            let source = expression(depth: 0, rng: &rng)
+            do {
+                _ = try CELProgram(compiling: source, maxSteps: 10_000).evaluate(self: object, oldSelf: object)
+                evaluated += 1
+            } catch is CELError {
+                failed += 1
+            } catch {
+                XCTFail("non-CEL error for \(source): \(error)")
+            }
+        }
+        print("CEL grammar fuzz: \(evaluated) evaluated, \(failed) errors")
+        XCTAssertGreaterThan(evaluated, 500)
+        XCTAssertGreaterThan(failed, 300)
+    }
+
+    static let atoms = [
+        "0", "1", "-1", "9223372036854775807", "-9223372036854775808", "18446744073709551615u", "0u", "1.5", "-0.0",
+        "1e308", "0.0/0.0", "'abc'", "''", "'😀é'", "b'\\xff'", "true", "false", "null", "[]", "[1, 'a']", "{'k': 2}",
+        "self", "self.x", "self.rules", "self.name", "oldSelf.x", "duration('-2562047h')", "duration('1.5h')",
+        "timestamp('0001-01-01T00:00:00Z')", "timestamp('9999-12-31T23:59:59Z')", "int", "type(1)",
+    ]
+    static let binaryOperators = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in"]
+    static let functions = [
+        "size", "int", "uint", "double", "string", "bool", "bytes", "duration", "timestamp", "type", "dyn",
+    ]
+    static let methods = [
+        "size()", "startsWith('a')", "endsWith('')", "contains('b')", "matches('^a+$')", "lowerAscii()", "upperAscii()",
+        "trim()", "split(',')", "join('-')", "replace('a', 'bb')", "indexOf('c')", "substring(1)", "charAt(0)",
+        "isSorted()", "sum()", "min()", "max()", "getHours()", "getFullYear()", "getMilliseconds()",
+        "all(v, v > 0)", "exists(v, v == 1)", "exists_one(v, true)", "map(v, v + v)", "filter(v, v != null)",
+    ]
+
+    private func expression(depth: Int, rng: inout Generator) -> String {
+        let pick = depth > 4 ? 0 : Int.random(in: 0..<7, using: &rng)
+        switch pick {
+        case 0, 1:
+            return Self.atoms.randomElement(using: &rng) ?? "1"
+        case 2:
+            let op = Self.binaryOperators.randomElement(using: &rng) ?? "+"
+            return "(\(expression(depth: depth + 1, rng: &rng)) \(op) \(expression(depth: depth + 1, rng: &rng)))"
+        case 3:
+            let function = Self.functions.randomElement(using: &rng) ?? "size"
+            return "\(function)(\(expression(depth: depth + 1, rng: &rng)))"
+        case 4:
+            return "\(expression(depth: depth + 1, rng: &rng)).\(Self.methods.randomElement(using: &rng) ?? "size()")"
+        case 5:
+            return "(\(expression(depth: depth + 1, rng: &rng)) ? \(expression(depth: depth + 1, rng: &rng)) : \(expression(depth: depth + 1, rng: &rng)))"
+        default:
+            let prefix = ["-", "!", "has(self.", "[", "{'a': "].randomElement(using: &rng) ?? "-"
+            let inner = expression(depth: depth + 1, rng: &rng)
+            switch prefix {
+            case "has(self.": return "has(self.\(["x", "rules", "missing"].randomElement(using: &rng) ?? "x"))"
+            case "[": return "[\(inner)][\(["0", "1", "-1", "0u"].randomElement(using: &rng) ?? "0")]"
+            case "{'a': ": return "{'a': \(inner)}['a']"
+            default: return prefix + inner
+            }
+        }
+    }
+
     private func mutate(_ seed: String, rng: inout Generator) -> String {
         var scalars = Array(seed.unicodeScalars)
         for _ in 0..<Int.random(in: 1...4, using: &rng) {

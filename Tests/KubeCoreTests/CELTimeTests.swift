@@ -53,6 +53,14 @@ final class CELTimeTests: XCTestCase {
         assertCELError("duration('1h') < 3600", contains: "no such overload")
     }
 
+    func testExtremeDurationsPrintAndCompareWithoutOverflow() {
+        assertCEL("string(duration('2562047h47m16.854775807s')).startsWith('9223372036')", .bool(true))
+        assertCEL("string(-duration('2562047h47m16.854775807s')).startsWith('-9223372036')", .bool(true))
+        assertCEL("duration('2562047h') > duration('1h')", .bool(true))
+        assertCELError("duration('2562047h') + duration('2562047h')", contains: "duration out of range")
+        assertCELError("duration('2562048h')", contains: "invalid duration")
+    }
+
     func testDurationGetters() {
         assertCEL("duration('1h30m').getHours()", .int(1))
         assertCEL("duration('1h30m').getMinutes()", .int(90))

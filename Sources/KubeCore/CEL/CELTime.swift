@@ -74,7 +74,9 @@ enum CELTime {
 
     /// cel-go's `string(duration)`: seconds with up to nine fractional digits and an `s`.
     static func formatDuration(_ seconds: Double) -> String {
-        let nanos = Int64((seconds * 1e9).rounded())
+        // Clamp: the largest durations round up to 2^63 ns in Double, which Int64 cannot hold.
+        let scaled = (seconds * 1e9).rounded()
+        let nanos = scaled >= 9.223372036854775807e18 ? Int64.max : (scaled <= -9.223372036854775808e18 ? Int64.min : Int64(scaled))
         let sign = nanos < 0 ? "-" : ""
         let magnitude = nanos.magnitude
         let whole = magnitude / 1_000_000_000
