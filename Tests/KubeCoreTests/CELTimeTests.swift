@@ -29,6 +29,20 @@ final class CELTimeTests: XCTestCase {
         }
     }
 
+    func testMalformedLiteralDurationIsACompileErrorAtTheLiteral() {
+        XCTAssertThrowsError(try CELProgram(compiling: "duration(self.t) < duration('1 hour')")) { error in
+            XCTAssertEqual((error as? CELError)?.position, 28)
+            XCTAssertTrue("\(error)".contains("invalid duration '1 hour'"), "\(error)")
+        }
+        XCTAssertThrowsError(try CELProgram(compiling: "timestamp('yesterday') < timestamp(self.t)"))
+    }
+
+    func testDurationFromAFieldIsParsedAtEvaluation() {
+        assertCEL("duration(self.t) == duration('2m')", .bool(true), self: ["t": "120s"])
+        assertCELError("duration(self.t)", contains: "invalid duration 'x'", self: ["t": "x"])
+        assertCELError("duration(self.t)", contains: "cannot convert", self: ["t": 5])
+    }
+
     func testDurationComparisonAndArithmetic() {
         assertCEL("duration('30s') < duration('1m')", .bool(true))
         assertCEL("duration('24h') >= duration('1440m')", .bool(true))
@@ -37,6 +51,14 @@ final class CELTimeTests: XCTestCase {
         assertCEL("-duration('5s')", .duration(-5))
         assertCELError("duration('1h') + 1", contains: "no such overload")
         assertCELError("duration('1h') < 3600", contains: "no such overload")
+    }
+
+    func testExtremeDurationsPrintAndCompareWithoutOverflow() {
+        assertCEL("string(duration('2562047h47m16.854775807s')).startsWith('9223372036')", .bool(true))
+        assertCEL("string(-duration('2562047h47m16.854775807s')).startsWith('-9223372036')", .bool(true))
+        assertCEL("duration('2562047h') > duration('1h')", .bool(true))
+        assertCELError("duration('2562047h') + duration('2562047h')", contains: "duration out of range")
+        assertCELError("duration('2562048h')", contains: "invalid duration")
     }
 
     func testDurationGetters() {

@@ -44,6 +44,17 @@ final class LabelSelectorTests: XCTestCase {
             ("in=notin", "in=notin"),
             ("x in (in,notin)", "x in (in,notin)"),
             ("x=a,\ty=b\n", "x=a,y=b"),
+            // From apimachinery's TestSelectorParse / TestSetSelectorParser.
+            ("x=a,y=b,z=c", "x=a,y=b,z=c"),
+            ("x= ", "x="),
+            ("x= ,z= ", "x=,z="),
+            ("x>1,z<5", "x>1,z<5"),
+            ("\rx", "x"),
+            ("foo  in\t (abc)", "foo in (abc)"),
+            ("x notin\n (abc)", "x notin (abc)"),
+            ("0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)", "0.1.2.domain/99 notin (10.10.100.1,tick.tack.clock)"),
+            ("x notin (abc,def),bar,z in (),w", "bar,w,x notin (abc,def),z in ()"),
+            ("this-is-a-dns.domain.com/key-with-dash", "this-is-a-dns.domain.com/key-with-dash"),
         ]
         for (input, canonical) in cases {
             XCTAssertEqual(try parse(input).description, canonical, "input: \(input)")
@@ -62,11 +73,13 @@ final class LabelSelectorTests: XCTestCase {
             ("x in (a", "unable to parse requirement: found '', expected: ',' or ')'"),
             ("x in (a b)", "unable to parse requirement: found 'b', expected: ',' or ')'"),
             ("x in (=)", "unable to parse requirement: found '=', expected: ',', ')' or identifier"),
-            ("x (a)", "unable to parse requirement: found '(', expected: in, notin, =, ==, !=, gt, lt"),
-            ("x y", "unable to parse requirement: found 'y', expected: in, notin, =, ==, !=, gt, lt"),
+            ("x (a)", "unable to parse requirement: found '(', expected: '=', '!=', '==', 'in', notin'"),
+            ("x y", "unable to parse requirement: found 'y', expected: '=', '!=', '==', 'in', notin'"),
             ("x=(a)", "unable to parse requirement: found '(', expected: identifier"),
             ("!x=a", "found '=', expected: ',' or 'end of string'"),
             ("x=a=b", "found '=', expected: ',' or 'end of string'"),
+            ("x==a==b", "found '==', expected: ',' or 'end of string'"),
+            ("x<a", "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer"),
             ("!", "unable to parse requirement: found '', expected: identifier"),
             ("x>a", "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer"),
             ("app:web", "unable to parse requirement: <nil>: Invalid value: \"app:web\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),

@@ -132,6 +132,8 @@ final class RequestInfoTests: XCTestCase {
             ("invalid selector with watch false", "/apis/group/version/resource?fieldSelector=metadata.name=name1,foo&watch=false", "", "list"),
             ("invalid label selector", "/apis/group/version/resource?labelSelector=a%20b&fieldSelector=metadata.name=name1", "", "list"),
             ("invalid limit", "/apis/group/version/resource?limit=ten&fieldSelector=metadata.name=name1&watch=1", "", "watch"),
+            ("empty timeoutSeconds", "/apis/group/version/resource?timeoutSeconds=&fieldSelector=metadata.name=name1", "", "list"),
+            ("valid limit", "/apis/group/version/resource?limit=500&timeoutSeconds=%2B30&fieldSelector=metadata.name=name1", "name1", "list"),
             ("name not a path segment", "/apis/group/version/resource?fieldSelector=metadata.name=..", "", "list"),
             ("name with percent", "/apis/group/version/resource?fieldSelector=metadata.name=a%25b", "", "list"),
             ("not-equals is no name", "/apis/group/version/resource?fieldSelector=metadata.name!=name1", "", "list"),

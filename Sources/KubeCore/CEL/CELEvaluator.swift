@@ -12,6 +12,7 @@ struct CELInterpreter {
     private(set) var steps = 0
     /// Variables bound by macros, innermost last, then `self` and `oldSelf`.
     private var scopes: [(name: String, value: CELValue)]
+    private let stack = CELStackGuard()
 
     init(selfValue: CELValue, oldSelf: CELValue?, maxSteps: Int) {
         self.maxSteps = maxSteps
@@ -37,14 +38,29 @@ struct CELInterpreter {
         }
     }
 
+    /// Evaluates `expr`. Kept to a thin dispatch so each level of recursion costs little stack,
+    /// even in debug builds; the work happens in the helpers below.
     mutating func eval(_ expr: CELExpr) throws -> CELValue {
         try charge(1, at: expr.position)
+        guard stack.hasRoom() else {
+            throw CELError(message: "expression nested too deeply for the available stack", position: expr.position, isResourceLimit: true)
+        }
+        switch expr.kind {
+        case .literal(let value): return value
+        case .identifier(let name): return try lookup(name, at: expr.position)
+        case .select, .has, .index, .matches: return try evalAccess(expr)
+        case .call: return try evalCall(expr)
+        case .list, .map: return try evalConstruction(expr)
+        case .binary: return try evalBinary(expr)
+        case .not, .negate, .and, .or, .conditional: return try evalOperator(expr)
+        case .comprehension: return try evalComprehension(expr)
+        }
+    }
+
+    @inline(never)
+    private mutating func evalAccess(_ expr: CELExpr) throws -> CELValue {
         let at = expr.position
         switch expr.kind {
-        case .literal(let value):
-            return value
-        case .identifier(let name):
-            return try lookup(name, at: at)
         case .select(let operand, let field):
             return try select(field, from: try eval(operand), at: at)
         case .has(let operand, let field):
@@ -57,18 +73,30 @@ struct CELInterpreter {
             }
         case .index(let operand, let key):
             return try index(try eval(operand), by: try eval(key), at: at)
-        case .call(let name, let target, let args):
-            let receiver = try target.map { try eval($0) }
-            var values: [CELValue] = []
-            values.reserveCapacity(args.count)
-            for arg in args { values.append(try eval(arg)) }
-            return try CELFunctions.call(name, target: receiver, args: values, at: at, interpreter: &self)
         case .matches(let subject, let regex):
             guard case .string(let s) = try eval(subject) else {
                 throw CELError(message: "matches() requires a string", position: at)
             }
             try charge(s.utf8.count / 16, at: at)
             return .bool(regex.matches(s))
+        default:
+            return try eval(expr)
+        }
+    }
+
+    @inline(never)
+    private mutating func evalCall(_ expr: CELExpr) throws -> CELValue {
+        guard case .call(let name, let target, let args) = expr.kind else { return try eval(expr) }
+        let receiver = try target.map { try eval($0) }
+        var values: [CELValue] = []
+        values.reserveCapacity(args.count)
+        for arg in args { values.append(try eval(arg)) }
+        return try CELFunctions.call(name, target: receiver, args: values, at: expr.position, interpreter: &self)
+    }
+
+    @inline(never)
+    private mutating func evalConstruction(_ expr: CELExpr) throws -> CELValue {
+        switch expr.kind {
         case .list(let items):
             var values: [CELValue] = []
             values.reserveCapacity(items.count)
@@ -86,6 +114,31 @@ struct CELInterpreter {
                 members[key] = try eval(entry.value)
             }
             return .map(members)
+        default:
+            return try eval(expr)
+        }
+    }
+
+    @inline(never)
+    private mutating func evalBinary(_ expr: CELExpr) throws -> CELValue {
+        guard case .binary(let op, let lhs, let rhs) = expr.kind else { return try eval(expr) }
+        let left = try eval(lhs)
+        let right = try eval(rhs)
+        return try CELOperators.apply(op, left, right, at: expr.position, interpreter: &self)
+    }
+
+    @inline(never)
+    private mutating func evalComprehension(_ expr: CELExpr) throws -> CELValue {
+        guard case .comprehension(let macro, let range, let variable, let predicate, let transform) = expr.kind else {
+            return try eval(expr)
+        }
+        return try comprehension(macro, range: range, variable: variable, predicate: predicate, transform: transform, at: expr.position)
+    }
+
+    @inline(never)
+    private mutating func evalOperator(_ expr: CELExpr) throws -> CELValue {
+        let at = expr.position
+        switch expr.kind {
         case .not(let operand):
             guard case .bool(let b) = try eval(operand) else {
                 throw CELError(message: "no such overload: !_ applies to bool", position: at)
@@ -93,10 +146,6 @@ struct CELInterpreter {
             return .bool(!b)
         case .negate(let operand):
             return try CELOperators.negate(try eval(operand), at: at)
-        case .binary(let op, let lhs, let rhs):
-            let left = try eval(lhs)
-            let right = try eval(rhs)
-            return try CELOperators.apply(op, left, right, at: at, interpreter: &self)
         case .and(let lhs, let rhs):
             return try logical(lhs, rhs, decisive: false, at: at)
         case .or(let lhs, let rhs):
@@ -106,8 +155,8 @@ struct CELInterpreter {
                 throw CELError(message: "ternary condition must be a bool", position: condition.position)
             }
             return try eval(b ? whenTrue : whenFalse)
-        case .comprehension(let macro, let range, let variable, let predicate, let transform):
-            return try comprehension(macro, range: range, variable: variable, predicate: predicate, transform: transform, at: at)
+        default:
+            return try eval(expr)
         }
     }
 

@@ -51,8 +51,8 @@ struct CELLexer {
         CELError(message: message, position: position)
     }
 
-    private static let punctuators: [String] = [
-        "==", "!=", "<=", ">=", "&&", "||",
+    private static let twoCharacterPunctuators: Set<String> = ["==", "!=", "<=", ">=", "&&", "||"]
+    private static let oneCharacterPunctuators: Set<String> = [
         "(", ")", "[", "]", "{", "}", ".", ",", "?", ":", "!", "-", "+", "*", "/", "%", "<", ">",
     ]
 
@@ -85,12 +85,18 @@ struct CELLexer {
             }
             return CELToken(kind: .identifier(name), position: start)
         }
-        for punct in Self.punctuators {
-            let ps = Array(punct.unicodeScalars)
-            if index + ps.count <= scalars.count && Array(scalars[index..<index + ps.count]) == ps {
-                index += ps.count
-                return CELToken(kind: .punct(punct), position: start)
+        if let second = peek(1) {
+            var pair = String(c)
+            pair.unicodeScalars.append(second)
+            if Self.twoCharacterPunctuators.contains(pair) {
+                index += 2
+                return CELToken(kind: .punct(pair), position: start)
             }
+        }
+        let single = String(c)
+        if Self.oneCharacterPunctuators.contains(single) {
+            index += 1
+            return CELToken(kind: .punct(single), position: start)
         }
         throw fail("unexpected character '\(c)'", at: start)
     }

@@ -15,6 +15,7 @@ struct CELParser {
     private let tokens: [CELToken]
     private var index = 0
     private var depth = 0
+    private let stack = CELStackGuard()
 
     init(tokens: [CELToken]) { self.tokens = tokens }
 
@@ -77,7 +78,7 @@ struct CELParser {
     /// Guards the recursion of the parser itself (e.g. `((((...))))` or `!!!!...`).
     private mutating func descend() throws {
         depth += 1
-        if depth > Self.maxHeight {
+        if depth > Self.maxHeight || !stack.hasRoom() {
             throw CELError(message: "expression nested too deeply (limit \(Self.maxHeight))", position: current.position)
         }
     }
@@ -87,28 +88,79 @@ struct CELParser {
     mutating func expression() throws -> CELExpr {
         try descend()
         defer { depth -= 1 }
-        let condition = try logical(or: true)
+        let condition = try binary(minimumPrecedence: 1)
         guard isPunct("?") else { return condition }
         let position = current.position
         index += 1
-        let whenTrue = try logical(or: true)
+        let whenTrue = try binary(minimumPrecedence: 1)
         try expect(":")
         let whenFalse = try expression()
         return try node(.conditional(condition, whenTrue, whenFalse), at: position)
     }
 
-    /// `||` (when `or`) or `&&` chains, combined as a balanced tree.
-    private mutating func logical(or: Bool) throws -> CELExpr {
-        let op = or ? "||" : "&&"
-        var operands = [or ? try logical(or: false) : try relation()]
+    /// Binary operators by precedence climbing (one function rather than one per level keeps the
+    /// parser's stack use per nesting level small). Runs of the same `&&` or `||` are collected
+    /// and combined as a balanced tree.
+    private mutating func binary(minimumPrecedence: Int) throws -> CELExpr {
+        var left = try unary()
+        while let (op, precedence) = currentBinaryOperator(), precedence >= minimumPrecedence {
+            if op == "&&" || op == "||" {
+                left = try logicalChain(left, op: op, precedence: precedence)
+            } else {
+                left = try binaryOperation(left, op: op, precedence: precedence)
+            }
+        }
+        return left
+    }
+
+    // The two continuations of `binary` are separate functions so that, in debug builds, a
+    // nesting level only pays for the stack of the one it takes.
+    @inline(never)
+    private mutating func logicalChain(_ first: CELExpr, op: String, precedence: Int) throws -> CELExpr {
+        var operands = [first]
         var positions: [Int] = []
-        while isPunct(op) {
+        while currentBinaryOperator()?.op == op {
             positions.append(current.position)
             index += 1
-            operands.append(or ? try logical(or: false) : try relation())
+            operands.append(try binary(minimumPrecedence: precedence + 1))
         }
-        return try balance(operands[...], positions[...], or: or)
+        return try balance(operands[...], positions[...], or: op == "||")
     }
+
+    @inline(never)
+    private mutating func binaryOperation(_ left: CELExpr, op: String, precedence: Int) throws -> CELExpr {
+        let position = current.position
+        index += 1
+        let right = try binary(minimumPrecedence: precedence + 1)
+        guard let kind = Self.arithmetic[op] ?? Self.relations[op] else {
+            throw CELError(message: "syntax error: unknown operator '\(op)'", position: position)
+        }
+        return try node(.binary(kind, left, right), at: position)
+    }
+
+    private func currentBinaryOperator() -> (op: String, precedence: Int)? {
+        switch current.kind {
+        case .punct(let p):
+            guard let precedence = Self.precedence[p] else { return nil }
+            return (p, precedence)
+        case .identifier("in"):
+            return ("in", 3)
+        default:
+            return nil
+        }
+    }
+
+    private static let precedence: [String: Int] = [
+        "||": 1, "&&": 2, "==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5,
+    ]
+
+    private static let relations: [String: CELBinaryOperator] = [
+        "==": .equal, "!=": .notEqual, "<": .less, "<=": .lessOrEqual, ">": .greater, ">=": .greaterOrEqual, "in": .in,
+    ]
+
+    private static let arithmetic: [String: CELBinaryOperator] = [
+        "+": .add, "-": .subtract, "*": .multiply, "/": .divide, "%": .remainder,
+    ]
 
     private func balance(_ operands: ArraySlice<CELExpr>, _ positions: ArraySlice<Int>, or: Bool) throws -> CELExpr {
         if operands.count == 1, let only = operands.first { return only }
@@ -119,51 +171,13 @@ struct CELParser {
         return try node(or ? .or(left, right) : .and(left, right), at: position)
     }
 
-    private static let relations: [String: CELBinaryOperator] = [
-        "==": .equal, "!=": .notEqual, "<": .less, "<=": .lessOrEqual, ">": .greater, ">=": .greaterOrEqual,
-    ]
-
-    private mutating func relation() throws -> CELExpr {
-        var left = try addition()
-        while true {
-            let position = current.position
-            let op: CELBinaryOperator
-            if case .punct(let p) = current.kind, let r = Self.relations[p] {
-                op = r
-            } else if case .identifier("in") = current.kind {
-                op = .in
-            } else {
-                return left
-            }
-            index += 1
-            let right = try addition()
-            left = try node(.binary(op, left, right), at: position)
-        }
-    }
-
-    private mutating func addition() throws -> CELExpr {
-        var left = try multiplication()
-        while isPunct("+") || isPunct("-") {
-            let op: CELBinaryOperator = isPunct("+") ? .add : .subtract
-            let position = current.position
-            index += 1
-            left = try node(.binary(op, left, try multiplication()), at: position)
-        }
-        return left
-    }
-
-    private mutating func multiplication() throws -> CELExpr {
-        var left = try unary()
-        while isPunct("*") || isPunct("/") || isPunct("%") {
-            let op: CELBinaryOperator = isPunct("*") ? .multiply : (isPunct("/") ? .divide : .remainder)
-            let position = current.position
-            index += 1
-            left = try node(.binary(op, left, try unary()), at: position)
-        }
-        return left
-    }
-
     private mutating func unary() throws -> CELExpr {
+        if isPunct("!") || isPunct("-") { return try prefixed() }
+        return try member(try primary())
+    }
+
+    @inline(never)
+    private mutating func prefixed() throws -> CELExpr {
         let position = current.position
         if accept("!") {
             try descend()
@@ -233,6 +247,16 @@ struct CELParser {
     }
 
     private mutating func primary() throws -> CELExpr {
+        if accept("(") {
+            let inner = try expression()
+            try expect(")")
+            return inner
+        }
+        return try primaryOther()
+    }
+
+    @inline(never)
+    private mutating func primaryOther() throws -> CELExpr {
         let token = current
         let position = token.position
         switch token.kind {
@@ -314,6 +338,14 @@ struct CELParser {
             let predicate: CELExpr? = (macro == .map && args.count == 2) ? nil : args[1]
             let transform: CELExpr? = macro == .map ? args[args.count - 1] : nil
             return try node(.comprehension(macro, range: target, variable: variable, predicate: predicate, transform: transform), at: position)
+        }
+        // `duration('30s')` and `timestamp('...')` of a literal are evaluated once, here: rules
+        // mostly compare against constants, and a malformed constant becomes a compile error
+        // that points at it rather than a failure on every object.
+        if target == nil, name == "duration" || name == "timestamp", args.count == 1,
+           case .literal(let literal) = args[0].kind, case .string = literal,
+           let value = try CELConversions.convert(name, literal, at: args[0].position) {
+            return try node(.literal(value), at: position)
         }
         if name == "matches" {
             let subject = target ?? (args.count == 2 ? args[0] : nil)

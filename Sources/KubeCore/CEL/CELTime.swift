@@ -16,41 +16,54 @@ enum CELTime {
 
     /// Parses Go duration syntax into seconds; nil if `text` is not a valid duration.
     static func parseDuration(_ text: String) -> Double? {
-        var s = Substring(text)
+        let s = Array(text.unicodeScalars)
+        var i = 0
+        func isDigit(_ c: Unicode.Scalar) -> Bool { c >= "0" && c <= "9" }
         var negative = false
         if let sign = s.first, sign == "-" || sign == "+" {
             negative = sign == "-"
-            s = s.dropFirst()
+            i = 1
         }
-        if s == "0" { return 0 }
-        guard !s.isEmpty else { return nil }
+        if s.count == i + 1 && s[i] == "0" { return 0 }
+        guard i < s.count else { return nil }
         var total: Int64 = 0
-        while !s.isEmpty {
-            let whole = s.prefix(while: \.isASCIIDigit)
-            s = s.dropFirst(whole.count)
-            var fraction = Substring("")
-            if s.first == "." {
-                s = s.dropFirst()
-                fraction = s.prefix(while: \.isASCIIDigit)
-                s = s.dropFirst(fraction.count)
+        while i < s.count {
+            var whole: Int64 = 0
+            var wholeDigits = 0
+            while i < s.count, isDigit(s[i]) {
+                let (shifted, o1) = whole.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = shifted.addingReportingOverflow(Int64(s[i].value - 48))
+                if o1 || o2 { return nil }
+                whole = sum
+                wholeDigits += 1
+                i += 1
             }
-            guard !whole.isEmpty || !fraction.isEmpty else { return nil }
-            let unit = s.prefix(while: { !$0.isASCIIDigit && $0 != "." })
-            s = s.dropFirst(unit.count)
-            guard let scale = unitNanoseconds[String(unit)] else { return nil }
-            guard let wholeValue = whole.isEmpty ? 0 : Int64(whole) else { return nil }
-            var (value, overflow) = wholeValue.multipliedReportingOverflow(by: scale)
-            if overflow { return nil }
-            // Fractional part: scale digit by digit, dropping digits beyond nanosecond precision.
-            var fractionNanos: Int64 = 0
+            // Fractional digits beyond 18 cannot change the nanoseconds; they are read and dropped.
+            var fraction: Int64 = 0
             var divisor: Int64 = 1
-            for digit in fraction.prefix(18) {
-                guard let d = digit.wholeNumberValue else { return nil }
-                fractionNanos = fractionNanos * 10 + Int64(d)
-                divisor *= 10
+            var fractionDigits = 0
+            if i < s.count, s[i] == "." {
+                i += 1
+                while i < s.count, isDigit(s[i]) {
+                    if fractionDigits < 18 {
+                        fraction = fraction * 10 + Int64(s[i].value - 48)
+                        divisor *= 10
+                    }
+                    fractionDigits += 1
+                    i += 1
+                }
             }
+            guard wholeDigits > 0 || fractionDigits > 0 else { return nil }
+            var unit = ""
+            while i < s.count, !isDigit(s[i]), s[i] != "." {
+                unit.unicodeScalars.append(s[i])
+                i += 1
+            }
+            guard let scale = unitNanoseconds[unit] else { return nil }
+            var (value, overflow) = whole.multipliedReportingOverflow(by: scale)
+            if overflow { return nil }
             // Same arithmetic as Go, so the same spelling yields the same nanoseconds.
-            let fractionPart = Int64((Double(fractionNanos) * (Double(scale) / Double(divisor))).rounded(.towardZero))
+            let fractionPart = Int64((Double(fraction) * (Double(scale) / Double(divisor))).rounded(.towardZero))
             (value, overflow) = value.addingReportingOverflow(fractionPart)
             if overflow { return nil }
             (total, overflow) = total.addingReportingOverflow(value)
@@ -61,7 +74,9 @@ enum CELTime {
 
     /// cel-go's `string(duration)`: seconds with up to nine fractional digits and an `s`.
     static func formatDuration(_ seconds: Double) -> String {
-        let nanos = Int64((seconds * 1e9).rounded())
+        // Clamp: the largest durations round up to 2^63 ns in Double, which Int64 cannot hold.
+        let scaled = (seconds * 1e9).rounded()
+        let nanos = scaled >= 9.223372036854775807e18 ? Int64.max : (scaled <= -9.223372036854775808e18 ? Int64.min : Int64(scaled))
         let sign = nanos < 0 ? "-" : ""
         let magnitude = nanos.magnitude
         let whole = magnitude / 1_000_000_000
@@ -197,8 +212,4 @@ enum CELTime {
         let month = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
-}
-
-private extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
 }

@@ -61,7 +61,7 @@ public struct ServerSideApply {
         for (index, entry) in managers.enumerated() where index != selfIndex { owners.formUnion(entry.fields.paths) }
         let doomed = previous.subtracting(appliedFields.paths)
             .filter { path in !owners.contains { $0.starts(with: path) } }
-            .sorted { $0.count > $1.count }
+            .sorted { $0.count < $1.count }  // parents first: removing a list item needs its key fields
         for path in doomed { remove(path[...], from: &merged, names: [], schema: schema) }
 
         // Conflicts: other managers' fields whose value changes.

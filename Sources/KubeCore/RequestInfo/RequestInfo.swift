@@ -213,9 +213,9 @@ private struct ListOptionsView {
             watch = lowered != "false" && lowered != "0"
         }
         var decodes = true
+        // `strconv.ParseInt(v, 10, 64)`: an empty or spaced value fails too.
         for key in ["limit", "timeoutSeconds"] {
-            let value = (query[key]?.first ?? "").trimmingCharacters(in: .whitespaces)
-            if !value.isEmpty, Int64(value) == nil { decodes = false }
+            if let value = query[key]?.first, Int64(value) == nil { decodes = false }
         }
         if let value = query["labelSelector"]?.first, (try? Labels.Selector(parsing: value)) == nil {
             decodes = false

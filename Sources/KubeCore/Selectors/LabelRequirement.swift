@@ -165,14 +165,12 @@ public enum Labels {
         }
 
         /// The value a label must have exactly (`key=v`, `key==v`, `key in (v)`), if any.
+        /// As upstream, only the first requirement on `key` is consulted.
         public func requiresExactMatch(_ key: String) -> String? {
-            for requirement in requirements where requirement.key == key {
-                let exact: Set<Operator> = [.equals, .doubleEquals, .in]
-                if exact.contains(requirement.operator), requirement.values.count == 1 {
-                    return requirement.values[0]
-                }
-            }
-            return nil
+            guard let requirement = requirements.first(where: { $0.key == key }) else { return nil }
+            let exact: Set<Operator> = [.equals, .doubleEquals, .in]
+            guard exact.contains(requirement.operator), requirement.values.count == 1 else { return nil }
+            return requirement.values[0]
         }
 
         /// The canonical string form; parsing it again yields an equal selector.

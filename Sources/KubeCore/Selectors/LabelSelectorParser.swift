@@ -192,7 +192,8 @@ struct LabelSelectorParser {
         case .notIn: return .notIn
         case .notEquals: return .notEquals
         default:
-            throw SelectorError("found '\(item.literal)', expected: in, notin, =, ==, !=, gt, lt")
+            // Upstream's text, unbalanced quote included.
+            throw SelectorError("found '\(item.literal)', expected: '=', '!=', '==', 'in', notin'")
         }
     }
 

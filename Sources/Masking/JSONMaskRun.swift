@@ -1,0 +1,355 @@
+/// One pass of the masker over a JSON text: walks the ``JSONTape`` in document order, copies
+/// every byte it keeps and rewrites only the string values (and, under a masked field, the
+/// scalars) it must hide.
+///
+/// Where a value sits decides what happens to it:
+/// - a resource (the document, `items[]` of a list, `object` of a watch event or a Table row,
+///   any object with a `kind`) gets the structural rules of its kind; list items inherit the
+///   list's kind minus `List` (SecretList → Secret), and the caller's kind hint fills a gap;
+/// - every string is scanned by the text detectors, after its member name is checked
+///   (`"DB_PASSWORD": "..."`), and a string holding a JSON object is masked recursively
+///   (annotations, configs kept in ConfigMaps, docker and kube configs).
+/// Masked strings stay strings; a number or boolean under a masked field becomes the mask
+/// string (its type changes, its value does not leak).
+struct JSONMaskRun {
+    typealias Buffer = UnsafeBufferPointer<UInt8>
+    let engine: MaskingEngine
+    let b: Buffer
+    let tape: JSONTape
+    var out: [UInt8] = []
+    var cursor = 0
+    var hits: [TextScanner.Hit] = []
+    /// Inside a docker config or kubeconfig document: credential members are masked outright.
+    let credentialDocument: Bool
+    /// Set when this run masks a Secret's last-applied annotation: its data is masked with this.
+    let forcedSecret: Replacement?
+    let nesting: Int
+
+    static let lastApplied = Array("kubectl.kubernetes.io/last-applied-configuration".utf8)
+    static let credentialKeys: [[UInt8]] = ["auth", "password", "identitytoken", "registrytoken", "token", "client-key-data",
+                                            "id-token", "refresh-token", "access-token", "client-secret"].map { Array($0.utf8) }
+    static let secretTableSafeColumns: Set<String> = ["Name", "Type", "Data", "Age"]
+
+    init(engine: MaskingEngine, bytes: Buffer, tape: JSONTape, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int) {
+        self.engine = engine
+        self.b = bytes
+        self.tape = tape
+        self.credentialDocument = credentialDocument
+        self.forcedSecret = forcedSecret
+        self.nesting = nesting
+        out.reserveCapacity(bytes.count + 64)
+        engine.scanner.collectHits(bytes, 0, bytes.count, into: &hits)
+    }
+
+    mutating func run(kindHint: String?) -> [UInt8] {
+        for root in tape.roots { walkResource(root, inherited: kindHint.map { Array($0.utf8) }) }
+        out.append(contentsOf: Buffer(rebasing: b[cursor...]))
+        return out
+    }
+
+    // MARK: - Token helpers
+
+    @inline(__always) func token(_ t: Int) -> JSONTape.Token { tape.tokens[t] }
+
+    /// Calls `body(key, value)` for each member of object `t`.
+    @inline(__always) func forEachMember(_ t: Int, _ body: (Int, Int) -> Void) {
+        var k = t + 1
+        let end = Int(token(t).next)
+        while k < end {
+            body(k, k + 1)
+            k = Int(token(k + 1).next)
+        }
+    }
+
+    /// Content of a string token, decoded when it holds escapes.
+    func stringBytes(_ t: Int) -> [UInt8] {
+        let tok = token(t)
+        let lo = Int(tok.start) + 1, hi = Int(tok.end) - 1
+        return tok.escaped ? JSONEscaper.unescape(b, lo, hi) : Array(Buffer(rebasing: b[lo..<hi]))
+    }
+
+    func keyIs(_ k: Int, _ name: [UInt8]) -> Bool {
+        let tok = token(k)
+        if tok.escaped { return stringBytes(k) == name }
+        let lo = Int(tok.start) + 1
+        guard Int(tok.end) - 1 - lo == name.count else { return false }
+        for i in 0..<name.count where b[lo + i] != name[i] { return false }
+        return true
+    }
+
+    func member(_ t: Int, _ name: [UInt8]) -> Int? {
+        guard token(t).kind == .object else { return nil }
+        var found: Int?
+        forEachMember(t) { k, v in if found == nil, keyIs(k, name) { found = v } }
+        return found
+    }
+
+    func stringMember(_ t: Int, _ name: [UInt8]) -> [UInt8]? {
+        guard let v = member(t, name), token(v).kind == .string else { return nil }
+        return stringBytes(v)
+    }
+
+    mutating func replace(_ t: Int, with bytes: [UInt8]) {
+        let tok = token(t)
+        out.append(contentsOf: Buffer(rebasing: b[cursor..<Int(tok.start)]))
+        out.append(contentsOf: bytes)
+        cursor = Int(tok.end)
+    }
+
+    // MARK: - Resources
+
+    mutating func walkResource(_ t: Int, inherited: [UInt8]?) {
+        guard token(t).kind == .object else { return walkPlain(t, key: nil) }
+        let ownKind = stringMember(t, K.kind)
+        let kind = ownKind ?? inherited
+        if kind == nil, let object = member(t, K.object), token(object).kind == .object,
+           member(t, K.type).map({ token($0).kind == .string }) == true {
+            // A watch event: {"type": "...", "object": {...}}.
+            return forEachMemberMut(t) { run, k, v in
+                if v == object { run.walkResource(v, inherited: inherited) } else { run.walkPlain(v, key: k) }
+            }
+        }
+        let isSecret = kind == K.secret
+        // Items of `FooList` are Foos; items of a list that states no kind inherit the hint.
+        let isList = ownKind.map { $0.count >= 4 && $0.suffix(4) == K.list[...] } ?? true
+        var itemKind: [UInt8]? = inherited
+        if let ownKind, isList { itemKind = ownKind == K.list ? nil : Array(ownKind.dropLast(4)) }
+        let secretRule: Replacement? = forcedSecret ?? engine.rule(.secretData)
+        forEachMemberMut(t) { run, k, v in
+            if run.keyIs(k, K.items), run.token(v).kind == .array, isList {
+                run.forEachElement(v) { run, e in run.walkResource(e, inherited: itemKind) }
+            } else if isSecret, let secretRule, run.keyIs(k, K.data) || run.keyIs(k, K.stringData) {
+                run.maskAll(v, secretRule, base64: run.keyIs(k, K.data))
+            } else if run.keyIs(k, K.metadata), run.token(v).kind == .object {
+                run.walkMetadata(v, isSecret: isSecret)
+            } else if kind == K.tokenRequest, run.keyIs(k, K.status), let rule = run.engine.rule(.tokenRequestToken),
+                      run.token(v).kind == .object {
+                run.forEachMemberMut(v) { run, k2, v2 in
+                    if run.keyIs(k2, K.token) { run.maskAll(v2, rule, base64: false) } else { run.walkPlain(v2, key: k2) }
+                }
+            } else if kind == K.table, run.keyIs(k, K.rows), run.token(v).kind == .array {
+                run.walkTableRows(t, rows: v)
+            } else {
+                run.walkPlain(v, key: k)
+            }
+        }
+    }
+
+    mutating func walkMetadata(_ m: Int, isSecret: Bool) {
+        forEachMemberMut(m) { run, k, v in
+            guard run.keyIs(k, K.annotations), run.token(v).kind == .object else { return run.walkPlain(v, key: k) }
+            run.forEachMemberMut(v) { run, ak, av in
+                if run.keyIs(ak, JSONMaskRun.lastApplied), run.token(av).kind == .string, isSecret,
+                   let rule = run.engine.rule(.lastAppliedConfiguration) {
+                    run.maskLastAppliedOfSecret(av, rule)
+                } else {
+                    run.walkPlain(av, key: ak)
+                }
+            }
+        }
+    }
+
+    /// The annotation holds the Secret as last applied, values in clear: mask it as a Secret;
+    /// if it does not parse, mask it whole.
+    mutating func maskLastAppliedOfSecret(_ t: Int, _ rule: Replacement) {
+        let inner = stringBytes(t)
+        if let masked = engine.maskDocument(inner, kindHint: "Secret", credentialDocument: false, forcedSecret: rule, nesting: nesting + 1) {
+            var quoted: [UInt8] = [0x22]
+            JSONEscaper.appendEscaped(masked, into: &quoted)
+            quoted.append(0x22)
+            replace(t, with: quoted)
+        } else {
+            maskAll(t, rule, base64: false)
+        }
+    }
+
+    /// Table rows: the row objects are resources; in a table of Secrets (a row object of kind
+    /// Secret, or a column described as a secret's) only the Name/Type/Data/Age cells are kept.
+    mutating func walkTableRows(_ table: Int, rows: Int) {
+        var columns: [String] = []
+        var secretTable = false
+        if let defs = member(table, K.columnDefinitions), token(defs).kind == .array {
+            forEachElement(defs) { run, d in
+                columns.append(run.stringMember(d, K.name).map { String(decoding: $0, as: UTF8.self) } ?? "")
+                if let text = run.stringMember(d, K.description), String(decoding: text, as: UTF8.self).lowercased().contains("secret") {
+                    secretTable = true
+                }
+            }
+        }
+        let rule = engine.rule(.secretData)
+        forEachElement(rows) { run, row in
+            guard run.token(row).kind == .object else { return run.walkPlain(row, key: nil) }
+            let object = run.member(row, K.object)
+            let rowIsSecret = secretTable || object.flatMap { run.stringMember($0, K.kind) } == K.secret
+            run.forEachMemberMut(row) { run, k, v in
+                if run.keyIs(k, K.cells), run.token(v).kind == .array {
+                    var column = 0
+                    run.forEachElement(v) { run, cell in
+                        let name = column < columns.count ? columns[column] : ""
+                        column += 1
+                        if rowIsSecret, let rule, !JSONMaskRun.secretTableSafeColumns.contains(name) {
+                            run.maskAll(cell, rule, base64: false)
+                        } else {
+                            run.walkPlain(cell, key: nil)
+                        }
+                    }
+                } else if v == object {
+                    run.walkResource(v, inherited: rowIsSecret && secretTable ? K.secret : nil)
+                } else {
+                    run.walkPlain(v, key: k)
+                }
+            }
+        }
+    }
+
+    // MARK: - Plain values
+
+    mutating func walkPlain(_ t: Int, key: Int?) {
+        switch token(t).kind {
+        case .scalar: return
+        case .string: return walkString(t, key: key)
+        case .array: forEachElement(t) { run, e in run.walkPlain(e, key: nil) }
+        case .object:
+            if member(t, K.kind).map({ token($0).kind == .string }) == true { return walkResource(t, inherited: nil) }
+            forEachMemberMut(t) { run, k, v in
+                if run.keyIs(k, K.env), run.token(v).kind == .array, let rule = run.engine.rule(.envValue) {
+                    run.walkEnv(v, rule)
+                } else if run.credentialDocument, JSONMaskRun.credentialKeys.contains(where: { run.keyIs(k, $0) }),
+                          run.token(v).kind == .string {
+                    let rule = run.engine.rule(.dockerConfig) ?? run.engine.rule(.kubeconfig) ?? .mask
+                    run.maskAll(v, rule, base64: run.keyIs(k, K.clientKeyData))
+                } else {
+                    run.walkPlain(v, key: k)
+                }
+            }
+        }
+    }
+
+    mutating func walkEnv(_ list: Int, _ rule: Replacement) {
+        forEachElement(list) { run, e in
+            guard let name = run.stringMember(e, K.name), run.engine.envNameMatches(name) else {
+                return run.walkPlain(e, key: nil)
+            }
+            run.forEachMemberMut(e) { run, k, v in
+                if run.keyIs(k, K.value) { run.maskAll(v, rule, base64: false) } else { run.walkPlain(v, key: k) }
+            }
+        }
+    }
+
+    /// Replaces every scalar under `t` (keys stay visible; null stays null).
+    mutating func maskAll(_ t: Int, _ rule: Replacement, base64: Bool) {
+        let tok = token(t)
+        switch tok.kind {
+        case .object: forEachMemberMut(t) { run, _, v in run.maskAll(v, rule, base64: base64) }
+        case .array: forEachElement(t) { run, e in run.maskAll(e, rule, base64: base64) }
+        case .string, .scalar:
+            if tok.kind == .scalar, b[Int(tok.start)] == UInt8(ascii: "n") { return }
+            let value = tok.kind == .string ? stringBytes(t) : Array(Buffer(rebasing: b[Int(tok.start)..<Int(tok.end)]))
+            var quoted: [UInt8] = [0x22]
+            JSONEscaper.appendEscaped(engine.scanner.replacer.render(rule, value: value, base64: base64), into: &quoted)
+            quoted.append(0x22)
+            replace(t, with: quoted)
+        }
+    }
+
+    /// Member-name rules, a nested JSON document, then the text detectors.
+    mutating func walkString(_ t: Int, key: Int?) {
+        let tok = token(t)
+        let lo = Int(tok.start) + 1, hi = Int(tok.end) - 1
+        if let key, let category = keyCategory(key), let rule = engine.keyRule(category, value: stringBytes(t)) {
+            return maskAll(t, rule, base64: false)
+        }
+        if hi - lo >= 2, nesting < 4, b[JSONTape.skipSpace(b, lo)] == UInt8(ascii: "{") {
+            let content = stringBytes(t)
+            let markers = engine.credentialDocumentMarkers(content)
+            if let masked = engine.maskDocument(content, kindHint: nil, credentialDocument: markers, forcedSecret: nil, nesting: nesting + 1) {
+                if masked != content {
+                    var quoted: [UInt8] = [0x22]
+                    JSONEscaper.appendEscaped(masked, into: &quoted)
+                    quoted.append(0x22)
+                    replace(t, with: quoted)
+                }
+                return
+            }
+        }
+        if tok.escaped {
+            let content = stringBytes(t)
+            content.withUnsafeBufferPointer { cb in
+                var local: [TextScanner.Hit] = []
+                engine.scanner.collectHits(cb, 0, cb.count, into: &local)
+                guard !local.isEmpty || engine.scanner.needsEverySegment else { return }
+                let found = engine.scanner.matches(cb, 0, cb.count, hits: local[...], lineScoped: false)
+                guard !found.isEmpty else { return }
+                var quoted: [UInt8] = [0x22]
+                var plain: [UInt8] = []
+                engine.scanner.write(cb, 0, cb.count, found, jsonEscape: false, into: &plain)
+                JSONEscaper.appendEscaped(plain, into: &quoted)
+                quoted.append(0x22)
+                replace(t, with: quoted)
+            }
+            return
+        }
+        let first = lowerBound(lo)
+        var last = first
+        while last < hits.count, hits[last].position < hi { last += 1 }
+        guard last > first || engine.scanner.needsEverySegment else { return }
+        let found = engine.scanner.matches(b, lo, hi, hits: hits[first..<last], lineScoped: false)
+        guard !found.isEmpty else { return }
+        out.append(contentsOf: Buffer(rebasing: b[cursor..<lo]))
+        engine.scanner.write(b, lo, hi, found, jsonEscape: true, into: &out)
+        cursor = hi
+    }
+
+    /// What a member name says about its value (`DB_PASSWORD`, `private_key`...), without
+    /// allocating for the common case of an unescaped name.
+    func keyCategory(_ k: Int) -> MaskingEngine.KeyCategory? {
+        let tok = token(k)
+        if tok.escaped {
+            return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
+        }
+        return engine.keyCategory(Buffer(rebasing: b[(Int(tok.start) + 1)..<(Int(tok.end) - 1)]))
+    }
+
+    private func lowerBound(_ position: Int) -> Int {
+        var low = 0, high = hits.count
+        while low < high {
+            let mid = (low + high) / 2
+            if hits[mid].position < position { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    // MARK: - Mutating iteration
+
+    mutating func forEachMemberMut(_ t: Int, _ body: (inout JSONMaskRun, Int, Int) -> Void) {
+        var k = t + 1
+        let end = Int(token(t).next)
+        while k < end {
+            let next = Int(token(k + 1).next)
+            body(&self, k, k + 1)
+            k = next
+        }
+    }
+
+    mutating func forEachElement(_ t: Int, _ body: (inout JSONMaskRun, Int) -> Void) {
+        var e = t + 1
+        let end = Int(token(t).next)
+        while e < end {
+            let next = Int(token(e).next)
+            body(&self, e)
+            e = next
+        }
+    }
+}
+
+/// Member names and kinds the walker compares against, as bytes.
+enum K {
+    static let kind = Array("kind".utf8), object = Array("object".utf8), type = Array("type".utf8)
+    static let items = Array("items".utf8), list = Array("List".utf8), secret = Array("Secret".utf8)
+    static let data = Array("data".utf8), stringData = Array("stringData".utf8), metadata = Array("metadata".utf8)
+    static let annotations = Array("annotations".utf8), tokenRequest = Array("TokenRequest".utf8)
+    static let status = Array("status".utf8), token = Array("token".utf8), table = Array("Table".utf8)
+    static let rows = Array("rows".utf8), cells = Array("cells".utf8), columnDefinitions = Array("columnDefinitions".utf8)
+    static let name = Array("name".utf8), description = Array("description".utf8), env = Array("env".utf8)
+    static let value = Array("value".utf8), clientKeyData = Array("client-key-data".utf8)
+}

@@ -1,0 +1,244 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A flat index of a JSON text: one token per value and per object key, in document order,
+/// each with its byte range and the index of the token after its subtree.
+///
+/// The masker never builds a value tree: it looks up members by walking sibling tokens (a
+/// Secret's `kind` may come after its `data`) and copies every byte it does not rewrite. One
+/// pass finds string ends with `memchr`, so long base64 values cost little. The tape accepts a
+/// sequence of whitespace-separated values (a watch stream) and rejects anything that is not
+/// JSON, in which case the caller falls back to text masking.
+struct JSONTape {
+    enum Kind: UInt8 { case object, array, string, scalar }
+
+    struct Token {
+        var start: Int32      // first byte (`{`, `[`, `"`, or the scalar's first byte)
+        var end: Int32        // one past the last byte
+        var next: Int32       // index of the token after this value's subtree
+        var kind: Kind
+        var escaped: Bool     // string holding at least one backslash escape
+    }
+
+    private(set) var tokens: [Token] = []
+    /// Indices of the top-level values.
+    private(set) var roots: [Int] = []
+    static let maxDepth = 512
+
+    /// Nil when `b` is not a sequence of JSON values, nests deeper than ``maxDepth`` or is
+    /// larger than 2 GiB.
+    init?(_ b: UnsafeBufferPointer<UInt8>) {
+        guard b.count < Int(Int32.max) else { return nil }
+        tokens.reserveCapacity(b.count / 12)
+        var i = JSONTape.skipSpace(b, 0)
+        while i < b.count {
+            roots.append(tokens.count)
+            guard let end = parseValue(b, i) else { return nil }
+            i = JSONTape.skipSpace(b, end)
+        }
+        if roots.isEmpty { return nil }
+    }
+
+    @inline(__always) static func skipSpace(_ b: UnsafeBufferPointer<UInt8>, _ from: Int) -> Int {
+        var i = from
+        while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 }
+        return i
+    }
+
+    private enum State { case value, valueOrClose, keyOrClose, key, colon, afterValue }
+
+    /// Parses one value starting at `start`; returns the index after it.
+    private mutating func parseValue(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
+        var stack: [Int] = []
+        var state = State.value
+        var i = start
+        while true {
+            i = JSONTape.skipSpace(b, i)
+            if state == .afterValue && stack.isEmpty { return i }
+            guard i < b.count else { return nil }
+            let c = b[i]
+            switch state {
+            case .colon:
+                guard c == UInt8(ascii: ":") else { return nil }
+                i += 1; state = .value
+            case .afterValue:
+                let top = stack[stack.count - 1]
+                let isObject = tokens[top].kind == .object
+                if c == UInt8(ascii: ",") { i += 1; state = isObject ? .key : .value; continue }
+                guard c == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) else { return nil }
+                i += 1
+                close(top, i)
+                stack.removeLast()
+            case .keyOrClose, .key:
+                if c == UInt8(ascii: "}"), state == .keyOrClose {
+                    i += 1; close(stack[stack.count - 1], i); stack.removeLast(); state = .afterValue; continue
+                }
+                guard c == UInt8(ascii: "\"") else { return nil }
+                guard let end = string(b, i) else { return nil }
+                i = end; state = .colon
+            case .value, .valueOrClose:
+                if c == UInt8(ascii: "]"), state == .valueOrClose {
+                    i += 1; close(stack[stack.count - 1], i); stack.removeLast(); state = .afterValue; continue
+                }
+                switch c {
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    guard stack.count < JSONTape.maxDepth else { return nil }
+                    stack.append(tokens.count)
+                    tokens.append(Token(start: Int32(i), end: 0, next: 0, kind: c == UInt8(ascii: "{") ? .object : .array, escaped: false))
+                    i += 1
+                    state = c == UInt8(ascii: "{") ? .keyOrClose : .valueOrClose
+                    continue
+                case UInt8(ascii: "\""):
+                    guard let end = string(b, i) else { return nil }
+                    i = end
+                default:
+                    guard let end = JSONTape.scalarEnd(b, i) else { return nil }
+                    tokens.append(Token(start: Int32(i), end: Int32(end), next: Int32(tokens.count + 1), kind: .scalar, escaped: false))
+                    i = end
+                }
+                state = .afterValue
+            }
+        }
+    }
+
+    private mutating func close(_ index: Int, _ end: Int) {
+        tokens[index].end = Int32(end)
+        tokens[index].next = Int32(tokens.count)
+    }
+
+    /// Appends a string token starting at the quote at `q`; returns the index after it.
+    private mutating func string(_ b: UnsafeBufferPointer<UInt8>, _ q: Int) -> Int? {
+        guard let base = b.baseAddress else { return nil }
+        let from = q + 1
+        guard let hit = memchr(base + from, 0x22, b.count - from) else { return nil }
+        var close = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+        var escaped = false
+        if memchr(base + from, 0x5c, close - from) != nil {
+            escaped = true
+            var j = from
+            while true {
+                guard j < b.count else { return nil }
+                let c = b[j]
+                if c == 0x22 { break }
+                if c == 0x5c {
+                    guard j + 1 < b.count else { return nil }
+                    switch b[j + 1] {
+                    case 0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74: j += 2
+                    case 0x75:
+                        guard j + 6 <= b.count, (2..<6).allSatisfy({ JSONEscaper.hexValue(b[j + $0]) != nil }) else { return nil }
+                        j += 6
+                    default: return nil
+                    }
+                } else {
+                    j += 1
+                }
+            }
+            close = j
+        }
+        tokens.append(Token(start: Int32(q), end: Int32(close + 1), next: Int32(tokens.count + 1), kind: .string, escaped: escaped))
+        return close + 1
+    }
+
+    /// End of a number or literal at `i`, validated against the JSON grammar.
+    static func scalarEnd(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
+        func literal(_ s: StaticString) -> Int? {
+            let n = s.utf8CodeUnitCount
+            guard start + n <= b.count else { return nil }
+            for k in 0..<n where b[start + k] != s.utf8Start[k] { return nil }
+            return start + n
+        }
+        switch b[start] {
+        case UInt8(ascii: "t"): return literal("true")
+        case UInt8(ascii: "f"): return literal("false")
+        case UInt8(ascii: "n"): return literal("null")
+        default: break
+        }
+        var i = start
+        @inline(__always) func digits() -> Int {
+            let s = i
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
+            return i - s
+        }
+        if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < b.count else { return nil }
+        if b[i] == UInt8(ascii: "0") { i += 1 } else if digits() == 0 { return nil }
+        if i < b.count, b[i] == UInt8(ascii: ".") { i += 1; guard digits() > 0 else { return nil } }
+        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        return i
+    }
+}
+
+/// JSON string escaping and unescaping, Go-compatible (`<`, `>`, `&` written as `\u00XX`).
+enum JSONEscaper {
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x41 + 10
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    static func appendEscaped<S: Sequence>(_ bytes: S, into out: inout [UInt8]) where S.Element == UInt8 {
+        for c in bytes {
+            switch c {
+            case 0x22: out.append(0x5c); out.append(0x22)
+            case 0x5c: out.append(0x5c); out.append(0x5c)
+            case 0x0a: out.append(0x5c); out.append(UInt8(ascii: "n"))
+            case 0x0d: out.append(0x5c); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(0x5c); out.append(UInt8(ascii: "t"))
+            case 0..<0x20, 0x3c, 0x3e, 0x26:
+                out.append(contentsOf: [0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xf)]])
+            default: out.append(c)
+            }
+        }
+    }
+
+    /// Decodes the content of a string (between the quotes) already validated by the tape.
+    /// Lone surrogates become U+FFFD, as Go does.
+    static func unescape(_ b: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(hi - lo)
+        var i = lo
+        func u16(_ at: Int) -> UInt32? {
+            guard at + 4 <= hi else { return nil }
+            var v: UInt32 = 0
+            for k in 0..<4 { guard let h = hexValue(b[at + k]) else { return nil }; v = v << 4 | UInt32(h) }
+            return v
+        }
+        while i < hi {
+            let c = b[i]
+            guard c == 0x5c, i + 1 < hi else { out.append(c); i += 1; continue }
+            let e = b[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0c)
+            case UInt8(ascii: "n"): out.append(0x0a)
+            case UInt8(ascii: "r"): out.append(0x0d)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = u16(i) else { continue }
+                i += 4
+                if scalar >= 0xd800, scalar < 0xdc00, i + 1 < hi, b[i] == 0x5c, b[i + 1] == UInt8(ascii: "u"),
+                   let low = u16(i + 2), low >= 0xdc00, low < 0xe000 {
+                    scalar = 0x10000 + ((scalar - 0xd800) << 10) + (low - 0xdc00)
+                    i += 6
+                }
+                let us = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                out.append(contentsOf: Array(String(Character(us)).utf8))
+            default: out.append(e)
+            }
+        }
+        return out
+    }
+}

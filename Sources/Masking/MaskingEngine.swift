@@ -1,0 +1,139 @@
+import Foundation
+
+/// The shared, immutable state behind a ``Masker``: the policy's rules, the text scanner's
+/// prefilter tables and the env-name matchers. Safe to use from many threads at once.
+final class MaskingEngine: @unchecked Sendable {   // immutable after init
+    let policy: MaskingPolicy
+    let scanner: TextScanner
+    private let envSubstrings: [[UInt8]]
+    private let envRegexes: [RegexBox]
+
+    init(policy: MaskingPolicy) {
+        self.policy = policy
+        self.scanner = TextScanner(policy: policy)
+        var substrings: [[UInt8]] = []
+        var regexes: [RegexBox] = []
+        for pattern in policy.envNamePatterns where !pattern.isEmpty {
+            let plain = pattern.utf8.allSatisfy { DetectorMatchers.isAlnum($0) || $0 == 0x5f || $0 == 0x2d }
+            if plain {
+                substrings.append(Array(pattern.uppercased().utf8))
+            } else if let regex = try? NSRegularExpression(pattern: MaskingEngine.globToRegex(pattern), options: [.caseInsensitive]) {
+                regexes.append(RegexBox(regex))
+            } else {
+                substrings.append(Array(pattern.uppercased().utf8))   // not a regex: match it literally
+            }
+        }
+        envSubstrings = substrings
+        envRegexes = regexes
+    }
+
+    /// `*_PASS` style globs become anchored regexes; anything else is used as a regex as is.
+    static func globToRegex(_ pattern: String) -> String {
+        let isGlob = pattern.contains("*") && !pattern.contains(".*") && !pattern.contains("\\")
+        guard isGlob else { return pattern }
+        return "^" + pattern.split(separator: "*", omittingEmptySubsequences: false)
+            .map { NSRegularExpression.escapedPattern(for: String($0)) }.joined(separator: ".*") + "$"
+    }
+
+    @inline(__always) func rule(_ rule: StructuralRule) -> Replacement? { policy.structuralRules[rule] }
+
+    func envNameMatches(_ name: [UInt8]) -> Bool {
+        let upper = name.map { $0 >= 0x61 && $0 <= 0x7a ? $0 - 0x20 : $0 }
+        for needle in envSubstrings where MaskingEngine.contains(upper, needle) { return true }
+        guard !envRegexes.isEmpty else { return false }
+        let text = String(decoding: name, as: UTF8.self)
+        let range = NSRange(text.startIndex..., in: text)
+        return envRegexes.contains { $0.value.firstMatch(in: text, options: [], range: range) != nil }
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
+        outer: for i in 0...(haystack.count - needle.count) {
+            for k in 0..<needle.count where haystack[i + k] != needle[k] { continue outer }
+            return true
+        }
+        return false
+    }
+
+    // MARK: - Member names
+
+    enum KeyCategory { case password, gcpPrivateKey, awsSecretKey }
+
+    private static let passwordSuffixes: [[UInt8]] = ["password", "passwd", "passphrase", "secret", "apikey", "token", "secretkey"].map { Array($0.utf8) }
+    private static let awsSuffix = Array("secretaccesskey".utf8)
+    private static let privateKey = Array("private_key".utf8)
+
+    /// Classifies a member name by its suffix, ignoring case and `_`, `-`, `.` separators:
+    /// `DB_PASSWORD`, `clientSecret`, `api-key`, `aws_secret_access_key`, `private_key`.
+    func keyCategory(_ key: UnsafeBufferPointer<UInt8>) -> KeyCategory? {
+        guard key.count >= 3, key.count <= 128 else { return nil }
+        if policy.detectors[.gcpServiceAccountKey] != nil, key.elementsEqual(MaskingEngine.privateKey) { return .gcpPrivateKey }
+        // Cheap first test on the last letter, which rejects most names.
+        var last = key[key.count - 1]
+        if last >= 0x41, last <= 0x5a { last |= 0x20 }
+        guard last == UInt8(ascii: "d") || last == UInt8(ascii: "t") || last == UInt8(ascii: "y")
+            || last == UInt8(ascii: "e") || last == UInt8(ascii: "n") else { return nil }
+        if policy.detectors[.awsSecretKey] != nil, MaskingEngine.hasNormalizedSuffix(key, MaskingEngine.awsSuffix) { return .awsSecretKey }
+        if policy.detectors[.passwordAssignment] != nil,
+           MaskingEngine.passwordSuffixes.contains(where: { MaskingEngine.hasNormalizedSuffix(key, $0) }) { return .password }
+        return nil
+    }
+
+    private static func hasNormalizedSuffix(_ key: UnsafeBufferPointer<UInt8>, _ suffix: [UInt8]) -> Bool {
+        var i = key.count - 1, k = suffix.count - 1
+        while k >= 0 {
+            guard i >= 0 else { return false }
+            var c = key[i]
+            if c == 0x5f || c == 0x2d || c == 0x2e { i -= 1; continue }
+            if c >= 0x41, c <= 0x5a { c |= 0x20 }
+            guard c == suffix[k] else { return false }
+            i -= 1; k -= 1
+        }
+        // The suffix must start a word: `tokens` and `notoken` are fine, `mytoken` too — but
+        // `kubernetesToken`-like names are what we want, so any boundary is accepted.
+        return true
+    }
+
+    /// The replacement for a string value under a member of this category, or nil to leave it.
+    func keyRule(_ category: KeyCategory, value: [UInt8]) -> Replacement? {
+        switch category {
+        case .gcpPrivateKey:
+            return value.isEmpty ? nil : policy.detectors[.gcpServiceAccountKey]
+        case .awsSecretKey:
+            guard value.count == 40, value.allSatisfy(DetectorMatchers.isBase64) else { return nil }
+            return policy.detectors[.awsSecretKey]
+        case .password:
+            guard PasswordHeuristics.looksLikeSecret(value) else { return nil }
+            // A JWT or other token under `token` is masked by its own detector as well; either way
+            // the whole value goes.
+            return policy.detectors[.passwordAssignment]
+        }
+    }
+
+    /// Docker configs (`"auths"`) and kubeconfigs (`"clusters"` with `"users"`) held as JSON.
+    func credentialDocumentMarkers(_ content: [UInt8]) -> Bool {
+        if policy.structuralRules[.dockerConfig] != nil, MaskingEngine.contains(content, Array("\"auths\"".utf8)) { return true }
+        if policy.structuralRules[.kubeconfig] != nil, MaskingEngine.contains(content, Array("\"users\"".utf8)),
+           MaskingEngine.contains(content, Array("\"clusters\"".utf8)) { return true }
+        return false
+    }
+
+    // MARK: - Documents
+
+    /// Masks a JSON text; nil when it is not JSON.
+    func maskDocument(_ bytes: [UInt8], kindHint: String?, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int) -> [UInt8]? {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let tape = JSONTape(buffer) else { return nil }
+            var run = JSONMaskRun(engine: self, bytes: buffer, tape: tape, credentialDocument: credentialDocument,
+                                  forcedSecret: forcedSecret, nesting: nesting)
+            return run.run(kindHint: kindHint)
+        }
+    }
+
+    func maskText(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        _ = scanner.maskText(bytes, into: &out)
+        return out
+    }
+}
