@@ -28,21 +28,6 @@ enum RepositoryFiles {
     }
 }
 
-/// Runs CRD `x-kubernetes-validations` rules with KubeCore's CEL evaluator, so schema
-/// validation in these tests checks the cross-field rules too.
-struct CELRuleEvaluator: ValidationRuleEvaluator {
-    func evaluate(_ rule: ValidationRule, value: JSONValue, oldValue: JSONValue?) -> RuleFailure? {
-        do {
-            let program = try CELProgram(compiling: rule.rule)
-            if program.referencesOldSelf && oldValue == nil { return nil }
-            if try program.validate(self: value, oldSelf: oldValue) { return nil }
-            return RuleFailure(message: rule.message ?? "failed rule: \(rule.rule)")
-        } catch {
-            return RuleFailure(message: "rule \(rule.rule) could not be evaluated: \(error)")
-        }
-    }
-}
-
 extension AgentGateCRDs {
     /// A validator for a kind's schema, with CEL rules.
     static func validator(for kind: AgentGateKind) throws -> SchemaValidator {
