@@ -48,11 +48,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP/1.1 (+TLS, +WebSocket upgrade) server the local cluster and the gateway share.
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Embedded, in-memory Kubernetes API server (tests and `agentgate dev`).
         .target(
             name: "LocalCluster",
             dependencies: [
-                "KubeCore", "AgentGateAPI",
+                "KubeCore", "AgentGateAPI", "HTTPServing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -93,7 +104,7 @@ let package = Package(
         .testTarget(
             name: "LocalClusterTests",
             dependencies: [
-                "LocalCluster", "AgentGateAPI", "KubeCore",
+                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -110,7 +121,7 @@ let package = Package(
         // Benchmarks and fuzz drivers: executables that print figures (add below).
         .executableTarget(
             name: "LocalClusterBenchmark",
-            dependencies: ["LocalCluster", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
     ],
     swiftLanguageModes: [.v5]

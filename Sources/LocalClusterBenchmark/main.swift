@@ -7,6 +7,7 @@
 // is installed), LIST latency of N AgentConnections, watch fan-out latency p50/p99 with W
 // watchers, and the process's resident memory holding N AgentConnections (with a baseline
 // measured before they were created, in the same run).
+import HTTPServing
 import AgentGateAPI
 import Foundation
 import KubeCore

@@ -1,3 +1,4 @@
+import HTTPServing
 import AgentGateAPI
 import Foundation
 import KubeCore
