@@ -15,6 +15,16 @@ public struct HTTPRequest: Sendable {
     public var bodyTooLarge: Bool
     public var remoteAddress: String?
 
+    public init(method: String, uri: String, headers: HTTPHeaders, body: [UInt8], bodyTooLarge: Bool = false,
+                remoteAddress: String? = nil) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+        self.bodyTooLarge = bodyTooLarge
+        self.remoteAddress = remoteAddress
+    }
+
     public func header(_ name: String) -> String? { headers.first(name: name) }
 }
 
@@ -103,7 +113,7 @@ public final class HTTPServer: @unchecked Sendable {
 }
 
 /// Collects one request, runs the handler in a task, writes the response.
-final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
+final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -167,8 +177,9 @@ final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             if !bytes.isEmpty {
                 channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
             }
-            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-            if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+            let done = channel.eventLoop.makePromise(of: Void.self)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: done)
+            if !keepAlive { done.futureResult.whenComplete { _ in channel.close(promise: nil) } }
         case .stream(let chunks):
             headers.remove(name: "Content-Length")
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")

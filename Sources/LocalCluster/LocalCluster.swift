@@ -63,11 +63,9 @@ public final class LocalCluster: @unchecked Sendable {
         let authenticator = Authenticator(adminToken: adminToken, tokenIssuer: issuer) { namespace, name in
             store.get(saKey, namespace: namespace, name: name)?.value()[path: ["metadata", "uid"]]?.stringValue
         }
-        var apiServerRef: APIServer?
-        let authorizer = RBACAuthorizer(snapshot: { apiServerRef?.rbacSnapshot() ?? RBACSnapshot() })
+        let authorizer = RBACAuthorizer(snapshot: { APIServer.rbacSnapshot(of: store) })
         let apiServer = APIServer(registry: registry, store: store, authenticator: authenticator, authorizer: authorizer,
                                   tokenIssuer: issuer, logger: logger)
-        apiServerRef = apiServer
         apiServer.bookmarkInterval = configuration.bookmarkInterval
         let cluster = LocalCluster(configuration: configuration, apiServer: apiServer, adminToken: adminToken,
                                    certificateAuthority: ca, tokenIssuer: issuer)

@@ -150,5 +150,6 @@ public struct SchemaValidator: Sendable {
 /// The field errors of one rejected object.
 public struct ValidationErrors: Error, Sendable, CustomStringConvertible {
     public var errors: [FieldError]
+    public init(errors: [FieldError]) { self.errors = errors }
     public var description: String { errors.map(\.description).joined(separator: "; ") }
 }

@@ -135,7 +135,7 @@ public final class APIServer: @unchecked Sendable {
     public var webSocketService: WebSocketService { ExecUpgrades(server: self) }
 
     /// The RBAC objects currently stored, for the authorizer.
-    public func rbacSnapshot() -> RBACSnapshot {
+    public static func rbacSnapshot(of store: ObjectStore) -> RBACSnapshot {
         func values(_ resource: String) -> [JSONValue] {
             store.list(ResourceKey(group: "rbac.authorization.k8s.io", resource: resource), namespace: nil).objects.map { $0.value() }
         }
