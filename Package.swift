@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
         // Benchmarks and fuzz drivers: executables that print figures (add below).
+        .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
