@@ -70,9 +70,18 @@ public struct ServiceAccountTokenClaims: Sendable, Hashable, Codable {
         } else {
             aud = try c.decodeIfPresent([String].self, forKey: .aud) ?? []
         }
-        exp = try c.decode(Int64.self, forKey: .exp)
-        iat = try c.decodeIfPresent(Int64.self, forKey: .iat) ?? 0
-        nbf = try c.decodeIfPresent(Int64.self, forKey: .nbf) ?? 0
+        // NumericDate may carry a fraction (RFC 7519 §2; jwt-kit writes one); whole seconds suffice.
+        func numericDate(_ key: CodingKeys) throws -> Int64? {
+            guard let seconds = try c.decodeIfPresent(Double.self, forKey: key), seconds.isFinite,
+                  abs(seconds) < 1e15 else { return nil }
+            return Int64(seconds.rounded(.down))
+        }
+        guard let expiry = try numericDate(.exp) else {
+            throw DecodingError.dataCorruptedError(forKey: .exp, in: c, debugDescription: "exp must be a NumericDate")
+        }
+        exp = expiry
+        iat = try numericDate(.iat) ?? 0
+        nbf = try numericDate(.nbf) ?? 0
         jti = try c.decodeIfPresent(String.self, forKey: .jti) ?? ""
         kubernetes = try c.decode(KubernetesTokenClaim.self, forKey: .kubernetes)
     }
