@@ -86,7 +86,9 @@ final class TLSClusterCertificateAuthorityTests: XCTestCase {
     }
 
     /// curl, trusting only the CA file, completes the handshake with a server using
-    /// `serverTLSConfiguration()`; without the CA it refuses the certificate.
+    /// `serverTLSConfiguration()`; without the CA it refuses the certificate. A client
+    /// certificate from `issueClientCertificate` authenticates as its CN/O; one from another CA
+    /// fails the handshake.
     func testCurlTrustsServerWithOnlyTheCAFile() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else {
             throw XCTSkip("curl is not installed")
@@ -95,6 +97,8 @@ final class TLSClusterCertificateAuthorityTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let ca = try ClusterCertificateAuthority.loadOrCreate(in: dir)
         let sslContext = try NIOSSLContext(configuration: ca.serverTLSConfiguration())
+        let authenticator = Authenticator(adminToken: "unused", tokenIssuer: try .loadOrCreate(in: nil),
+                                          serviceAccountUID: { _, _ in nil })
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
@@ -103,7 +107,7 @@ final class TLSClusterCertificateAuthorityTests: XCTestCase {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
-                    try channel.pipeline.syncOperations.addHandler(OneShotHTTPResponder())
+                    try channel.pipeline.syncOperations.addHandler(OneShotHTTPResponder(authenticator: authenticator))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -114,11 +118,29 @@ final class TLSClusterCertificateAuthorityTests: XCTestCase {
         let trusted = try runCurl(["--cacert", caFile, "--resolve", "localhost:\(port):127.0.0.1",
                                    "https://localhost:\(port)/version"])
         XCTAssertEqual(trusted.status, 0, trusted.output)
-        XCTAssertEqual(trusted.output, "ok")
+        XCTAssertEqual(trusted.output, "anonymous")
         let byIP = try runCurl(["--cacert", caFile, "https://127.0.0.1:\(port)/version"])
         XCTAssertEqual(byIP.status, 0, byIP.output)
         let untrusted = try runCurl(["--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)/version"])
         XCTAssertEqual(untrusted.status, 60, "curl exit 60: peer certificate cannot be authenticated")
+
+        let client = try ca.issueClientCertificate(commonName: "jane", organizations: ["devs"])
+        try Data(client.certificatePEM.utf8).write(to: dir.appendingPathComponent("jane.crt"))
+        try Data(client.keyPEM.utf8).write(to: dir.appendingPathComponent("jane.key"))
+        let withCert = try runCurl(["--cacert", caFile, "--cert", dir.appendingPathComponent("jane.crt").path,
+                                    "--key", dir.appendingPathComponent("jane.key").path,
+                                    "https://127.0.0.1:\(port)/version"])
+        XCTAssertEqual(withCert.output, "jane devs,system:authenticated")
+
+        let stranger = try ClusterCertificateAuthority.loadOrCreate(in: nil)
+            .issueClientCertificate(commonName: "mallory", organizations: ["system:masters"])
+        try Data(stranger.certificatePEM.utf8).write(to: dir.appendingPathComponent("mallory.crt"))
+        try Data(stranger.keyPEM.utf8).write(to: dir.appendingPathComponent("mallory.key"))
+        let foreign = try runCurl(["--cacert", caFile, "--cert", dir.appendingPathComponent("mallory.crt").path,
+                                   "--key", dir.appendingPathComponent("mallory.key").path,
+                                   "https://127.0.0.1:\(port)/version"])
+        XCTAssertNotEqual(foreign.status, 0, "a client certificate from another CA fails the handshake")
+        XCTAssertFalse(foreign.output.contains("mallory"))
     }
 
     private func runCurl(_ arguments: [String]) throws -> (status: Int32, output: String) {
@@ -135,16 +157,28 @@ final class TLSClusterCertificateAuthorityTests: XCTestCase {
     }
 }
 
-/// Answers the first bytes of a request with a fixed HTTP response and closes.
+/// Answers the first bytes of a request with the user its client certificate authenticates
+/// (`<name> <groups>`, or `anonymous`) and closes.
 private final class OneShotHTTPResponder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private var answered = false
+    private let authenticator: Authenticator
+
+    init(authenticator: Authenticator) {
+        self.authenticator = authenticator
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !answered else { return }
         answered = true
-        let response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        var body = "anonymous"
+        if let peer = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
+           let der = try? peer.toDERBytes(),
+           let user = authenticator.authenticate(verifiedClientCertificateDER: der) {
+            body = "\(user.username) \(user.groups.joined(separator: ","))"
+        }
+        let response = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: response)), promise: nil)
         context.close(promise: nil)
     }

@@ -10,9 +10,13 @@
 ///   `system:serviceaccount:<ns>:<name>`, uid = the SA's uid, groups `system:serviceaccounts`,
 ///   `system:serviceaccounts:<ns>`, `system:authenticated`. A deleted (or deleted and recreated)
 ///   ServiceAccount's tokens stop working at once.
+/// - A client certificate the TLS handshake verified against the cluster CA (see
+///   `ClusterCertificateAuthority.serverTLSConfiguration`) → CN as username, each O as a group,
+///   plus `system:authenticated`, as kube-apiserver's x509 authenticator.
 /// - Anything else → nil; the server answers 401 `Unauthorized`.
 import Crypto
 import Foundation
+import X509
 
 public struct Authenticator: Sendable {
     /// The identity the admin token authenticates as.
@@ -83,6 +87,25 @@ public struct Authenticator: Sendable {
         return UserInfo(username: claims.sub, uid: currentUID,
                         groups: ["system:serviceaccounts", "system:serviceaccounts:\(namespace)", "system:authenticated"],
                         extra: extra)
+    }
+
+    /// Authenticates the peer certificate (DER, e.g. `NIOSSLCertificate.toDERBytes()`) of a
+    /// connection whose handshake verified it against the cluster CA. Only call it with a
+    /// certificate NIOSSL validated; this does not check the chain again.
+    public func authenticate(verifiedClientCertificateDER der: [UInt8], now: Date = Date()) -> UserInfo? {
+        guard let certificate = try? Certificate(derEncoded: der),
+              certificate.notValidBefore <= now, now <= certificate.notValidAfter else { return nil }
+        var commonName: String?
+        var organizations: [String] = []
+        for rdn in certificate.subject {
+            for attribute in rdn {
+                guard let value = String(attribute.value) else { continue }
+                if attribute.type == .RDNAttributeType.commonName { commonName = value }
+                if attribute.type == .RDNAttributeType.organizationName { organizations.append(value) }
+            }
+        }
+        guard let commonName, !commonName.isEmpty else { return nil }
+        return UserInfo(username: commonName, groups: organizations + ["system:authenticated"])
     }
 
     private func constantTimeEquals(_ a: String, _ b: String) -> Bool {
