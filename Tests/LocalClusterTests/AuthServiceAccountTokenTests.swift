@@ -134,6 +134,46 @@ final class AuthServiceAccountTokenTests: XCTestCase {
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
     }
 
+    func testTokenRequestResponseFillsDefaultsAndStatus() throws {
+        let issuer = try ServiceAccountTokenIssuer.loadOrCreate(in: nil)
+        let serviceAccount: JSONValue = ["apiVersion": "v1", "kind": "ServiceAccount",
+                                         "metadata": ["name": "gateway", "namespace": "agents", "uid": "uid-9"]]
+        let request: JSONValue = ["apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                  "spec": ["boundObjectRef": ["kind": "Pod", "name": "p", "uid": "pod-1"]]]
+        let (response, warnings) = try issuer.respond(toTokenRequest: request, serviceAccount: serviceAccount, now: now)
+        XCTAssertEqual(warnings, [])
+        XCTAssertEqual(response["kind"], "TokenRequest")
+        XCTAssertEqual(response[path: ["metadata", "name"]], "gateway")
+        XCTAssertEqual(response[path: ["spec", "expirationSeconds"]], 3600)
+        XCTAssertEqual(response[path: ["spec", "audiences"]], ["https://kubernetes.default.svc.cluster.local"])
+        XCTAssertEqual(response[path: ["status", "expirationTimestamp"]], "2025-10-09T09:53:20Z")
+        let token = try XCTUnwrap(response[path: ["status", "token"]]?.stringValue)
+        let claims = try issuer.verify(token, now: now)
+        XCTAssertEqual(claims.sub, "system:serviceaccount:agents:gateway")
+        XCTAssertEqual(claims.serviceAccountUID, "uid-9")
+        XCTAssertEqual(claims.kubernetes.pod, .init(name: "p", uid: "pod-1"))
+    }
+
+    func testTokenRequestShortensLongExpirationWithWarningAndRejectsShortOnes() throws {
+        let issuer = try ServiceAccountTokenIssuer.loadOrCreate(in: nil)
+        let serviceAccount: JSONValue = ["metadata": ["name": "sa", "namespace": "ns", "uid": "u"]]
+        let long: JSONValue = ["spec": ["expirationSeconds": 604_800, "audiences": ["vault"]]]
+        let (response, warnings) = try issuer.respond(toTokenRequest: long, serviceAccount: serviceAccount, now: now)
+        XCTAssertEqual(warnings, ["requested expiration of 604800 seconds shortened to 172800 seconds"])
+        XCTAssertEqual(response[path: ["spec", "expirationSeconds"]], 172_800)
+        XCTAssertEqual(response[path: ["spec", "audiences"]], ["vault"])
+
+        let short: JSONValue = ["spec": ["expirationSeconds": 60]]
+        XCTAssertThrowsError(try issuer.respond(toTokenRequest: short, serviceAccount: serviceAccount, now: now)) { error in
+            XCTAssertEqual((error as? FieldError)?.description,
+                           "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes")
+        }
+        let node: JSONValue = ["spec": ["boundObjectRef": ["kind": "ConfigMap", "name": "c"]]]
+        XCTAssertThrowsError(try issuer.respond(toTokenRequest: node, serviceAccount: serviceAccount, now: now)) { error in
+            XCTAssertEqual((error as? FieldError)?.field, "spec.boundObjectRef.kind")
+        }
+    }
+
     /// A standard JWT library accepts our tokens, and we accept its ES256 tokens (whose `exp`
     /// carries a fraction of a second).
     func testTokensInteroperateWithJWTKit() async throws {

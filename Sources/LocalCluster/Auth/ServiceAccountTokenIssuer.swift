@@ -185,15 +185,7 @@ public struct ServiceAccountTokenIssuer: Sendable {
                       expirationSeconds: Int64 = ServiceAccountTokenIssuer.defaultExpirationSeconds,
                       boundObject: BoundObjectReference? = nil,
                       now: Date = Date()) throws -> (token: String, expiration: Date) {
-        if expirationSeconds < Self.minExpirationSeconds {
-            throw FieldError(.invalid, field: "spec.expirationSeconds", value: String(expirationSeconds),
-                             detail: "may not specify a duration less than 10 minutes")
-        }
-        if expirationSeconds > 1 << 32 {
-            throw FieldError(.invalid, field: "spec.expirationSeconds", value: String(expirationSeconds),
-                             detail: "may not specify a duration larger than 2^32 seconds")
-        }
-        let lifetime = min(expirationSeconds, maxExpirationSeconds)
+        let lifetime = try min(validateExpiration(expirationSeconds), maxExpirationSeconds)
         let issuedAt = Int64(now.timeIntervalSince1970.rounded(.down))
         var kube = KubernetesTokenClaim(namespace: namespace,
                                         serviceaccount: .init(name: name, uid: uid))
