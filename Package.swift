@@ -123,6 +123,7 @@ let package = Package(
             name: "LocalClusterBenchmark",
             dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
+        .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

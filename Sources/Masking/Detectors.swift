@@ -35,8 +35,8 @@ enum DetectorMatchers {
     }
 
     /// `eyJ` header `.` payload `.` signature, all base64url, header and payload ≥ 10 chars.
+    /// No left boundary is required: `xeyJ...` still masks from `eyJ` on.
     static func jwt(_ b: Buffer, _ p: Int, _ lo: Int, _ hi: Int) -> Range<Int>? {
-        if p > lo, isBase64URL(b[p - 1]) { return nil }
         let e1 = run(b, from: p, to: hi, while: isBase64URL)
         guard e1 - p >= 10, e1 < hi, b[e1] == UInt8(ascii: ".") else { return nil }
         let e2 = run(b, from: e1 + 1, to: hi, while: isBase64URL)
@@ -71,6 +71,8 @@ enum DetectorMatchers {
             if end - 1 > start, b[end - 1] == 0x0a { end -= 1 }
             if end - 2 >= start, b[end - 2] == 0x5c, b[end - 1] == UInt8(ascii: "n") { end -= 2 }
         }
+        // An open block is reported even when empty so far: a stream masks what follows.
+        if j == hi { return min(start, hi)..<hi }
         return start < end ? start..<end : nil
     }
 
@@ -95,7 +97,8 @@ enum DetectorMatchers {
 
     /// The string value of `"private_key"` in service-account JSON, up to its closing quote.
     static func gcpPrivateKey(_ b: Buffer, _ p: Int, _ lo: Int, _ hi: Int) -> Range<Int>? {
-        var i = p + 13   // "\"private_key\""
+        guard p > lo, b[p - 1] == UInt8(ascii: "\""), p + 11 < hi, b[p + 11] == UInt8(ascii: "\"") else { return nil }
+        var i = p + 12   // private_key"
         while i < hi, b[i] == 0x20 || b[i] == 0x09 { i += 1 }
         guard i < hi, b[i] == UInt8(ascii: ":") else { return nil }
         i += 1

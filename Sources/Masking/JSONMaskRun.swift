@@ -272,7 +272,12 @@ struct JSONMaskRun {
                 return
             }
         }
+        let first = lowerBound(lo)
+        var last = first
+        while last < hits.count, hits[last].position < hi { last += 1 }
         if tok.escaped {
+            if last == first, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
+               !JSONMaskRun.hasUnicodeEscape(b, lo, hi) { return }
             let content = stringBytes(t)
             content.withUnsafeBufferPointer { cb in
                 var local: [TextScanner.Hit] = []
@@ -289,9 +294,6 @@ struct JSONMaskRun {
             }
             return
         }
-        let first = lowerBound(lo)
-        var last = first
-        while last < hits.count, hits[last].position < hi { last += 1 }
         guard last > first || engine.scanner.needsEverySegment else { return }
         let found = engine.scanner.matches(b, lo, hi, hits: hits[first..<last], lineScoped: false)
         guard !found.isEmpty else { return }
@@ -308,6 +310,19 @@ struct JSONMaskRun {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
         }
         return engine.keyCategory(Buffer(rebasing: b[(Int(tok.start) + 1)..<(Int(tok.end) - 1)]))
+    }
+
+    static func hasUnicodeEscape(_ b: Buffer, _ lo: Int, _ hi: Int) -> Bool {
+        var i = lo
+        while i + 1 < hi {
+            if b[i] == 0x5c {
+                if b[i + 1] == UInt8(ascii: "u") { return true }
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        return false
     }
 
     private func lowerBound(_ position: Int) -> Int {

@@ -7,9 +7,17 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     let scanner: TextScanner
     private let envSubstrings: [[UInt8]]
     private let envRegexes: [RegexBox]
+    // Rule lookups hoisted out of the dictionaries: RawRepresentable enums hash their String
+    // raw value, which showed up as a tenth of the time on ConfigMap lists.
+    private let structural: [Replacement?]
+    let gcpRule: Replacement?, awsSecretRule: Replacement?, passwordRule: Replacement?
 
     init(policy: MaskingPolicy) {
         self.policy = policy
+        self.structural = StructuralRule.allCases.map { policy.structuralRules[$0] }
+        self.gcpRule = policy.detectors[.gcpServiceAccountKey]
+        self.awsSecretRule = policy.detectors[.awsSecretKey]
+        self.passwordRule = policy.detectors[.passwordAssignment]
         self.scanner = TextScanner(policy: policy)
         var substrings: [[UInt8]] = []
         var regexes: [RegexBox] = []
@@ -35,7 +43,7 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
             .map { NSRegularExpression.escapedPattern(for: String($0)) }.joined(separator: ".*") + "$"
     }
 
-    @inline(__always) func rule(_ rule: StructuralRule) -> Replacement? { policy.structuralRules[rule] }
+    @inline(__always) func rule(_ rule: StructuralRule) -> Replacement? { structural[rule.ordinal] }
 
     func envNameMatches(_ name: [UInt8]) -> Bool {
         let upper = name.map { $0 >= 0x61 && $0 <= 0x7a ? $0 - 0x20 : $0 }
@@ -67,14 +75,14 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     /// `DB_PASSWORD`, `clientSecret`, `api-key`, `aws_secret_access_key`, `private_key`.
     func keyCategory(_ key: UnsafeBufferPointer<UInt8>) -> KeyCategory? {
         guard key.count >= 3, key.count <= 128 else { return nil }
-        if policy.detectors[.gcpServiceAccountKey] != nil, key.elementsEqual(MaskingEngine.privateKey) { return .gcpPrivateKey }
+        if gcpRule != nil, key.elementsEqual(MaskingEngine.privateKey) { return .gcpPrivateKey }
         // Cheap first test on the last letter, which rejects most names.
         var last = key[key.count - 1]
         if last >= 0x41, last <= 0x5a { last |= 0x20 }
         guard last == UInt8(ascii: "d") || last == UInt8(ascii: "t") || last == UInt8(ascii: "y")
             || last == UInt8(ascii: "e") || last == UInt8(ascii: "n") else { return nil }
-        if policy.detectors[.awsSecretKey] != nil, MaskingEngine.hasNormalizedSuffix(key, MaskingEngine.awsSuffix) { return .awsSecretKey }
-        if policy.detectors[.passwordAssignment] != nil,
+        if awsSecretRule != nil, MaskingEngine.hasNormalizedSuffix(key, MaskingEngine.awsSuffix) { return .awsSecretKey }
+        if passwordRule != nil,
            MaskingEngine.passwordSuffixes.contains(where: { MaskingEngine.hasNormalizedSuffix(key, $0) }) { return .password }
         return nil
     }
@@ -98,22 +106,22 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     func keyRule(_ category: KeyCategory, value: [UInt8]) -> Replacement? {
         switch category {
         case .gcpPrivateKey:
-            return value.isEmpty ? nil : policy.detectors[.gcpServiceAccountKey]
+            return value.isEmpty ? nil : gcpRule
         case .awsSecretKey:
             guard value.count == 40, value.allSatisfy(DetectorMatchers.isBase64) else { return nil }
-            return policy.detectors[.awsSecretKey]
+            return awsSecretRule
         case .password:
             guard PasswordHeuristics.looksLikeSecret(value) else { return nil }
             // A JWT or other token under `token` is masked by its own detector as well; either way
             // the whole value goes.
-            return policy.detectors[.passwordAssignment]
+            return passwordRule
         }
     }
 
     /// Docker configs (`"auths"`) and kubeconfigs (`"clusters"` with `"users"`) held as JSON.
     func credentialDocumentMarkers(_ content: [UInt8]) -> Bool {
-        if policy.structuralRules[.dockerConfig] != nil, MaskingEngine.contains(content, Array("\"auths\"".utf8)) { return true }
-        if policy.structuralRules[.kubeconfig] != nil, MaskingEngine.contains(content, Array("\"users\"".utf8)),
+        if rule(.dockerConfig) != nil, MaskingEngine.contains(content, Array("\"auths\"".utf8)) { return true }
+        if rule(.kubeconfig) != nil, MaskingEngine.contains(content, Array("\"users\"".utf8)),
            MaskingEngine.contains(content, Array("\"clusters\"".utf8)) { return true }
         return false
     }
@@ -135,5 +143,18 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
         out.reserveCapacity(bytes.count)
         _ = scanner.maskText(bytes, into: &out)
         return out
+    }
+}
+
+extension StructuralRule {
+    var ordinal: Int {
+        switch self {
+        case .secretData: return 0
+        case .lastAppliedConfiguration: return 1
+        case .envValue: return 2
+        case .tokenRequestToken: return 3
+        case .kubeconfig: return 4
+        case .dockerConfig: return 5
+        }
     }
 }

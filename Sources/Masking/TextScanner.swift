@@ -38,6 +38,10 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
     /// Custom patterns with no literal keyword: they run on every segment.
     let unanchoredCustom: [Int]
     let replacer: Replacer
+    /// No keyword holds a byte JSON escapes (`"`, `\\`, `/`, control bytes): then a JSON string
+    /// without `\\u` escapes whose raw bytes have no keyword hit has none once decoded either,
+    /// and need not be decoded.
+    let keywordsSurviveEscaping: Bool
 
     static let kubeconfigKeys: [String] = ["token", "client-key-data", "password", "id-token", "refresh-token", "access-token", "client-secret"]
 
@@ -54,7 +58,7 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
             case .awsSecretKey:
                 add("secret_access_key", .detector(.awsSecretKey), replacement, ci: true)
                 add("secretaccesskey", .detector(.awsSecretKey), replacement, ci: true)
-            case .gcpServiceAccountKey: add("\"private_key\"", .detector(.gcpServiceAccountKey), replacement)
+            case .gcpServiceAccountKey: add("private_key", .detector(.gcpServiceAccountKey), replacement)
             case .githubToken: for p in ["ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_"] { add(p, .detector(.githubToken), replacement) }
             case .gitlabToken: add("glpat-", .detector(.gitlabToken), replacement)
             case .slackToken: for p in ["xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-"] { add(p, .detector(.slackToken), replacement) }
@@ -87,6 +91,7 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
                 }
             }
         }
+        self.keywordsSurviveEscaping = anchors.allSatisfy { $0.bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5c && $0 != 0x2f } }
         self.anchors = anchors
         self.byFirst = byFirst
         self.bigrams = bigrams

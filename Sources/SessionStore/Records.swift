@@ -1,0 +1,265 @@
+import Foundation
+
+/// Value types the gateway hands to and gets from a `SessionStore`.
+/// All are `Sendable` and `Codable` so the admin API can serve them as JSON as is.
+
+public typealias SessionID = String
+public typealias ExchangeID = String
+
+/// An AgentConnection, by namespace and name.
+public struct ConnectionRef: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var namespace: String
+    public var name: String
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+    public var description: String { "\(namespace)/\(name)" }
+}
+
+/// What identifies a session: connection, agent subject and the token's `sid` or `jti`.
+public struct SessionKey: Hashable, Sendable, Codable {
+    public var connection: ConnectionRef
+    public var subject: String
+    /// The token's `sid` claim, else its `jti`, else nil (then sessions split on idle gaps).
+    public var tokenKey: String?
+    public init(connection: ConnectionRef, subject: String, tokenKey: String? = nil) {
+        self.connection = connection
+        self.subject = subject
+        self.tokenKey = tokenKey
+    }
+}
+
+/// Identity details recorded when a session starts.
+public struct AgentIdentityInfo: Hashable, Sendable, Codable {
+    public var groups: [String]
+    /// The model name, read from the connection's configured claim.
+    public var model: String?
+    public init(groups: [String] = [], model: String? = nil) {
+        self.groups = groups
+        self.model = model
+    }
+}
+
+public struct SessionRecord: Hashable, Sendable, Codable {
+    /// Time-ordered: sorts by start time.
+    public var id: SessionID
+    public var connection: ConnectionRef
+    public var subject: String
+    public var groups: [String]
+    public var model: String?
+    public var tokenKey: String?
+    public var startedAt: Date
+    public var lastActivity: Date
+    public var exchangeCount: Int64
+    /// Bytes stored for this session: request and response bodies plus stream chunks.
+    public var bytes: Int64
+}
+
+public enum ExchangeState: String, Hashable, Sendable, Codable, CaseIterable {
+    /// Begun, response not finished.
+    case inProgress
+    case complete
+    /// Cut: the gateway crashed or the stream was interrupted.
+    case incomplete
+}
+
+/// What the gateway knows before forwarding. Empty strings stand for absent RequestInfo
+/// parts (core group "", no subresource, cluster scope, non-resource URL).
+public struct ExchangeStart: Hashable, Sendable {
+    public var sessionID: SessionID
+    public var time: Date
+    public var verb: String
+    public var apiGroup: String
+    public var resource: String
+    public var subresource: String
+    public var namespace: String
+    public var name: String
+    public var httpMethod: String
+    public var path: String
+    public var query: String
+    /// As the agent sent it, masked by the caller; nil when bodies are not recorded.
+    public var requestBody: [UInt8]?
+    /// Size on the wire (may exceed `requestBody.count` when truncated).
+    public var requestBytes: Int64
+    public var truncated: Bool
+    public var approvalID: String?
+    public var kubectlCommand: String?
+    public var kubectlSession: String?
+    public var userAgent: String?
+
+    public init(
+        sessionID: SessionID, time: Date, verb: String, apiGroup: String = "", resource: String = "",
+        subresource: String = "", namespace: String = "", name: String = "", httpMethod: String,
+        path: String, query: String = "", requestBody: [UInt8]? = nil, requestBytes: Int64 = 0,
+        truncated: Bool = false, approvalID: String? = nil, kubectlCommand: String? = nil,
+        kubectlSession: String? = nil, userAgent: String? = nil
+    ) {
+        self.sessionID = sessionID
+        self.time = time
+        self.verb = verb
+        self.apiGroup = apiGroup
+        self.resource = resource
+        self.subresource = subresource
+        self.namespace = namespace
+        self.name = name
+        self.httpMethod = httpMethod
+        self.path = path
+        self.query = query
+        self.requestBody = requestBody
+        self.requestBytes = requestBytes
+        self.truncated = truncated
+        self.approvalID = approvalID
+        self.kubectlCommand = kubectlCommand
+        self.kubectlSession = kubectlSession
+        self.userAgent = userAgent
+    }
+}
+
+/// What the gateway knows once the response is finished.
+public struct ExchangeResult: Hashable, Sendable {
+    public var statusCode: Int
+    public var completedAt: Date
+    /// Milliseconds from request start to response end.
+    public var latencyMs: Double
+    /// As the agent saw it (masked); nil when bodies are not recorded or it was streamed as chunks.
+    public var responseBody: [UInt8]?
+    public var responseBytes: Int64
+    /// Set when either body was cut to the policy's maximum; ORed with the start's flag.
+    public var truncated: Bool
+    /// Set when the exchange was held for approval after it began; kept otherwise.
+    public var approvalID: String?
+    public var state: ExchangeState
+
+    public init(
+        statusCode: Int, completedAt: Date, latencyMs: Double, responseBody: [UInt8]? = nil,
+        responseBytes: Int64 = 0, truncated: Bool = false, approvalID: String? = nil,
+        state: ExchangeState = .complete
+    ) {
+        self.statusCode = statusCode
+        self.completedAt = completedAt
+        self.latencyMs = latencyMs
+        self.responseBody = responseBody
+        self.responseBytes = responseBytes
+        self.truncated = truncated
+        self.approvalID = approvalID
+        self.state = state
+    }
+}
+
+public struct ExchangeRecord: Hashable, Sendable, Codable {
+    public var id: ExchangeID
+    public var sessionID: SessionID
+    /// 1, 2, 3... within the session, in the order exchanges began.
+    public var sequence: Int64
+    public var time: Date
+    public var verb: String
+    public var apiGroup: String
+    public var resource: String
+    public var subresource: String
+    public var namespace: String
+    public var name: String
+    public var httpMethod: String
+    public var path: String
+    public var query: String
+    public var statusCode: Int?
+    public var latencyMs: Double?
+    public var completedAt: Date?
+    public var requestBody: [UInt8]?
+    public var responseBody: [UInt8]?
+    public var requestBytes: Int64
+    public var responseBytes: Int64
+    public var truncated: Bool
+    public var approvalID: String?
+    public var kubectlCommand: String?
+    public var kubectlSession: String?
+    public var userAgent: String?
+    public var state: ExchangeState
+    /// The store instance that began it.
+    public var owner: String
+    public var streamChunkCount: Int64
+}
+
+/// One frame of a stream: a watch event, or an exec/attach/log chunk on a channel
+/// ("stdout", "stderr", "stdin", "event"...).
+public struct StreamChunk: Hashable, Sendable, Codable {
+    public var exchangeID: ExchangeID
+    /// 1, 2, 3... within the exchange, in append order.
+    public var sequence: Int64
+    public var time: Date
+    public var channel: String
+    public var data: [UInt8]
+}
+
+public struct SessionDetail: Hashable, Sendable, Codable {
+    public var session: SessionRecord
+    public var exchanges: [ExchangeRecord]
+}
+
+/// Narrows `listSessions`. Every set field must match; exchange fields (verb, resource,
+/// namespace, name) match sessions with at least one such exchange. `since`/`until` select
+/// sessions active in the window.
+public struct SessionFilter: Hashable, Sendable {
+    public var connection: ConnectionRef?
+    public var subject: String?
+    public var model: String?
+    public var since: Date?
+    public var until: Date?
+    public var verb: String?
+    public var resource: String?
+    public var namespace: String?
+    public var name: String?
+    public var limit: Int
+
+    public init(
+        connection: ConnectionRef? = nil, subject: String? = nil, model: String? = nil,
+        since: Date? = nil, until: Date? = nil, verb: String? = nil, resource: String? = nil,
+        namespace: String? = nil, name: String? = nil, limit: Int = 100
+    ) {
+        self.connection = connection
+        self.subject = subject
+        self.model = model
+        self.since = since
+        self.until = until
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+        self.limit = limit
+    }
+}
+
+public struct PruneResult: Hashable, Sendable, Codable {
+    public var sessions: Int64 = 0
+    public var exchanges: Int64 = 0
+    public var streamChunks: Int64 = 0
+    /// Stored bytes freed (bodies and chunks).
+    public var bytes: Int64 = 0
+    public init() {}
+}
+
+/// AgentConnection `status.sessions`, plus bytes for RecordingPolicy status.
+public struct SessionStats: Hashable, Sendable, Codable {
+    public var active: Int64 = 0
+    public var total: Int64 = 0
+    public var lastActivity: Date?
+    public var lastSessionID: SessionID?
+    public var bytes: Int64 = 0
+    public init() {}
+}
+
+public struct SessionStoreOptions: Sendable {
+    /// 15 minutes: without a `sid`/`jti`, activity after a longer pause starts a new session.
+    public static let defaultIdleGap: TimeInterval = 15 * 60
+    /// An instance that has not heartbeaten for this long is considered dead.
+    public static let defaultStaleAfter: TimeInterval = 60
+
+    public var idleGap: TimeInterval
+    /// Unique per process; recorded as exchange owner.
+    public var instanceID: String
+
+    public init(idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap, instanceID: String? = nil) {
+        self.idleGap = idleGap
+        self.instanceID = instanceID ?? SortableID.make(at: Date())
+    }
+}

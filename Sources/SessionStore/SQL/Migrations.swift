@@ -1,0 +1,135 @@
+import Foundation
+
+/// Schema versions, applied in order inside one write transaction and recorded in
+/// `agentgate_schema_version`. Append new versions; never edit a shipped one.
+///
+/// Both backends share the table layout: times are BIGINT microseconds since the Unix
+/// epoch (identical precision on both), bodies and chunks are BLOB/BYTEA, groups are a
+/// JSON array in TEXT, booleans are 0/1. Indexes follow `SessionFilter` and the hot paths
+/// (resolve by key, sequence per session, recovery by state/owner, prune by activity).
+enum Migrations {
+    static func all(_ dialect: SQLDialect) -> [(version: Int64, statements: [String])] {
+        let blob = dialect == .sqlite ? "BLOB" : "BYTEA"
+        let real = dialect == .sqlite ? "REAL" : "DOUBLE PRECISION"
+        return [
+            (1, [
+                """
+                CREATE TABLE IF NOT EXISTS sessions (
+                    id TEXT PRIMARY KEY,
+                    connection_namespace TEXT NOT NULL,
+                    connection_name TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    groups_json TEXT NOT NULL,
+                    model TEXT,
+                    token_key TEXT,
+                    started_at_us BIGINT NOT NULL,
+                    last_activity_us BIGINT NOT NULL,
+                    exchange_count BIGINT NOT NULL DEFAULT 0,
+                    bytes BIGINT NOT NULL DEFAULT 0
+                )
+                """,
+                """
+                CREATE UNIQUE INDEX IF NOT EXISTS sessions_by_token_key
+                    ON sessions (connection_namespace, connection_name, subject, token_key)
+                    WHERE token_key IS NOT NULL
+                """,
+                """
+                CREATE INDEX IF NOT EXISTS sessions_by_subject
+                    ON sessions (connection_namespace, connection_name, subject, last_activity_us)
+                """,
+                "CREATE INDEX IF NOT EXISTS sessions_by_activity ON sessions (last_activity_us)",
+                "CREATE INDEX IF NOT EXISTS sessions_by_subject_only ON sessions (subject, last_activity_us)",
+                "CREATE INDEX IF NOT EXISTS sessions_by_model ON sessions (model, last_activity_us)",
+                """
+                CREATE TABLE IF NOT EXISTS exchanges (
+                    id TEXT PRIMARY KEY,
+                    session_id TEXT NOT NULL,
+                    sequence BIGINT NOT NULL,
+                    started_at_us BIGINT NOT NULL,
+                    verb TEXT NOT NULL,
+                    api_group TEXT NOT NULL,
+                    resource TEXT NOT NULL,
+                    subresource TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    http_method TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    query TEXT NOT NULL,
+                    status_code BIGINT,
+                    latency_ms \(real),
+                    completed_at_us BIGINT,
+                    request_body \(blob),
+                    response_body \(blob),
+                    request_bytes BIGINT NOT NULL,
+                    response_bytes BIGINT NOT NULL DEFAULT 0,
+                    truncated BIGINT NOT NULL,
+                    approval_id TEXT,
+                    kubectl_command TEXT,
+                    kubectl_session TEXT,
+                    user_agent TEXT,
+                    state TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    chunk_count BIGINT NOT NULL DEFAULT 0,
+                    stored_bytes BIGINT NOT NULL DEFAULT 0
+                )
+                """,
+                "CREATE UNIQUE INDEX IF NOT EXISTS exchanges_by_session ON exchanges (session_id, sequence)",
+                "CREATE INDEX IF NOT EXISTS exchanges_by_state ON exchanges (state, owner)",
+                "CREATE INDEX IF NOT EXISTS exchanges_by_resource ON exchanges (resource, verb, session_id)",
+                "CREATE INDEX IF NOT EXISTS exchanges_by_verb ON exchanges (verb, session_id)",
+                "CREATE INDEX IF NOT EXISTS exchanges_by_object ON exchanges (namespace, name, session_id)",
+                "CREATE INDEX IF NOT EXISTS exchanges_by_name ON exchanges (name, session_id)",
+                """
+                CREATE TABLE IF NOT EXISTS stream_chunks (
+                    exchange_id TEXT NOT NULL,
+                    sequence BIGINT NOT NULL,
+                    at_us BIGINT NOT NULL,
+                    channel TEXT NOT NULL,
+                    data \(blob) NOT NULL,
+                    PRIMARY KEY (exchange_id, sequence)
+                )
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS store_instances (
+                    id TEXT PRIMARY KEY,
+                    host TEXT NOT NULL,
+                    pid BIGINT NOT NULL,
+                    process_start TEXT NOT NULL,
+                    started_at_us BIGINT NOT NULL,
+                    heartbeat_at_us BIGINT NOT NULL
+                )
+                """,
+            ]),
+        ]
+    }
+
+    /// Applies missing versions. PostgreSQL replicas starting together serialize on an
+    /// advisory lock; SQLite writers on the file's write lock (BEGIN IMMEDIATE).
+    static func apply(_ driver: any SQLDriver, schema: String?) async throws {
+        let dialect = driver.dialect
+        try await driver.write { tx in
+            if dialect == .postgres {
+                // 0x61676174 = "agat": one fixed lock id for our migrations.
+                try await tx.query("SELECT pg_advisory_xact_lock(1634165108)", [])
+                if let schema {
+                    // An identifier cannot be a bind parameter; `schema` passed StoreURL.isIdentifier.
+                    try await tx.query("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"", [])
+                }
+            }
+            try await tx.query("""
+                CREATE TABLE IF NOT EXISTS agentgate_schema_version (
+                    version BIGINT PRIMARY KEY, applied_at_us BIGINT NOT NULL)
+                """, [])
+            let current = try await tx.query("SELECT MAX(version) AS v FROM agentgate_schema_version", [])
+                .first?["v"].int ?? 0
+            for migration in all(dialect) where migration.version > current {
+                for statement in migration.statements {
+                    try await tx.query(statement, [])
+                }
+                try await tx.query(
+                    "INSERT INTO agentgate_schema_version (version, applied_at_us) VALUES (?, ?)",
+                    [.int(migration.version), SQLValue(micros: Date())])
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// PostgreSQL backend driver over a `PostgresClient` pool (several gateway replicas may
+/// share the database). `?` placeholders become `$1, $2...`; every value goes as a bind
+/// parameter of the extended query protocol. Tables live in the URL's `schema` (through
+/// the `search_path` startup parameter) or in the user's default search path.
+final class PostgresDriver: SQLDriver {
+    let dialect = SQLDialect.postgres
+    let schema: String?
+    private let client: PostgresClient
+    private let runTask: Task<Void, Never>
+    private let logger: Logger
+
+    init(location: StoreURL.PostgresLocation, logger: Logger) {
+        let tls: PostgresClient.Configuration.TLS
+        switch location.sslMode {
+        case .disable:
+            tls = .disable
+        case .prefer, .require:
+            // libpq semantics: "require" encrypts without verifying the server certificate.
+            var config = TLSConfiguration.makeClientConfiguration()
+            config.certificateVerification = .none
+            tls = location.sslMode == .prefer ? .prefer(config) : .require(config)
+        case .verifyFull:
+            tls = .require(.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.user,
+            password: location.password, database: location.database, tls: tls)
+        if let schema = location.schema {
+            configuration.options.additionalStartupParameters.append(("search_path", "\"\(schema)\""))
+        }
+        configuration.options.additionalStartupParameters.append(
+            ("application_name", location.applicationName ?? "agentgate"))
+        self.schema = location.schema
+        self.logger = logger
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.runTask = Task { await client.run() }
+    }
+
+    func read(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await Self.collect(operation: sql) { try await client.query(Self.query(sql, binds), logger: logger) }
+    }
+
+    func write<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(Transaction(connection: connection, logger: logger))
+            }
+        } catch let error as PostgresTransactionError {
+            // Surface the closure's own error (e.g. exchangeNotFound) rather than the wrapper.
+            if let closureError = error.closureError { throw closureError }
+            throw SessionStoreError.database(operation: "PostgreSQL transaction", message: String(reflecting: error))
+        }
+    }
+
+    func close() async throws {
+        runTask.cancel()
+        await runTask.value
+    }
+
+    private struct Transaction: SQLTransaction {
+        let connection: PostgresConnection
+        let logger: Logger
+        func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+            try await PostgresDriver.collect(operation: sql) {
+                try await connection.query(PostgresDriver.query(sql, binds), logger: logger)
+            }
+        }
+    }
+
+    /// Rewrites `?` placeholders to `$n` and binds the values. Our statements contain no
+    /// other `?` (no string literals with question marks, no jsonb operators).
+    static func query(_ sql: String, _ binds: [SQLValue]) -> PostgresQuery {
+        var text = ""
+        text.reserveCapacity(sql.utf8.count + binds.count * 2)
+        var n = 0
+        for ch in sql {
+            if ch == "?" {
+                n += 1
+                text += "$\(n)"
+            } else {
+                text.append(ch)
+            }
+        }
+        var bindings = PostgresBindings(capacity: binds.count)
+        for value in binds {
+            switch value {
+            case .null: bindings.appendNull()
+            case .int(let i): bindings.append(i)
+            case .double(let d): bindings.append(d)
+            case .text(let s): bindings.append(s)
+            case .blob(let b): bindings.append(ByteBuffer(bytes: b))
+            }
+        }
+        return PostgresQuery(unsafeSQL: text, binds: bindings)
+    }
+
+    static func collect(operation: String, _ run: () async throws -> PostgresRowSequence) async throws -> [SQLRow] {
+        do {
+            var rows: [SQLRow] = []
+            for try await row in try await run() {
+                var values: [String: SQLValue] = [:]
+                for cell in row {
+                    values[cell.columnName.lowercased()] = try decode(cell)
+                }
+                rows.append(SQLRow(values: values))
+            }
+            return rows
+        } catch let error as PSQLError {
+            throw SessionStoreError.database(
+                operation: "PostgreSQL statement \(operation.prefix(60))…",
+                message: error.serverInfo?[.message] ?? String(reflecting: error))
+        }
+    }
+
+    private static func decode(_ cell: PostgresCell) throws -> SQLValue {
+        guard var bytes = cell.bytes else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .int(try cell.decode(Int64.self))
+        case .float4, .float8: return .double(try cell.decode(Double.self))
+        case .bytea: return .blob(Array(bytes.readableBytesView))
+        case .text, .varchar, .name, .bpchar: return .text(try cell.decode(String.self))
+        default: return .text(bytes.readString(length: bytes.readableBytes) ?? "")
+        }
+    }
+}

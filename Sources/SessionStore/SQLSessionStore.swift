@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+
+/// The one implementation of `SessionStore`'s logic, over a `SQLDriver` (SQLite or
+/// PostgreSQL). Every mutation is one short write transaction:
+///
+/// - `resolveSession`: find by key (or the latest session within the idle gap), else insert.
+///   On PostgreSQL a transaction-scoped advisory lock on the key makes two replicas resolving
+///   the same key at once agree on one session.
+/// - `beginExchange`: `UPDATE sessions ... exchange_count + 1 RETURNING` takes the session's
+///   row (write) lock, so sequence numbers are unique and gap-free under any concurrency;
+///   a unique index on (session_id, sequence) backs it. The row is committed on return.
+/// - Stream chunks take their exchange's row lock the same way for their sequence.
+final class SQLSessionStore: SessionStore, @unchecked Sendable {
+    // @unchecked: all stored properties are immutable and Sendable except `closed`, which is behind `lock`.
+    let driver: any SQLDriver
+    let options: SessionStoreOptions
+    let logger: Logger
+    let schema: String?
+    private let lock = NSLock()
+    private var closed = false
+
+    var instanceID: String { options.instanceID }
+    var dialect: SQLDialect { driver.dialect }
+
+    init(driver: any SQLDriver, options: SessionStoreOptions, schema: String?, logger: Logger) {
+        self.driver = driver
+        self.options = options
+        self.schema = schema
+        self.logger = logger
+    }
+
+    func checkOpen() throws {
+        let isClosed = lock.withLock { closed }
+        if isClosed { throw SessionStoreError.closed }
+    }
+
+    func migrate() async throws {
+        try checkOpen()
+        try await Migrations.apply(driver, schema: schema)
+    }
+
+    func resolveSession(_ key: SessionKey, identity: AgentIdentityInfo, at: Date) async throws -> SessionRecord {
+        try checkOpen()
+        let idleGap = options.idleGap
+        let dialect = self.dialect
+        let groups = String(decoding: (try? JSONEncoder().encode(identity.groups)) ?? Data("[]".utf8), as: UTF8.self)
+        return try await driver.write { tx in
+            let keyBinds: [SQLValue] = [.text(key.connection.namespace), .text(key.connection.name), .text(key.subject)]
+            if dialect == .postgres {
+                let lockKey = [key.connection.namespace, key.connection.name, key.subject, key.tokenKey ?? ""]
+                    .joined(separator: "\u{1F}")
+                try await tx.query("SELECT pg_advisory_xact_lock(hashtext(?))", [.text(lockKey)])
+            }
+            let existing: [SQLRow]
+            if let tokenKey = key.tokenKey {
+                existing = try await tx.query("""
+                    SELECT id FROM sessions WHERE connection_namespace = ? AND connection_name = ?
+                    AND subject = ? AND token_key = ?
+                    """, keyBinds + [.text(tokenKey)])
+            } else {
+                existing = try await tx.query("""
+                    SELECT id FROM sessions WHERE connection_namespace = ? AND connection_name = ?
+                    AND subject = ? AND token_key IS NULL AND last_activity_us >= ?
+                    ORDER BY last_activity_us DESC LIMIT 1
+                    """, keyBinds + [SQLValue(micros: at.addingTimeInterval(-idleGap))])
+            }
+            let id: String
+            if let found = existing.first {
+                id = found.text("id")
+                try await tx.query("""
+                    UPDATE sessions SET last_activity_us = \(dialect.greatest)(last_activity_us, ?),
+                    model = COALESCE(model, ?) WHERE id = ?
+                    """, [SQLValue(micros: at), SQLValue(identity.model), .text(id)])
+            } else {
+                id = SortableID.make(at: at)
+                let insertTail: [SQLValue] = [
+                    .text(groups), SQLValue(identity.model), SQLValue(key.tokenKey), SQLValue(micros: at), SQLValue(micros: at),
+                ]
+                try await tx.query("""
+                    INSERT INTO sessions (id, connection_namespace, connection_name, subject, groups_json,
+                    model, token_key, started_at_us, last_activity_us, exchange_count, bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
+                    """, [.text(id)] + keyBinds + insertTail)
+            }
+            let rows = try await tx.query("SELECT * FROM sessions WHERE id = ?", [.text(id)])
+            guard let row = rows.first else { throw SessionStoreError.sessionNotFound(id) }
+            return Self.session(row)
+        }
+    }
+
+    func beginExchange(_ start: ExchangeStart) async throws -> ExchangeRecord {
+        try checkOpen()
+        let owner = instanceID
+        let dialect = self.dialect
+        let storedBytes = Int64(start.requestBody?.count ?? 0)
+        return try await driver.write { tx in
+            let updated = try await tx.query("""
+                UPDATE sessions SET exchange_count = exchange_count + 1,
+                last_activity_us = \(dialect.greatest)(last_activity_us, ?), bytes = bytes + ?
+                WHERE id = ? RETURNING exchange_count
+                """, [SQLValue(micros: start.time), .int(storedBytes), .text(start.sessionID)])
+            guard let sequence = updated.first?["exchange_count"].int else {
+                throw SessionStoreError.sessionNotFound(start.sessionID)
+            }
+            let record = ExchangeRecord(
+                id: SortableID.make(at: start.time), sessionID: start.sessionID, sequence: sequence,
+                time: SQLTime.date(SQLTime.micros(start.time)), verb: start.verb, apiGroup: start.apiGroup,
+                resource: start.resource, subresource: start.subresource, namespace: start.namespace,
+                name: start.name, httpMethod: start.httpMethod, path: start.path, query: start.query,
+                statusCode: nil, latencyMs: nil, completedAt: nil, requestBody: start.requestBody,
+                responseBody: nil, requestBytes: start.requestBytes, responseBytes: 0,
+                truncated: start.truncated, approvalID: start.approvalID,
+                kubectlCommand: start.kubectlCommand, kubectlSession: start.kubectlSession,
+                userAgent: start.userAgent, state: .inProgress, owner: owner, streamChunkCount: 0)
+            try await tx.query("""
+                INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
+                subresource, namespace, name, http_method, path, query, request_body, request_bytes,
+                truncated, approval_id, kubectl_command, kubectl_session, user_agent, state, owner,
+                stored_bytes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [
+                    .text(record.id), .text(record.sessionID), .int(sequence), SQLValue(micros: start.time),
+                    .text(start.verb), .text(start.apiGroup), .text(start.resource), .text(start.subresource),
+                    .text(start.namespace), .text(start.name), .text(start.httpMethod), .text(start.path),
+                    .text(start.query), SQLValue(start.requestBody), .int(start.requestBytes),
+                    .int(start.truncated ? 1 : 0), SQLValue(start.approvalID), SQLValue(start.kubectlCommand),
+                    SQLValue(start.kubectlSession), SQLValue(start.userAgent),
+                    .text(ExchangeState.inProgress.rawValue), .text(owner), .int(storedBytes),
+                ])
+            return record
+        }
+    }
+
+    func appendStreamChunk(_ exchangeID: ExchangeID, at: Date, channel: String, data: [UInt8]) async throws {
+        try checkOpen()
+        let dialect = self.dialect
+        try await driver.write { tx in
+            let size = Int64(data.count)
+            let updated = try await tx.query("""
+                UPDATE exchanges SET chunk_count = chunk_count + 1, stored_bytes = stored_bytes + ?
+                WHERE id = ? RETURNING chunk_count, session_id
+                """, [.int(size), .text(exchangeID)])
+            guard let row = updated.first, let sequence = row["chunk_count"].int else {
+                throw SessionStoreError.exchangeNotFound(exchangeID)
+            }
+            try await tx.query(
+                "INSERT INTO stream_chunks (exchange_id, sequence, at_us, channel, data) VALUES (?, ?, ?, ?, ?)",
+                [.text(exchangeID), .int(sequence), SQLValue(micros: at), .text(channel), .blob(data)])
+            try await tx.query("""
+                UPDATE sessions SET bytes = bytes + ?, last_activity_us = \(dialect.greatest)(last_activity_us, ?)
+                WHERE id = ?
+                """, [.int(size), SQLValue(micros: at), .text(row.text("session_id"))])
+        }
+    }
+
+    func completeExchange(_ exchangeID: ExchangeID, result: ExchangeResult) async throws {
+        try checkOpen()
+        let dialect = self.dialect
+        let size = Int64(result.responseBody?.count ?? 0)
+        try await driver.write { tx in
+            let updated = try await tx.query("""
+                UPDATE exchanges SET status_code = ?, latency_ms = ?, completed_at_us = ?, response_body = ?,
+                response_bytes = ?, truncated = CASE WHEN ? = 1 THEN 1 ELSE truncated END,
+                approval_id = COALESCE(?, approval_id), state = ?, stored_bytes = stored_bytes + ?
+                WHERE id = ? RETURNING session_id
+                """, [
+                    .int(Int64(result.statusCode)), .double(result.latencyMs), SQLValue(micros: result.completedAt),
+                    SQLValue(result.responseBody), .int(result.responseBytes), .int(result.truncated ? 1 : 0),
+                    SQLValue(result.approvalID), .text(result.state.rawValue), .int(size), .text(exchangeID),
+                ])
+            guard let row = updated.first else { throw SessionStoreError.exchangeNotFound(exchangeID) }
+            try await tx.query("""
+                UPDATE sessions SET bytes = bytes + ?, last_activity_us = \(dialect.greatest)(last_activity_us, ?)
+                WHERE id = ?
+                """, [.int(size), SQLValue(micros: result.completedAt), .text(row.text("session_id"))])
+        }
+    }
+
+    func close() async throws {
+        guard (lock.withLock { () -> Bool in
+            defer { closed = true }
+            return !closed
+        }) else { return }
+        let owner = instanceID
+        do {
+            try await driver.write { tx in
+                try await tx.query("""
+                    UPDATE exchanges SET state = ?, completed_at_us = COALESCE(completed_at_us, ?)
+                    WHERE state = ? AND owner = ?
+                    """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: Date()),
+                          .text(ExchangeState.inProgress.rawValue), .text(owner)])
+                try await tx.query("DELETE FROM store_instances WHERE id = ?", [.text(owner)])
+            }
+        } catch {
+            logger.warning("could not mark in-flight exchanges incomplete on close", metadata: ["error": "\(error)"])
+        }
+        try await driver.close()
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// SessionStore: the recorder behind the gateway.
+///
+/// Contract (see ../../shared/DESIGN.md, "Session store"):
+/// - A **session** groups the exchanges of one agent identity on one connection. Its key is
+///   the connection + subject + the token's `sid`/`jti` claim when present; without one, a
+///   new session starts after an idle gap (15 minutes by default).
+/// - An **exchange** is one HTTP request/response through the gateway. The gateway calls
+///   `beginExchange` *before* forwarding and only forwards once it returned (fail closed);
+///   the row is committed when it returns, so a crash afterwards leaves a row that
+///   `recoverInterrupted` later marks `incomplete` — never a forwarded request with no record.
+/// - Bodies are stored as the agent saw them: the caller masks them first.
+/// - Streams (watch events, exec/log frames) are appended to their exchange as they pass
+///   and replay in order with their timestamps.
+/// - Several replicas may share one PostgreSQL database. Each store has an `instanceID`;
+///   exchanges carry their owner, instances heartbeat, and recovery only marks exchanges of
+///   owners that are provably dead (see `recoverInterrupted`).
+///
+/// All times are stored with microsecond precision. All values reach SQL as bound
+/// parameters, never interpolated into statement text.
+public protocol SessionStore: Sendable {
+    /// The identity of this store instance, recorded as owner of the exchanges it begins.
+    var instanceID: String { get }
+
+    /// Creates or upgrades the schema. Idempotent; safe when replicas migrate at once.
+    func migrate() async throws
+
+    /// Finds the session for `key` (extending its `lastActivity` to `at`) or starts one.
+    func resolveSession(_ key: SessionKey, identity: AgentIdentityInfo, at: Date) async throws -> SessionRecord
+
+    /// Records an exchange as `inProgress` and returns once it is committed. Call before forwarding.
+    /// The exchange gets the next `sequence` number of its session.
+    func beginExchange(_ start: ExchangeStart) async throws -> ExchangeRecord
+
+    /// Appends one stream frame (watch event, exec/log chunk) to an exchange.
+    func appendStreamChunk(_ exchangeID: ExchangeID, at: Date, channel: String, data: [UInt8]) async throws
+
+    /// Finishes an exchange with its response; `result.state` is normally `.complete`
+    /// (`.incomplete` when the stream was cut).
+    func completeExchange(_ exchangeID: ExchangeID, result: ExchangeResult) async throws
+
+    /// Records this instance as alive at `at`. Call every few seconds (see `runHeartbeats`).
+    func heartbeat(at: Date) async throws
+
+    /// Marks `inProgress` exchanges of dead instances `incomplete` and returns how many.
+    ///
+    /// An owner is dead when it is not this instance and either its heartbeat is older than
+    /// `staleAfter`, or it ran on this host (same hostname and boot) and its process no longer
+    /// exists (pid gone, or reused by a process with another start time), or it is unknown.
+    /// So a restart on the same host recovers at once, and a replica on another host is only
+    /// declared dead after it stopped heartbeating. Exchanges of this instance are never touched.
+    @discardableResult
+    func recoverInterrupted(at: Date, staleAfter: TimeInterval) async throws -> Int
+
+    /// Sessions matching `filter`, most recent activity first.
+    func listSessions(_ filter: SessionFilter) async throws -> [SessionRecord]
+
+    /// One session with all its exchanges (bodies included), or nil.
+    func session(id: SessionID) async throws -> SessionDetail?
+
+    /// The exchanges of a session in sequence order.
+    func exchanges(sessionID: SessionID) async throws -> [ExchangeRecord]
+
+    /// One exchange, or nil.
+    func exchange(id: ExchangeID) async throws -> ExchangeRecord?
+
+    /// Stream frames of an exchange in the order they were appended, after `afterSequence`.
+    func streamChunks(exchangeID: ExchangeID, afterSequence: Int64, limit: Int?) async throws -> [StreamChunk]
+
+    /// Deletes sessions whose `lastActivity` is before `cutoff`, with their exchanges and chunks.
+    func prune(olderThan cutoff: Date) async throws -> PruneResult
+
+    /// Per-connection counters for AgentConnection `status.sessions`; "active" means activity
+    /// within the idle gap before `at`.
+    func stats(at: Date) async throws -> [ConnectionRef: SessionStats]
+
+    /// Marks this instance's own `inProgress` exchanges incomplete and releases connections.
+    func close() async throws
+}
+
+extension SessionStore {
+    /// Stats of one connection (zeros when it has no session).
+    public func stats(connection: ConnectionRef, at: Date) async throws -> SessionStats {
+        try await stats(at: at)[connection] ?? SessionStats()
+    }
+
+    public func streamChunks(exchangeID: ExchangeID) async throws -> [StreamChunk] {
+        try await streamChunks(exchangeID: exchangeID, afterSequence: 0, limit: nil)
+    }
+
+    @discardableResult
+    public func recoverInterrupted(at: Date = Date()) async throws -> Int {
+        try await recoverInterrupted(at: at, staleAfter: SessionStoreOptions.defaultStaleAfter)
+    }
+
+    /// Heartbeats and recovers dead replicas' exchanges every `interval` until the task is
+    /// cancelled. Errors are reported to `onError` and do not stop the loop.
+    public func runHeartbeats(
+        interval: Duration = .seconds(10),
+        staleAfter: TimeInterval = SessionStoreOptions.defaultStaleAfter,
+        onError: @Sendable (any Error) -> Void = { _ in }
+    ) async {
+        while !Task.isCancelled {
+            do {
+                try await heartbeat(at: Date())
+                try await recoverInterrupted(at: Date(), staleAfter: staleAfter)
+            } catch {
+                onError(error)
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// Errors a `SessionStore` throws. Each names what the operator or caller must fix.
+public enum SessionStoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// `--store` URL unusable; `part` names the piece at fault (scheme, path, host, port...).
+    case invalidURL(url: String, part: String, reason: String)
+    case sessionNotFound(SessionID)
+    case exchangeNotFound(ExchangeID)
+    /// The database refused an operation; `operation` says what the store was doing.
+    case database(operation: String, message: String)
+    /// The store was used after `close()`.
+    case closed
+
+    public var description: String {
+        switch self {
+        case let .invalidURL(url, part, reason):
+            return "invalid session store URL \"\(url)\": \(part): \(reason)"
+        case let .sessionNotFound(id):
+            return "session \"\(id)\" not found"
+        case let .exchangeNotFound(id):
+            return "exchange \"\(id)\" not found"
+        case let .database(operation, message):
+            return "session store: \(operation) failed: \(message)"
+        case .closed:
+            return "session store is closed"
+        }
+    }
+}
+
+extension SessionStoreError: LocalizedError {
+    public var errorDescription: String? { description }
+}

@@ -1,0 +1,21 @@
+import XCTest
+
+/// The shared SessionStore behaviours (Behaviours) on SQLite: a fresh temporary database file per test.
+/// Keep this list in step with the other backend's class.
+final class SQLiteSessionStoreTests: XCTestCase {
+    private let backend = TestBackend.sqlite
+
+    func testSessionsAreGroupedBySidOrJti() async throws { try await Behaviours.sessionsAreGroupedBySidOrJti(backend) }
+    func testNewSessionStartsAfterFifteenMinutesIdle() async throws { try await Behaviours.newSessionStartsAfterFifteenMinutesIdle(backend) }
+    func testFiltersEachNarrowTheList() async throws { try await Behaviours.filtersEachNarrowTheList(backend) }
+    func testExchangeBegunIsVisibleAsInProgressBeforeCompletion() async throws { try await Behaviours.exchangeBegunIsVisibleAsInProgressBeforeCompletion(backend) }
+    func testCompleteSetsStatusLatencyAndBodies() async throws { try await Behaviours.completeSetsStatusLatencyAndBodies(backend) }
+    func testStreamChunksReplayInOrderWithTimestamps() async throws { try await Behaviours.streamChunksReplayInOrderWithTimestamps(backend) }
+    func testRecoverInterruptedMarksDeadInstancesInProgressIncomplete() async throws { try await Behaviours.recoverInterruptedMarksDeadInstancesInProgressIncomplete(backend) }
+    func testReplicaDoesNotMarkLiveReplicasExchangesIncomplete() async throws { try await Behaviours.replicaDoesNotMarkLiveReplicasExchangesIncomplete(backend) }
+    func testPruneDeletesOldSessionsAndKeepsRecent() async throws { try await Behaviours.pruneDeletesOldSessionsAndKeepsRecent(backend) }
+    func testInjectionShapedValuesRoundTripHarmlessly() async throws { try await Behaviours.injectionShapedValuesRoundTripHarmlessly(backend) }
+    func testConcurrentExchangesAllStoredWithUniqueSequences() async throws { try await Behaviours.concurrentExchangesAllStoredWithUniqueSequences(backend) }
+    func testStatsCountActiveAndTotalSessionsPerConnection() async throws { try await Behaviours.statsCountActiveAndTotalSessionsPerConnection(backend) }
+    func testMigrateIsIdempotentAndDataSurvivesReopen() async throws { try await Behaviours.migrateIsIdempotentAndDataSurvivesReopen(backend) }
+}
