@@ -33,34 +33,40 @@ final class AuthenticationSemanticsTests: XCTestCase {
         let reply = await tc.send("GET", "/api/v1/namespaces", token: "")
         XCTAssertEqual(reply.status, 401)
         XCTAssertEqual(reply.body["reason"], "Unauthorized")
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces", token: "not-a-token").status, 401)
+        let awaited1 = await tc.send("GET", "/api/v1/namespaces", token: "not-a-token").status
+        XCTAssertEqual(awaited1, 401)
     }
 
     func testServiceAccountTokenCanDoWhatItsRoleAllowsAndNothingMore() async throws {
         let token = await makeServiceAccountWithReadOnlyConfigMaps()
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: token).status, 200)
+        let awaited2 = await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: token).status
+        XCTAssertEqual(awaited2, 200)
         let denied = await tc.send("GET", "/api/v1/namespaces/default/secrets", token: token)
         XCTAssertEqual(denied.status, 403)
         XCTAssertEqual(denied.message, "secrets is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"")
         let write = await tc.send("POST", "/api/v1/namespaces/default/configmaps",
                                   json: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "x"]], token: token)
         XCTAssertEqual(write.status, 403)
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/kube-system/configmaps", token: token).status, 403)
+        let awaited3 = await tc.send("GET", "/api/v1/namespaces/kube-system/configmaps", token: token).status
+        XCTAssertEqual(awaited3, 403)
     }
 
     func testTokenStopsWorkingWhenItsServiceAccountIsDeletedOrItExpires() async throws {
         let token = await makeServiceAccountWithReadOnlyConfigMaps()
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: token).status, 200)
+        let awaited4 = await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: token).status
+        XCTAssertEqual(awaited4, 200)
         _ = await tc.send("DELETE", "/api/v1/namespaces/default/serviceaccounts/reader")
         _ = await tc.send("POST", "/api/v1/namespaces/default/serviceaccounts",
                           json: ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "reader"]])
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: token).status, 401,
+        let awaited5 = await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: token).status
+        XCTAssertEqual(awaited5, 401,
                        "a token bound to a deleted ServiceAccount's uid is rejected even after the name is reused")
 
         let uid = await tc.send("GET", "/api/v1/namespaces/default/serviceaccounts/reader").body[path: ["metadata", "uid"]]!.stringValue!
         let expired = try tc.cluster.tokenIssuer.issue(namespace: "default", name: "reader", uid: uid,
                                                        expirationSeconds: 600, now: Date().addingTimeInterval(-3600)).token
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: expired).status, 401)
+        let awaited6 = await tc.send("GET", "/api/v1/namespaces/default/configmaps", token: expired).status
+        XCTAssertEqual(awaited6, 401)
     }
 
     func testTokenRequestBelowTenMinutesIsInvalid() async throws {

@@ -130,11 +130,13 @@ final class ObjectSemanticsTests: XCTestCase {
         XCTAssertEqual(deleting.status, 200)
         XCTAssertNotNil(deleting.body[path: ["metadata", "deletionTimestamp"]])
         XCTAssertEqual(deleting.body[path: ["metadata", "deletionGracePeriodSeconds"]], .int(0))
-        XCTAssertEqual(await tc.send("GET", "\(agc)/f").status, 200, "still there while a finalizer remains")
+        let awaited1 = await tc.send("GET", "\(agc)/f").status
+        XCTAssertEqual(awaited1, 200, "still there while a finalizer remains")
         let released = await tc.send("PATCH", "\(agc)/f", json: ["metadata": ["finalizers": nil]],
                                       contentType: "application/merge-patch+json")
         XCTAssertEqual(released.status, 200, released.message)
-        XCTAssertEqual(await tc.send("GET", "\(agc)/f").status, 404)
+        let awaited2 = await tc.send("GET", "\(agc)/f").status
+        XCTAssertEqual(awaited2, 404)
     }
 
     func testDeletingNamespaceRemovesItsContentAndOwnerDeletionCollectsDependents() async throws {
@@ -148,7 +150,8 @@ final class ObjectSemanticsTests: XCTestCase {
             if !gone { try await Task.sleep(for: .milliseconds(100)) }
         }
         XCTAssertTrue(gone, "the namespace is removed once empty")
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/doomed/configmaps/c").status, 404)
+        let awaited3 = await tc.send("GET", "/api/v1/namespaces/doomed/configmaps/c").status
+        XCTAssertEqual(awaited3, 404)
 
         let owner = await tc.send("POST", "/api/v1/namespaces/default/configmaps",
                                   json: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "owner"]]).body
@@ -157,7 +160,8 @@ final class ObjectSemanticsTests: XCTestCase {
         _ = await tc.send("POST", "/api/v1/namespaces/default/secrets",
                           json: ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "child", "ownerReferences": [ref]]])
         _ = await tc.send("DELETE", "/api/v1/namespaces/default/configmaps/owner")
-        XCTAssertEqual(await tc.send("GET", "/api/v1/namespaces/default/secrets/child").status, 404,
+        let awaited4 = await tc.send("GET", "/api/v1/namespaces/default/secrets/child").status
+        XCTAssertEqual(awaited4, 404,
                        "a dependent is garbage-collected after its owner")
     }
 

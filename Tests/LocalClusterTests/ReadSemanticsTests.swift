@@ -122,7 +122,8 @@ final class ReadSemanticsTests: XCTestCase {
         XCTAssertTrue(resources.body["resources"]?.arrayValue?.contains { $0["name"] == "agentconnections/status" } ?? false)
         let core = await tc.send("GET", "/api/v1")
         XCTAssertTrue(core.body["resources"]?.arrayValue?.contains { $0["name"] == "serviceaccounts/token" } ?? false)
-        XCTAssertEqual(await tc.send("GET", "/version").body["major"], "1")
+        let awaited1 = await tc.send("GET", "/version").body["major"]
+        XCTAssertEqual(awaited1, "1")
         let openapi = await tc.send("GET", "/openapi/v3")
         XCTAssertNotNil(openapi.body[path: ["paths", "apis/agentgate.io/v1alpha1", "serverRelativeURL"]])
 
