@@ -49,6 +49,7 @@ final class KubectlEndToEndTests: XCTestCase {
           identity:
             issuer: https://issuer.example.com
             audiences: [agentgate]
+            allowedSubjects: [agent-1]
         """
 
     func testApplyGetDescribePatchLabelAnnotateAndDelete() throws {

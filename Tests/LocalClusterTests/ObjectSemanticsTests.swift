@@ -157,8 +157,9 @@ final class ObjectSemanticsTests: XCTestCase {
                                   json: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "owner"]]).body
         let ref: JSONValue = ["apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
                               "uid": owner[path: ["metadata", "uid"]]!, "blockOwnerDeletion": true]
-        _ = await tc.send("POST", "/api/v1/namespaces/default/secrets",
-                          json: ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "child", "ownerReferences": [ref]]])
+        let child = await tc.send("POST", "/api/v1/namespaces/default/secrets",
+                                  json: ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "child", "ownerReferences": [ref]]])
+        XCTAssertEqual(child.status, 201, child.message)
         _ = await tc.send("DELETE", "/api/v1/namespaces/default/configmaps/owner")
         let awaited4 = await tc.send("GET", "/api/v1/namespaces/default/secrets/child").status
         XCTAssertEqual(awaited4, 404,

@@ -93,7 +93,7 @@ final class TestCluster {
             "metadata": ["name": .string(name), "namespace": .string(namespace)],
             "spec": [
                 "serviceAccountName": .string(serviceAccount),
-                "identity": ["issuer": "https://issuer.example.com", "audiences": ["agentgate"]],
+                "identity": ["issuer": "https://issuer.example.com", "audiences": ["agentgate"], "allowedSubjects": ["agent-1"]],
             ],
         ]
     }

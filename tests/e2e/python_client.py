@@ -19,7 +19,8 @@ def connection(name):
         "kind": "AgentConnection",
         "metadata": {"name": name},
         "spec": {"serviceAccountName": "agent-sa",
-                 "identity": {"issuer": "https://issuer.example.com", "audiences": ["agentgate"]}},
+                 "identity": {"issuer": "https://issuer.example.com", "audiences": ["agentgate"],
+                              "allowedSubjects": ["agent-1"]}},
     }
 
 

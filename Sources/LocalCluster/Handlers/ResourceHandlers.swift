@@ -54,7 +54,7 @@ struct ResourceHandlers {
 
     func existing(_ request: APIRequest, name: String) throws -> StoredObject {
         let definition = request.definition
-        guard let stored = store.get(definition.key, namespace: request.info.namespace, name: name) else {
+        guard let stored = store.get(definition.key, namespace: definition.namespaced ? request.info.namespace : "", name: name) else {
             throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
         }
         return stored

@@ -70,11 +70,14 @@ extension ResourceHandlers {
         let rules = self.rules(request)
         var created = false
         var computed: JSONValue?
+        // Checked before taking the store lock: requireNamespace reads the store (NSLock is not reentrant).
+        if allowCreate, definition.namespaced, store.get(definition.key, namespace: namespace, name: name) == nil {
+            try requireNamespace(namespace)
+        }
         let (stored, event) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
             if current == nil && !allowCreate {
                 throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
             }
-            if current == nil, definition.namespaced { try requireNamespace(namespace) }
             var object = try transform(rules, current?.value(), current?.resourceVersion ?? 0)
             if let manager = request.fieldManager {
                 object = ServerSideApply.recordUpdate(old: current?.value(), new: object, manager: manager, operation: "Update", now: Date())

@@ -100,7 +100,12 @@ public final class APIServer: @unchecked Sendable {
             throw APIError(Status(message: "the server could not find the requested resource", reason: "NotFound",
                                   details: StatusDetails(), code: 404))
         }
-        let apiRequest = APIRequest(http: request, info: info, query: query, definition: definition, user: user)
+        var scoped = info
+        if !definition.namespaced {
+            // `/api/v1/namespaces/x` names the namespace; cluster-scoped objects live under "".
+            scoped.namespace = ""
+        }
+        let apiRequest = APIRequest(http: request, info: scoped, query: query, definition: definition, user: user)
         return try await ResourceHandlers(server: self).serve(apiRequest)
     }
 
