@@ -91,10 +91,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The data path: OIDC-authenticated, recorded, masked reverse proxy to the Kubernetes API.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "agentgate",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "LocalCluster",
+                "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -118,6 +133,18 @@ let package = Package(
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore"]),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Benchmarks and fuzz drivers: executables that print figures (add below).
         .executableTarget(
             name: "LocalClusterBenchmark",

@@ -1,0 +1,196 @@
+import Crypto
+import Foundation
+import HTTPServing
+import KubeCore
+import SessionStore
+
+/// The gateway's authenticated admin HTTP API (`--admin-listen`), read by `agentgate sessions`.
+///
+/// Contract:
+/// - Every request needs `Authorization: Bearer <admin token>` (compared in constant time);
+///   otherwise 401 Status. The token lives in a file (``loadOrCreateToken(at:)``, mode 0600).
+/// - `GET /api/v1/sessions` — filters `connection` (`ns/name`), `subject`, `model`, `since`,
+///   `until` (RFC 3339), `verb`, `resource`, `namespace`, `name`, `limit`; answers
+///   `{"items":[session...]}`, most recent activity first.
+/// - `GET /api/v1/sessions/{id}` — the session with its exchanges (bodies as UTF-8 text,
+///   or base64 under `…Base64` when not text); 404 Status when unknown.
+/// - `GET /api/v1/exchanges/{id}/chunks` — stream frames (watch events, log chunks) in order.
+/// - `GET /metrics` (when metrics are given) and `GET /healthz` need no token.
+public final class AdminAPI: Sendable {
+    let store: any SessionStore
+    let token: String
+    let metrics: GatewayMetrics?
+
+    public init(store: any SessionStore, token: String, metrics: GatewayMetrics? = nil) {
+        self.store = store
+        self.token = token
+        self.metrics = metrics
+    }
+
+    /// Reads the admin token from `url`, creating a random one (0600) when the file is absent.
+    public static func loadOrCreateToken(at url: URL) throws -> String {
+        if let text = try? String(contentsOf: url, encoding: .utf8) {
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !token.isEmpty { return token }
+        }
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let token = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.map { String(format: "%02x", $0) }.joined()
+        FileManager.default.createFile(atPath: url.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        return token
+    }
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let parts = request.uri.split(separator: "?", maxSplits: 1)
+        let path = parts.first.map(String.init) ?? "/"
+        let query = RequestInfoResolver.parseQuery(parts.count > 1 ? String(parts[1]) : "")
+        if path == "/healthz" { return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8))) }
+        if path == "/metrics", let metrics {
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
+        }
+        guard authorized(request) else { return status(.unauthorized("an admin bearer token is required")) }
+        guard request.method == "GET" else { return status(.methodNotAllowed("only GET is served")) }
+        let segments = path.split(separator: "/").map(String.init)
+        do {
+            switch segments.count {
+            case 3 where segments[0...2] == ["api", "v1", "sessions"]:
+                let filter = try Self.filter(query)
+                let sessions = try await store.listSessions(filter)
+                return json(.object(["items": .array(sessions.map(AdminJSON.session))]))
+            case 4 where segments[0...2] == ["api", "v1", "sessions"]:
+                guard let detail = try await store.session(id: segments[3]) else {
+                    return status(.notFound(group: "", resource: "sessions", name: segments[3]))
+                }
+                var object = AdminJSON.session(detail.session)
+                object.set(.array(detail.exchanges.map(AdminJSON.exchange)), at: ["exchanges"])
+                return json(object)
+            case 5 where segments[0...2] == ["api", "v1", "exchanges"] && segments[4] == "chunks":
+                let chunks = try await store.streamChunks(exchangeID: segments[3])
+                return json(.object(["items": .array(chunks.map(AdminJSON.chunk))]))
+            default:
+                return status(Status(message: "no such admin endpoint: \(path)", reason: "NotFound", code: 404))
+            }
+        } catch let error as AdminQueryError {
+            return status(.badRequest(error.message))
+        } catch {
+            return status(.serviceUnavailable("the session store failed: \(error)"))
+        }
+    }
+
+    private func authorized(_ request: HTTPRequest) -> Bool {
+        let headers = request.headers["authorization"]
+        guard headers.count == 1, let presented = Gateway.bearer(headers[0]) else { return false }
+        let a = Array(presented.utf8), b = Array(token.utf8)
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for index in a.indices { diff |= a[index] ^ b[index] }
+        return diff == 0
+    }
+
+    static func filter(_ query: [String: [String]]) throws -> SessionFilter {
+        var filter = SessionFilter()
+        func value(_ key: String) -> String? { query[key]?.first.flatMap { $0.isEmpty ? nil : $0 } }
+        if let connection = value("connection") {
+            let parts = connection.split(separator: "/")
+            guard parts.count == 2 else { throw AdminQueryError(message: "connection must be NAMESPACE/NAME, got \(connection)") }
+            filter.connection = ConnectionRef(namespace: String(parts[0]), name: String(parts[1]))
+        }
+        filter.subject = value("subject")
+        filter.model = value("model")
+        filter.verb = value("verb")
+        filter.resource = value("resource")
+        filter.namespace = value("namespace")
+        filter.name = value("name")
+        for key in ["since", "until"] {
+            guard let text = value(key) else { continue }
+            guard let date = AdminJSON.parseDate(text) else {
+                throw AdminQueryError(message: "\(key) must be an RFC 3339 time (2025-01-02T15:04:05Z), got \(text)")
+            }
+            if key == "since" { filter.since = date } else { filter.until = date }
+        }
+        if let limit = value("limit") {
+            guard let n = Int(limit), n > 0 else { throw AdminQueryError(message: "limit must be a positive integer, got \(limit)") }
+            filter.limit = n
+        }
+        return filter
+    }
+
+    private func json(_ value: JSONValue) -> HTTPResponse { .json(200, value.serialized()) }
+    private func status(_ status: Status) -> HTTPResponse { .json(status.code ?? 500, status.serializedJSON()) }
+}
+
+struct AdminQueryError: Error {
+    var message: String
+}
+
+/// The admin API's JSON shapes (shared with `agentgate sessions`).
+public enum AdminJSON {
+    static func formatter() -> ISO8601DateFormatter {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }
+
+    public static func date(_ date: Date) -> String { formatter().string(from: date) }
+
+    public static func parseDate(_ text: String) -> Date? {
+        if let d = formatter().date(from: text) { return d }
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        return plain.date(from: text)
+    }
+
+    static func session(_ s: SessionRecord) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "id": .string(s.id), "connection": .string(s.connection.description), "subject": .string(s.subject),
+            "groups": .array(s.groups.map { .string($0) }), "startedAt": .string(date(s.startedAt)),
+            "lastActivity": .string(date(s.lastActivity)), "exchangeCount": .int(s.exchangeCount), "bytes": .int(s.bytes),
+        ]
+        if let model = s.model { o["model"] = .string(model) }
+        if let key = s.tokenKey { o["tokenKey"] = .string(key) }
+        return .object(o)
+    }
+
+    static func exchange(_ e: ExchangeRecord) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "id": .string(e.id), "sessionID": .string(e.sessionID), "sequence": .int(e.sequence), "time": .string(date(e.time)),
+            "verb": .string(e.verb), "apiGroup": .string(e.apiGroup), "resource": .string(e.resource),
+            "subresource": .string(e.subresource), "namespace": .string(e.namespace), "name": .string(e.name),
+            "method": .string(e.httpMethod), "path": .string(e.path), "query": .string(e.query),
+            "requestBytes": .int(e.requestBytes), "responseBytes": .int(e.responseBytes), "truncated": .bool(e.truncated),
+            "state": .string(e.state.rawValue), "streamChunkCount": .int(e.streamChunkCount),
+        ]
+        if let code = e.statusCode { o["statusCode"] = .int(Int64(code)) }
+        if let latency = e.latencyMs { o["latencyMs"] = .double(latency) }
+        if let done = e.completedAt { o["completedAt"] = .string(date(done)) }
+        if let v = e.approvalID { o["approvalID"] = .string(v) }
+        if let v = e.kubectlCommand { o["kubectlCommand"] = .string(v) }
+        if let v = e.kubectlSession { o["kubectlSession"] = .string(v) }
+        if let v = e.userAgent { o["userAgent"] = .string(v) }
+        body(e.requestBody, "requestBody", into: &o)
+        body(e.responseBody, "responseBody", into: &o)
+        return .object(o)
+    }
+
+    static func chunk(_ c: StreamChunk) -> JSONValue {
+        var o: [String: JSONValue] = ["sequence": .int(c.sequence), "time": .string(date(c.time)), "channel": .string(c.channel)]
+        body(c.data, "data", into: &o)
+        return .object(o)
+    }
+
+    private static func body(_ bytes: [UInt8]?, _ key: String, into o: inout [String: JSONValue]) {
+        guard let bytes else { return }
+        if let text = String(validatingUTF8CString: bytes) {
+            o[key] = .string(text)
+        } else {
+            o[key + "Base64"] = .string(Data(bytes).base64EncodedString())
+        }
+    }
+}
+
+extension String {
+    /// Strict UTF-8 decoding (nil when the bytes are not valid UTF-8).
+    init?(validatingUTF8CString bytes: [UInt8]) {
+        guard let text = String(bytes: bytes, encoding: .utf8) else { return nil }
+        self = text
+    }
+}

@@ -1,0 +1,105 @@
+import AgentGateAPI
+import Foundation
+import KubeCore
+import Masking
+
+/// One servable connection: its compiled configuration, the credential to inject and the
+/// masker built for both.
+public struct GatewayConnection: Sendable {
+    public var config: GatewayConnectionConfig
+    /// The ServiceAccount token injected upstream. Never logged, returned or stored.
+    public var token: String
+    public var masker: Masker
+
+    public init(config: GatewayConnectionConfig, token: String) {
+        self.config = config
+        self.token = token
+        // Every rule on unless MaskingRules narrow it; the injected token is always scrubbed.
+        self.masker = Masker(policy: .standard(alwaysScrub: [token]))
+    }
+}
+
+/// The connections the gateway serves, keyed by `namespace/name`, swapped atomically.
+///
+/// Contract: readers get a consistent snapshot of one connection per request (config and
+/// token together); a rotated token replaces the old one for every request that starts after
+/// the update, while requests in flight finish with the token they started with (still valid:
+/// the operator rotates before expiry), so a rotation never fails a request.
+public final class ConnectionRegistry: @unchecked Sendable {
+    private var byRoute: [String: GatewayConnection] = [:]
+    /// Secret name → route, so a deleted Secret removes its connection.
+    private var routeBySecret: [String: String] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    public func connection(namespace: String, name: String) -> GatewayConnection? {
+        lock.withLock { byRoute["\(namespace)/\(name)"] }
+    }
+
+    public var all: [GatewayConnection] { lock.withLock { Array(byRoute.values) } }
+
+    /// Adds or replaces a connection directly (tests, `agentgate dev`).
+    public func put(_ config: GatewayConnectionConfig, token: String, secretName: String? = nil) {
+        let route = "\(config.namespace)/\(config.name)"
+        let connection = GatewayConnection(config: config, token: token)
+        lock.withLock {
+            if let previous = byRoute[route], previous.config == config, previous.token == token { return }
+            byRoute[route] = connection
+            routeBySecret[secretName ?? GatewayConnectionConfig.secretName(namespace: config.namespace, name: config.name)] = route
+        }
+    }
+
+    public func remove(namespace: String, name: String) {
+        let route = "\(namespace)/\(name)"
+        lock.withLock {
+            byRoute[route] = nil
+            routeBySecret = routeBySecret.filter { $0.value != route }
+        }
+    }
+
+    /// Applies a Secret the operator wrote (see `GatewayConnectionConfig`). Throws a message
+    /// naming the Secret and key when it cannot be used; the previous state is kept then.
+    public func apply(secret: JSONValue) throws {
+        let secretName = secret[path: ["metadata", "name"]]?.stringValue ?? "<unnamed>"
+        guard let configText = secret[path: ["data", GatewayConnectionConfig.configKey]]?.stringValue,
+              let configBytes = Data(base64Encoded: configText) else {
+            throw GatewayConfigError("Secret \(secretName): data[\(GatewayConnectionConfig.configKey)] is missing or not base64")
+        }
+        guard let tokenText = secret[path: ["data", GatewayConnectionConfig.tokenKey]]?.stringValue,
+              let tokenBytes = Data(base64Encoded: tokenText), !tokenBytes.isEmpty else {
+            throw GatewayConfigError("Secret \(secretName): data[\(GatewayConnectionConfig.tokenKey)] is missing or empty")
+        }
+        let config: GatewayConnectionConfig
+        do {
+            config = try JSONDecoder().decode(GatewayConnectionConfig.self, from: configBytes)
+        } catch {
+            throw GatewayConfigError("Secret \(secretName): data[\(GatewayConnectionConfig.configKey)] is not a GatewayConnectionConfig: \(error)")
+        }
+        let token = String(decoding: tokenBytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        put(config, token: token, secretName: secretName)
+    }
+
+    /// Removes the connection a deleted Secret served.
+    public func removeSecret(named secretName: String) {
+        lock.withLock {
+            if let route = routeBySecret.removeValue(forKey: secretName) { byRoute[route] = nil }
+        }
+    }
+
+    /// Keeps only the connections of `secretNames` (after a relist).
+    public func retainSecrets(_ secretNames: Set<String>) {
+        lock.withLock {
+            for (secret, route) in routeBySecret where !secretNames.contains(secret) {
+                routeBySecret[secret] = nil
+                byRoute[route] = nil
+            }
+        }
+    }
+}
+
+public struct GatewayConfigError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

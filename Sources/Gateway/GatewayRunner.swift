@@ -1,0 +1,130 @@
+import Foundation
+import HTTPServing
+import KubeClient
+import Logging
+import NIOSSL
+import SessionStore
+
+/// Everything `agentgate gateway` runs, wired together: the session store (recovered, with
+/// heartbeats), the connection Secrets watcher, the gateway listener, the admin API and the
+/// metrics listener.
+///
+/// Contract: ``start(_:)`` returns once every listener is bound and the first list of
+/// connection Secrets was applied; interrupted exchanges of dead gateway processes are marked
+/// incomplete before the first request is served.
+public final class GatewayRunner: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var kubeconfig: String?
+        public var context: String?
+        /// `HOST:PORT` of the agent-facing listener.
+        public var listen = "127.0.0.1:8443"
+        public var adminListen: String? = "127.0.0.1:8444"
+        public var metricsAddress: String?
+        public var tlsCertificateFile: String?
+        public var tlsKeyFile: String?
+        /// `sqlite:PATH` or `postgres://...`; default `sqlite:<dataDir>/sessions.db`.
+        public var store: String?
+        public var gatewayNamespace = "agentgate-system"
+        /// Where the admin token and the default SQLite file live.
+        public var dataDirectory = ".agentgate"
+        public init() {}
+    }
+
+    public let gateway: Gateway
+    public let store: any SessionStore
+    public private(set) var port = 0
+    public private(set) var adminPort: Int?
+    public private(set) var metricsPort: Int?
+    public let adminToken: String
+    private let watcher: ConnectionConfigWatcher
+    private let client: KubernetesClient
+    private var servers: [HTTPServer] = []
+    private var heartbeats: Task<Void, Never>?
+
+    private init(gateway: Gateway, store: any SessionStore, watcher: ConnectionConfigWatcher, client: KubernetesClient,
+                 adminToken: String) {
+        self.gateway = gateway
+        self.store = store
+        self.watcher = watcher
+        self.client = client
+        self.adminToken = adminToken
+    }
+
+    public static func start(_ options: Options, logger: Logger = Logger(label: "agentgate.gateway")) async throws -> GatewayRunner {
+        let config = try KubeConfig.load(kubeconfigPath: options.kubeconfig, context: options.context)
+        let dataDirectory = URL(fileURLWithPath: options.dataDirectory, isDirectory: true)
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        let storeURL = options.store ?? "sqlite:\(dataDirectory.appendingPathComponent("sessions.db").path)"
+        let store = try await SessionStores.open(url: storeURL, logger: logger)
+        let recovered = try await store.recoverInterrupted()
+        if recovered > 0 { logger.notice("marked \(recovered) interrupted exchange(s) incomplete") }
+        let registry = ConnectionRegistry()
+        let client = try KubernetesClient(config: config)
+        let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
+        let gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
+        let adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
+        let runner = GatewayRunner(gateway: gateway, store: store, watcher: watcher, client: client, adminToken: adminToken)
+        runner.heartbeats = Task { await store.runHeartbeats(onError: { logger.warning("session store heartbeat: \($0)") }) }
+        watcher.start()
+        await watcher.waitUntilSynced()
+
+        var tls: NIOSSLContext?
+        switch (options.tlsCertificateFile, options.tlsKeyFile) {
+        case let (cert?, key?):
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            configuration.minimumTLSVersion = .tlsv12
+            tls = try NIOSSLContext(configuration: configuration)
+        case (nil, nil):
+            let (host, _) = try parseAddress(options.listen, flag: "--listen")
+            guard ["127.0.0.1", "localhost", "::1"].contains(host) else {
+                throw GatewayConfigError("--listen \(options.listen): plain HTTP is only served on loopback; give --tls-cert and --tls-key")
+            }
+        default:
+            throw GatewayConfigError("--tls-cert and --tls-key go together")
+        }
+        let (host, port) = try parseAddress(options.listen, flag: "--listen")
+        runner.port = try await gateway.start(host: host, port: port, tls: tls)
+        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics)
+        if let address = options.adminListen {
+            let (h, p) = try parseAddress(address, flag: "--admin-listen")
+            let server = HTTPServer()
+            let bound = try await server.start(host: h, port: p, tls: nil) { await admin.handle($0) }
+            runner.adminPort = bound
+            runner.servers.append(server)
+            // `agentgate sessions --data-dir DIR` finds the admin API here.
+            let shown = h == "0.0.0.0" ? "127.0.0.1" : (h.contains(":") ? "[\(h)]" : h)
+            try "http://\(shown):\(bound)\n".write(to: dataDirectory.appendingPathComponent("admin-address"), atomically: true, encoding: .utf8)
+        }
+        if let address = options.metricsAddress {
+            let (h, p) = try parseAddress(address, flag: "--metrics-address")
+            let server = HTTPServer()
+            let metrics = gateway.metrics
+            runner.metricsPort = try await server.start(host: h, port: p, tls: nil) { _ in
+                HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
+            }
+            runner.servers.append(server)
+        }
+        return runner
+    }
+
+    public func stop() async {
+        watcher.stop()
+        heartbeats?.cancel()
+        for server in servers { await server.shutdown() }
+        await gateway.shutdown()
+        try? await store.close()
+        try? await client.shutdown()
+    }
+
+    /// `HOST:PORT` (`[::1]:PORT` for IPv6).
+    public static func parseAddress(_ text: String, flag: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw GatewayConfigError("\(flag) \(text): expected HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+}

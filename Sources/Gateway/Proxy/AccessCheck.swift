@@ -1,0 +1,49 @@
+import AgentGateAPI
+import KubeCore
+
+/// `spec.access`, applied before forwarding (on top of Kubernetes RBAC).
+///
+/// Contract (AgentGateAPI `AccessPolicy`): a matching Deny rule always refuses; when any
+/// Allow rule exists, a request must match one of them. A matcher list that is absent or
+/// contains `*` matches anything; `resources` may name `resource/subresource`. Non-resource
+/// requests (discovery: `/api`, `/apis`, `/version`, `/openapi/...`) are matched only by
+/// verb, so clients can still discover the API. The refusal names the rule.
+public enum AccessCheck {
+    public enum Decision: Sendable, Equatable {
+        case allowed
+        case denied(String)
+    }
+
+    public static func evaluate(_ policy: AccessPolicy?, _ info: RequestInfo) -> Decision {
+        guard let rules = policy?.rules, !rules.isEmpty else { return .allowed }
+        if !info.isResourceRequest { return .allowed }
+        for rule in rules where rule.action == .deny && matches(rule, info) {
+            return .denied("denied by spec.access rule \"\(rule.name)\" of this connection")
+        }
+        let allows = rules.filter { $0.action == .allow }
+        if allows.isEmpty || allows.contains(where: { matches($0, info) }) { return .allowed }
+        let what = info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)"
+        return .denied("\(info.verb) \(what) is not allowed by any spec.access Allow rule of this connection (rules: \(allows.map(\.name).joined(separator: ", ")))")
+    }
+
+    static func matches(_ rule: AccessRule, _ info: RequestInfo) -> Bool {
+        if let verbs = rule.verbs, !verbs.isEmpty, !verbs.contains(.all),
+           !verbs.contains(where: { $0.rawValue == info.verb }) { return false }
+        if !list(rule.apiGroups, contains: info.apiGroup) { return false }
+        if let resources = rule.resources, !resources.isEmpty, !resources.contains("*") {
+            let full = info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)"
+            if !resources.contains(full) && !(info.subresource.isEmpty && resources.contains(info.resource)) {
+                return false
+            }
+        }
+        if let subresources = rule.subresources, !subresources.isEmpty, !subresources.contains("*"),
+           !subresources.contains(info.subresource) { return false }
+        if !list(rule.namespaces, contains: info.namespace) { return false }
+        return true
+    }
+
+    private static func list(_ values: [String]?, contains value: String) -> Bool {
+        guard let values, !values.isEmpty else { return true }
+        return values.contains("*") || values.contains(value)
+    }
+}

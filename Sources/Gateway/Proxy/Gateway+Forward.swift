@@ -1,0 +1,191 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPServing
+import KubeCore
+import Masking
+import NIOCore
+import NIOHTTP1
+import SessionStore
+
+/// Forwarding, masking and recording of one admitted request.
+///
+/// Contract:
+/// - The exchange is begun (committed) before anything is sent upstream.
+/// - Whole answers are read (decoded from gzip by the HTTP client), masked with the
+///   connection's masker (the injected token always scrubbed), recorded masked (truncated to
+///   the policy's `maxBodyBytes`, flagged) and returned.
+/// - Watches and followed logs are streamed: each watch event (one JSON line) or log chunk is
+///   masked, appended to the exchange and then written and flushed to the agent. The exchange
+///   is completed when the stream ends; an upstream cut marks it `incomplete`. With
+///   FailClosed, a stream whose events can no longer be recorded is cut.
+extension Gateway {
+    func beginRecording(_ context: ExchangeContext) async throws -> Recording {
+        let now = Date()
+        let key = SessionKey(connection: context.ref, subject: context.agent.subject, tokenKey: context.agent.tokenKey)
+        let session = try await store.resolveSession(key, identity: AgentIdentityInfo(groups: context.agent.groups, model: context.agent.model), at: now)
+        let request = context.request
+        var body: [UInt8]?
+        var truncated = false
+        if context.capture.requestBodies ?? true, !request.body.isEmpty {
+            var masked = context.connection.masker.maskRequestBody(request.body, contentType: request.header("Content-Type"),
+                                                                   kindHint: context.kindHint)
+            if masked.count > context.maxBodyBytes {
+                masked = Array(masked.prefix(context.maxBodyBytes))
+                truncated = true
+            }
+            body = masked
+        }
+        let info = context.info
+        let start = ExchangeStart(
+            sessionID: session.id, time: now, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
+            subresource: info.subresource, namespace: info.namespace, name: info.name, httpMethod: request.method,
+            path: context.route.decodedPath, query: context.route.rawQuery ?? "", requestBody: body,
+            requestBytes: Int64(request.body.count), truncated: truncated,
+            kubectlCommand: request.header("Kubectl-Command"), kubectlSession: request.header("Kubectl-Session"),
+            userAgent: request.header("User-Agent"))
+        let exchange = try await store.beginExchange(start)
+        return Recording(exchangeID: exchange.id, sessionID: session.id)
+    }
+
+    func forward(_ context: ExchangeContext, recording: Recording) async -> HTTPResponse {
+        let request = context.request
+        var upstream = HTTPClientRequest(url: upstreamBase + context.route.upstreamTarget)
+        upstream.method = HTTPMethod(rawValue: request.method)
+        upstream.headers = UpstreamHeaders.request(from: request.headers, token: context.connection.token,
+                                                   sessionID: recording.sessionID)
+        if !request.body.isEmpty { upstream.body = .bytes(ByteBuffer(bytes: request.body)) }
+        let upstreamStarted = DispatchTime.now()
+        metrics.forwardedRequests.add(1)
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(upstream, timeout: .seconds(60))
+        } catch {
+            let status = Status(message: "the upstream API server cannot be reached: \(context.connection.masker.maskErrorMessage("\(error)"))",
+                                reason: "ServiceUnavailable", code: 502)
+            await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false, state: .complete)
+            metrics.count(connection: context.ref, verb: context.info.verb, code: 502)
+            return refuse(status)
+        }
+        let code = Int(response.status.code)
+        let headers = UpstreamHeaders.response(from: response.headers)
+        let contentType = response.headers.first(name: "Content-Type")
+        let follow = context.query["follow"]?.first == "true" || context.query["follow"]?.first == "1"
+        if code < 300, context.info.verb == "watch" || (context.info.subresource == "log" && follow) {
+            metrics.upstreamLatency.observe(seconds(since: upstreamStarted))
+            return stream(context, recording, response: response, code: code, headers: headers)
+        }
+        var raw: [UInt8]
+        do {
+            let buffer = try await response.body.collect(upTo: maxResponseBytes)
+            raw = Array(buffer: buffer)
+        } catch {
+            let status = Status(message: "reading the upstream answer failed: \(error)", reason: "InternalError", code: 502)
+            await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false, state: .incomplete)
+            return refuse(status)
+        }
+        metrics.upstreamLatency.observe(seconds(since: upstreamStarted))
+        let masked = context.connection.masker.maskBody(raw, contentType: contentType, kindHint: context.kindHint)
+        raw = []
+        var recorded: [UInt8]?
+        var truncated = false
+        if context.capture.responseBodies ?? true {
+            recorded = masked.count > context.maxBodyBytes ? Array(masked.prefix(context.maxBodyBytes)) : masked
+            truncated = masked.count > context.maxBodyBytes
+        }
+        await complete(context, recording, code: code, body: recorded, bytes: Int64(masked.count), truncated: truncated, state: .complete)
+        metrics.count(connection: context.ref, verb: context.info.verb, code: code)
+        metrics.addedLatency.observe(max(0, context.elapsedMs / 1000 - seconds(since: upstreamStarted)))
+        return HTTPResponse(status: code, headers: headers, body: .bytes(masked))
+    }
+
+    func complete(_ context: ExchangeContext, _ recording: Recording, code: Int, body: [UInt8]?, bytes: Int64?,
+                  truncated: Bool, state: ExchangeState) async {
+        guard let id = recording.exchangeID else { return }
+        let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs, responseBody: body,
+                                    responseBytes: bytes ?? Int64(body?.count ?? 0), truncated: truncated, state: state)
+        do {
+            try await store.completeExchange(id, result: result)
+            metrics.bytesRecorded.add(Int64(body?.count ?? 0))
+        } catch {
+            metrics.recorderErrors.add(1)
+            logger.error("completing exchange \(id) failed: \(error)")
+        }
+    }
+
+    private func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000_000
+    }
+
+    /// Streams a watch (line by line) or a followed log (chunk by chunk).
+    func stream(_ context: ExchangeContext, _ recording: Recording, response: HTTPClientResponse, code: Int,
+                headers: [(String, String)]) -> HTTPResponse {
+        let (output, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        let isWatch = context.info.verb == "watch"
+        let masker = context.connection.masker
+        let kindHint = context.kindHint
+        let recordEvents = context.capture.watchEvents ?? true
+        let failClosed = context.connection.config.recording.failureMode != .failOpen
+        let store = self.store
+        let metrics = self.metrics
+        let pump = Task {
+            var pending: [UInt8] = []
+            var textMasker = masker.textStream()
+            var total: Int64 = 0
+            var state = ExchangeState.complete
+            var recorderBroken = false
+            func emit(_ data: [UInt8], channel: String) async -> Bool {
+                guard !data.isEmpty else { return true }
+                if recordEvents, let id = recording.exchangeID, !recorderBroken {
+                    do {
+                        try await store.appendStreamChunk(id, at: Date(), channel: channel, data: data)
+                        metrics.bytesRecorded.add(Int64(data.count))
+                    } catch {
+                        metrics.recorderErrors.add(1)
+                        recorderBroken = true
+                        if failClosed { return false }
+                    }
+                }
+                total += Int64(data.count)
+                continuation.yield(data)
+                return true
+            }
+            do {
+                streaming: for try await buffer in response.body {
+                    pending.append(contentsOf: buffer.readableBytesView)
+                    if isWatch {
+                        while let newline = pending.firstIndex(of: 0x0A) {
+                            let line = Array(pending[..<newline])
+                            pending.removeSubrange(...newline)
+                            if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continue }
+                            let masked = masker.maskWatchEvent(line, kindHint: kindHint) + [0x0A]
+                            guard await emit(masked, channel: "event") else { state = .incomplete; break streaming }
+                        }
+                    } else {
+                        let masked = textMasker.feed(pending)
+                        pending.removeAll(keepingCapacity: true)
+                        guard await emit(masked, channel: "stdout") else { state = .incomplete; break streaming }
+                    }
+                }
+                if isWatch, !pending.isEmpty {
+                    _ = await emit(masker.maskWatchEvent(pending, kindHint: kindHint), channel: "event")
+                } else if !isWatch {
+                    _ = await emit(textMasker.flush(), channel: "stdout")
+                }
+            } catch {
+                // Cancelled by the agent going away: the exchange ended normally from our side.
+                if !Task.isCancelled { state = .incomplete }
+            }
+            continuation.finish()
+            if let id = recording.exchangeID {
+                let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs,
+                                            responseBody: nil, responseBytes: total, state: state)
+                // A fresh task: this one may be cancelled (the agent went away), the record must still land.
+                let done = Task { try await store.completeExchange(id, result: result) }
+                if (try? await done.value) == nil { metrics.recorderErrors.add(1) }
+            }
+            metrics.count(connection: context.ref, verb: context.info.verb, code: code)
+        }
+        continuation.onTermination = { _ in pump.cancel() }
+        return HTTPResponse(status: code, headers: headers, body: .stream(output))
+    }
+}

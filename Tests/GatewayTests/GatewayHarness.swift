@@ -1,0 +1,184 @@
+import AgentGateAPI
+import AsyncHTTPClient
+import Foundation
+import Gateway
+import HTTPServing
+import KubeClient
+import KubeCore
+import LocalCluster
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import SessionStore
+import XCTest
+
+/// One gateway in front of one embedded API server, with the dev OIDC issuer, a SQLite
+/// session store and a connection `default/conn` whose ServiceAccount (`default/agent`) is
+/// bound to cluster-admin. Everything is real and on loopback.
+final class GatewayHarness {
+    static let audience = "agentgate-test"
+    let directory: URL
+    let cluster: LocalCluster
+    let issuer: DevOIDCIssuer
+    let store: any SessionStore
+    let gateway: Gateway
+    let registry = ConnectionRegistry()
+    let saToken: String
+    let port: Int
+    /// The HTTPS listener kubectl uses (kubectl sends no bearer token over plain HTTP).
+    let tlsPort: Int
+    let certificateAuthority: ClusterCertificateAuthority
+    let storePath: String
+    var config: GatewayConnectionConfig
+
+    var base: String { "http://127.0.0.1:\(port)" }
+    var connectionURL: String { "\(base)/c/default/conn" }
+
+    init(access: AccessPolicy? = nil, failureMode: FailureMode? = nil, upstreamOverride: String? = nil) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = LocalCluster.Configuration(dataDirectory: directory.appendingPathComponent("cluster"), port: 0, useTLS: false)
+        configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)
+        cluster = try await LocalCluster.start(configuration)
+        let sa = try await cluster.applyObject(["apiVersion": "v1", "kind": "ServiceAccount",
+                                                "metadata": ["name": "agent", "namespace": "default"]])
+        try await cluster.applyObject([
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": ["name": "agent-admin"],
+            "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"],
+            "subjects": [["kind": "ServiceAccount", "name": "agent", "namespace": "default"]],
+        ])
+        saToken = try cluster.tokenIssuer.issue(namespace: "default", name: "agent",
+                                                uid: sa[path: ["metadata", "uid"]]?.stringValue ?? "").token
+        issuer = try DevOIDCIssuer()
+        let issuerURL = try await issuer.start()
+        storePath = directory.appendingPathComponent("sessions.db").path
+        store = try await SessionStores.open(url: "sqlite:\(storePath)")
+        config = GatewayConnectionConfig(
+            namespace: "default", name: "conn", generation: 1, uid: "uid-1", serviceAccountName: "agent", endpoint: nil,
+            identity: AgentIdentity(issuer: issuerURL, audiences: [Self.audience], allowedSubjects: ["agent-1"], allowedGroups: ["agents"]),
+            approval: nil, access: access, recording: RecordingPolicySpec(failureMode: failureMode),
+            recordingPolicyName: nil, maskingRules: [], credentialExpiresAt: nil)
+        registry.put(config, token: saToken)
+        gateway = try Gateway(upstream: KubeConfig(server: upstreamOverride ?? cluster.url), registry: registry, store: store)
+        port = try await gateway.start(host: "127.0.0.1", port: 0, tls: nil)
+        certificateAuthority = try ClusterCertificateAuthority.loadOrCreate(in: directory.appendingPathComponent("gateway-tls"))
+        tlsPort = try await gateway.start(host: "127.0.0.1", port: 0,
+                                          tls: NIOSSLContext(configuration: certificateAuthority.serverTLSConfiguration()))
+    }
+
+    func stop() async {
+        await gateway.shutdown()
+        try? await store.close()
+        await issuer.shutdown()
+        await cluster.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func token(subject: String = "agent-1", groups: [String] = [], model: String? = "claude-test",
+               _ adjust: (inout DevOIDCIssuer.TokenRequest) -> Void = { _ in }) async throws -> String {
+        var request = DevOIDCIssuer.TokenRequest(subject: subject, audience: Self.audience, groups: groups, model: model)
+        adjust(&request)
+        return try await issuer.token(request)
+    }
+
+    /// Writes a kubeconfig for kubectl pointing at the connection with `token`.
+    func kubeconfig(token: String) throws -> String {
+        let yaml = """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: gw
+              cluster:
+                server: https://127.0.0.1:\(tlsPort)/c/default/conn
+                certificate-authority-data: \(Data(certificateAuthority.caPEM.utf8).base64EncodedString())
+            users:
+            - name: agent
+              user:
+                token: \(token)
+            contexts:
+            - name: gw
+              context: {cluster: gw, user: agent, namespace: default}
+            current-context: gw
+            """
+        let url = directory.appendingPathComponent("agent-\(UUID().uuidString).kubeconfig")
+        try yaml.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    /// Runs kubectl as the agent.
+    @discardableResult
+    func kubectl(_ args: [String], token: String, input: String? = nil, timeout: Double = 60) throws -> ProcessResult {
+        try ProcessRunner.run("kubectl", ["--kubeconfig", try kubeconfig(token: token), "--request-timeout=20s"] + args,
+                              input: input, timeout: timeout)
+    }
+
+    /// A raw request to the gateway.
+    static func send(_ method: HTTPMethod = .GET, _ url: String, headers: [(String, String)] = [], body: String? = nil) async throws
+        -> (status: Int, body: String, headers: HTTPHeaders) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return (Int(response.status.code), String(buffer: bytes), response.headers)
+    }
+
+    /// All sessions and their exchanges, oldest exchange first.
+    func exchanges() async throws -> [ExchangeRecord] {
+        var all: [ExchangeRecord] = []
+        for session in try await store.listSessions(SessionFilter(limit: 1000)) {
+            all += try await store.exchanges(sessionID: session.id)
+        }
+        return all.sorted { $0.time < $1.time }
+    }
+}
+
+/// Runs real programs (kubectl) for end-to-end tests.
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var output: String { stdout + "\n" + stderr }
+}
+
+enum ProcessRunner {
+    static func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: Double = 60) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let out = Pipe(), err = Pipe(), inPipe = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+        try process.run()
+        if let input {
+            inPipe.fileHandleForWriting.write(Data(input.utf8))
+            try? inPipe.fileHandleForWriting.close()
+        }
+        let stdoutText = LockedText(), stderrText = LockedText()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { stdoutText.append(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { stderrText.append(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        group.wait()
+        return ProcessResult(status: process.terminationStatus, stdout: stdoutText.text, stderr: stderrText.text)
+    }
+
+    static func start(_ executable: String, _ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, out)
+    }
+}
