@@ -23,6 +23,8 @@ struct AgentGateCommand: AsyncParsableCommand {
             VersionCommand.self,
             GenerateCommand.self,
             DevCommand.self,
+            GatewayCommand.self,
+            SessionsCommand.self,
         ]
     )
 }

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Gateway
+
+/// `agentgate gateway`: the data path (see Sources/Gateway). Flags as DESIGN.md lists them.
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Run the gateway: an OIDC-authenticated, recorded, masked proxy to the Kubernetes API.",
+        discussion: """
+            Agents reach a connection at https://HOST:PORT/c/<namespace>/<name> with an OIDC \
+            bearer token. Connections and their ServiceAccount credentials are read from the \
+            operator's Secrets in --gateway-namespace and applied without restart. Exchanges \
+            are recorded in --store (SQLite by default, PostgreSQL for several replicas) \
+            before they are forwarded; the admin API (--admin-listen, bearer token in \
+            DATA-DIR/admin-token) serves `agentgate sessions`.
+
+            In-cluster configuration is used when --kubeconfig is absent and neither \
+            KUBECONFIG nor ~/.kube/config exists.
+            """
+    )
+
+    @Option(name: .long, help: "Kubeconfig of the upstream API server; its credentials only read the connection Secrets (agents' requests carry connection tokens).")
+    var kubeconfig: String?
+
+    @Option(name: .long, help: "Kubeconfig context.")
+    var context: String?
+
+    @Option(name: .long, help: "HOST:PORT for agents (plain HTTP only on loopback).")
+    var listen: String = "127.0.0.1:8443"
+
+    @Option(name: .long, help: "HOST:PORT of the admin API.")
+    var adminListen: String = "127.0.0.1:8444"
+
+    @Option(name: .long, help: "HOST:PORT serving Prometheus metrics at /metrics.")
+    var metricsAddress: String?
+
+    @Option(name: .long, help: "PEM certificate (chain) for HTTPS.")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "PEM private key for HTTPS.")
+    var tlsKey: String?
+
+    @Option(name: .long, help: "Session store: sqlite:PATH or postgres://USER:PASS@HOST:PORT/DB (default sqlite:DATA-DIR/sessions.db).")
+    var store: String?
+
+    @Option(name: .long, help: "Namespace of the operator's connection Secrets.")
+    var gatewayNamespace: String = "agentgate-system"
+
+    @Option(name: .long, help: "Directory for the admin token, admin address and default SQLite store.")
+    var dataDir: String = ".agentgate"
+
+    func run() async throws {
+        var options = GatewayRunner.Options()
+        options.kubeconfig = kubeconfig
+        options.context = context
+        options.listen = listen
+        options.adminListen = adminListen
+        options.metricsAddress = metricsAddress
+        options.tlsCertificateFile = tlsCert
+        options.tlsKeyFile = tlsKey
+        options.store = store
+        options.gatewayNamespace = gatewayNamespace
+        options.dataDirectory = dataDir
+        let runner: GatewayRunner
+        do {
+            runner = try await GatewayRunner.start(options)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        print("gateway listening on \(listen) (port \(runner.port)); admin API on port \(runner.adminPort.map(String.init) ?? "-")")
+        fflush(stdout)
+        // Serve until SIGINT/SIGTERM.
+        let signals = AsyncStream<Int32> { continuation in
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+                source.setEventHandler { continuation.yield(sig) }
+                source.resume()
+                continuation.onTermination = { _ in source.cancel() }
+            }
+        }
+        for await _ in signals { break }
+        await runner.stop()
+    }
+}

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import KubeCore
+
+/// `agentgate sessions list|show|replay`: reads recorded sessions from the gateway's admin API.
+struct SessionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessions",
+        abstract: "Search, show and replay recorded agent sessions (through the gateway's admin API).",
+        subcommands: [List.self, Show.self, Replay.self]
+    )
+
+    struct Target: ParsableArguments {
+        @Option(name: .long, help: "Admin API URL, e.g. http://127.0.0.1:8444.")
+        var adminURL: String?
+        @Option(name: .long, help: "Admin bearer token.")
+        var token: String?
+        @Option(name: .long, help: "Sandbox directory holding admin-address and admin-token.")
+        var dataDir: String = ".agentgate"
+
+        func client() throws -> AdminClient {
+            if let adminURL {
+                guard let token else { throw ValidationError("--admin-url needs --token") }
+                return AdminClient(adminURL: adminURL, token: token)
+            }
+            do { return try AdminClient.fromDataDirectory(dataDir) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    enum Output: String, ExpressibleByArgument { case table, json }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List sessions, most recent first.")
+        @OptionGroup var target: Target
+        @Option(help: "NAMESPACE/NAME of the AgentConnection.") var connection: String?
+        @Option(help: "Agent subject.") var subject: String?
+        @Option(help: "Model name.") var model: String?
+        @Option(help: "Active since (RFC 3339).") var since: String?
+        @Option(help: "Active until (RFC 3339).") var until: String?
+        @Option(help: "With an exchange of this verb.") var verb: String?
+        @Option(help: "With an exchange on this resource.") var resource: String?
+        @Option(help: "With an exchange in this namespace.") var namespace: String?
+        @Option(help: "With an exchange on this object name.") var name: String?
+        @Option(name: .shortAndLong, help: "table or json.") var output: Output = .table
+
+        func run() async throws {
+            var query: [(String, String)] = []
+            for (key, value) in [("connection", connection), ("subject", subject), ("model", model), ("since", since),
+                                 ("until", until), ("verb", verb), ("resource", resource), ("namespace", namespace), ("name", name)] {
+                if let value { query.append((key, value)) }
+            }
+            let result = try await target.client().listSessions(query)
+            if output == .json { print(result.prettyPrinted()); return }
+            var rows = [["ID", "CONNECTION", "SUBJECT", "MODEL", "EXCHANGES", "STARTED", "LAST ACTIVITY"]]
+            for s in result["items"]?.arrayValue ?? [] {
+                rows.append([s["id"]?.stringValue ?? "", s["connection"]?.stringValue ?? "", s["subject"]?.stringValue ?? "",
+                             s["model"]?.stringValue ?? "-", s["exchangeCount"].map { $0.serializedString() } ?? "0",
+                             s["startedAt"]?.stringValue ?? "", s["lastActivity"]?.stringValue ?? ""])
+            }
+            print(table(rows))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one session and its exchanges.")
+        @OptionGroup var target: Target
+        @Argument(help: "Session ID.") var id: String
+        @Option(name: .shortAndLong, help: "table or json.") var output: Output = .table
+
+        func run() async throws {
+            let detail = try await target.client().session(id: id)
+            if output == .json { print(detail.prettyPrinted()); return }
+            print("Session \(id)  connection=\(detail["connection"]?.stringValue ?? "")  subject=\(detail["subject"]?.stringValue ?? "")  model=\(detail["model"]?.stringValue ?? "-")")
+            var rows = [["#", "TIME", "VERB", "RESOURCE", "NAMESPACE", "NAME", "CODE", "LATENCY", "STATE", "COMMAND"]]
+            for e in detail["exchanges"]?.arrayValue ?? [] {
+                let resource = [e["resource"]?.stringValue ?? "", e["subresource"]?.stringValue ?? ""].filter { !$0.isEmpty }.joined(separator: "/")
+                rows.append([e["sequence"].map { $0.serializedString() } ?? "", e["time"]?.stringValue ?? "", e["verb"]?.stringValue ?? "",
+                             resource.isEmpty ? e["path"]?.stringValue ?? "" : resource, e["namespace"]?.stringValue ?? "",
+                             e["name"]?.stringValue ?? "", e["statusCode"].map { $0.serializedString() } ?? "-",
+                             e["latencyMs"]?.doubleValue.map { String(format: "%.1fms", $0) } ?? "-", e["state"]?.stringValue ?? "",
+                             e["kubectlCommand"]?.stringValue ?? ""])
+            }
+            print(table(rows))
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replay a session: every request and the (masked) answer the agent saw, in order.")
+        @OptionGroup var target: Target
+        @Argument(help: "Session ID.") var id: String
+
+        func run() async throws {
+            let client = try target.client()
+            let detail = try await client.session(id: id)
+            for e in detail["exchanges"]?.arrayValue ?? [] {
+                let query = e["query"]?.stringValue ?? ""
+                print("── #\(e["sequence"].map { $0.serializedString() } ?? "") \(e["time"]?.stringValue ?? "") \(e["kubectlCommand"]?.stringValue ?? "")")
+                print("> \(e["method"]?.stringValue ?? "") \(e["path"]?.stringValue ?? "")\(query.isEmpty ? "" : "?" + query)")
+                if let body = e["requestBody"]?.stringValue { print(body) }
+                print("< \(e["statusCode"].map { $0.serializedString() } ?? "(no answer)") [\(e["state"]?.stringValue ?? "")]")
+                if let body = e["responseBody"]?.stringValue { print(body) }
+                if let count = e["streamChunkCount"]?.intValue, count > 0, let exchangeID = e["id"]?.stringValue {
+                    for chunk in try await client.chunks(exchangeID: exchangeID)["items"]?.arrayValue ?? [] {
+                        print("  [\(chunk["time"]?.stringValue ?? "") \(chunk["channel"]?.stringValue ?? "")] \(chunk["data"]?.stringValue ?? "<binary>")", terminator: "")
+                    }
+                    print()
+                }
+            }
+        }
+    }
+}
+
+private func table(_ rows: [[String]]) -> String {
+    guard let header = rows.first else { return "" }
+    var widths = header.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "   ")
+    }.joined(separator: "\n")
+}
