@@ -153,3 +153,45 @@ public struct ValidationErrors: Error, Sendable, CustomStringConvertible {
     public init(errors: [FieldError]) { self.errors = errors }
     public var description: String { errors.map(\.description).joined(separator: "; ") }
 }
+
+extension SchemaValidator {
+    /// Paths of fields that pruning would drop (`spec.foo`, `spec.rules[0].bar`), for
+    /// `fieldValidation=Strict`, which rejects them instead of dropping them.
+    public func unknownFields(in object: JSONValue) -> [String] {
+        var found: [String] = []
+        guard case .object(let members) = object else { return found }
+        for key in members.keys.sorted() where !["apiVersion", "kind", "metadata"].contains(key) {
+            if let child = schema.properties?[key] {
+                Self.collectUnknown(members[key]!, schema: child, path: key, into: &found)
+            } else if !schema.keepsUnknownFields {
+                found.append(key)
+            }
+        }
+        return found
+    }
+
+    static func collectUnknown(_ value: JSONValue, schema: JSONSchemaProps, path: String, into found: inout [String]) {
+        switch value {
+        case .object(let members):
+            if schema.keepsUnknownFields { return }
+            for key in members.keys.sorted() {
+                if let property = schema.properties?[key] {
+                    collectUnknown(members[key]!, schema: property, path: "\(path).\(key)", into: &found)
+                } else if let additional = schema.additionalProperties?.schema {
+                    collectUnknown(members[key]!, schema: additional, path: "\(path).\(key)", into: &found)
+                } else if case .allowed(true) = schema.additionalProperties {
+                    continue
+                } else if !(schema.embeddedResource == true && ["apiVersion", "kind", "metadata"].contains(key)) {
+                    found.append("\(path).\(key)")
+                }
+            }
+        case .array(let elements):
+            guard let items = schema.items else { return }
+            for (index, element) in elements.enumerated() {
+                collectUnknown(element, schema: items, path: "\(path)[\(index)]", into: &found)
+            }
+        default:
+            return
+        }
+    }
+}

@@ -8,6 +8,8 @@ import KubeCore
 struct ObjectRules {
     let definition: ResourceDefinition
     let now: Date
+    /// `fieldValidation` of the request: `Strict` rejects unknown fields instead of pruning them.
+    var fieldValidation: String? = nil
 
     var nowText: String { KubeTime.format(now) }
 
@@ -193,6 +195,9 @@ struct ObjectRules {
     /// Schema admission for custom resources: prune, default, validate (incl. CEL rules).
     func admit(_ object: JSONValue, old: JSONValue?, name: String) throws -> JSONValue {
         guard let validator = definition.validator else { return object }
+        if fieldValidation == "Strict", let unknown = validator.unknownFields(in: object).first {
+            throw APIError(.badRequest("\(definition.kind) in version \"\(definition.version)\" cannot be handled as a \(definition.kind): strict decoding error: unknown field \"\(unknown)\""))
+        }
         switch validator.admit(object, oldObject: old) {
         case .success(let admitted): return admitted
         case .failure(let errors):

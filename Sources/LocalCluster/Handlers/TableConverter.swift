@@ -34,7 +34,7 @@ struct TableConverter {
                 let value = JSONPathLite.evaluate(column.jsonPath, on: object)
                 switch column.type {
                 case "date":
-                    guard let text = value?.stringValue, let date = KubeTime.parse(text) else { return .string("<unknown>") }
+                    guard let text = value?.stringValue, let date = KubeTime.parse(text) else { return .null }
                     return .string(Self.humanDuration(Date().timeIntervalSince(date)))
                 case "integer", "number", "boolean":
                     return value ?? .null

@@ -5,7 +5,7 @@ import KubeCore
 /// create, update, patch, delete and deletecollection on the main resource.
 extension ResourceHandlers {
     func rules(_ request: APIRequest) -> ObjectRules {
-        ObjectRules(definition: request.definition, now: Date())
+        ObjectRules(definition: request.definition, now: Date(), fieldValidation: request.queryValue("fieldValidation"))
     }
 
     func create(_ request: APIRequest) throws -> HTTPResponse {

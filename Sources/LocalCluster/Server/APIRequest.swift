@@ -21,6 +21,17 @@ struct APIRequest: Sendable {
     func decodedBody() throws -> JSONValue {
         if http.body.isEmpty { throw APIError(.badRequest("the body of the request is empty")) }
         let contentType = http.header("Content-Type")?.lowercased() ?? "application/json"
+        if contentType.contains("protobuf") {
+            do {
+                return try KubernetesProtobuf.decode(http.body)
+            } catch {
+                throw APIError(Status(message: "\(error)", reason: "UnsupportedMediaType", code: 415))
+            }
+        }
+        if contentType.contains("cbor") {
+            throw APIError(Status(message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                                  reason: "UnsupportedMediaType", code: 415))
+        }
         if contentType.contains("yaml") {
             do {
                 return try JSONValue(yaml: String(decoding: http.body, as: UTF8.self))

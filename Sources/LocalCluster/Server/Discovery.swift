@@ -156,7 +156,25 @@ struct OpenAPIDocuments {
             let prefix = definition.group.isEmpty ? "io.k8s.api.core" : definition.group.split(separator: ".").reversed().joined(separator: ".")
             schemas["\(prefix).\(definition.version).\(definition.kind)"] = schema
         }
-        return ["openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": [:],
+        return ["openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": .object(paths(for: definitions)),
                 "components": ["schemas": .object(schemas)]]
+    }
+
+    /// One item path per resource with a PATCH operation that declares the GVK and the
+    /// `fieldValidation` parameter: how kubectl decides the server validates fields itself.
+    private func paths(for definitions: [ResourceDefinition]) -> [String: JSONValue] {
+        var paths: [String: JSONValue] = [:]
+        let parameters: JSONValue = .array(["dryRun", "fieldManager", "fieldValidation", "force"].map { name in
+            ["name": .string(name), "in": "query", "schema": ["type": .string(name == "force" ? "boolean" : "string")]]
+        })
+        for definition in definitions {
+            let prefix = definition.group.isEmpty ? "/api/\(definition.version)" : "/apis/\(definition.group)/\(definition.version)"
+            let scope = definition.namespaced ? "/namespaces/{namespace}" : ""
+            let path = "\(prefix)\(scope)/\(definition.resource)/{name}"
+            let gvk: JSONValue = ["group": .string(definition.group), "version": .string(definition.version), "kind": .string(definition.kind)]
+            paths[path] = ["patch": ["x-kubernetes-group-version-kind": gvk, "parameters": parameters,
+                                     "responses": ["200": ["description": "OK"]]]]
+        }
+        return paths
     }
 }

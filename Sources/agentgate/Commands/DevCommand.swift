@@ -36,6 +36,7 @@ struct DevCommand: AsyncParsableCommand {
     var insecureHTTP = false
 
     func run() async throws {
+        setlinebuf(stdout)
         let directory = URL(fileURLWithPath: dataDir, isDirectory: true).standardizedFileURL
         var configuration = LocalCluster.Configuration(dataDirectory: directory, port: apiPort, useTLS: !insecureHTTP)
         configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)

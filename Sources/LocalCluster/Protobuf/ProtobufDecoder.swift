@@ -1,0 +1,175 @@
+import Foundation
+import KubeCore
+
+/// Decodes the Kubernetes protobuf request bodies kubectl sends for a few built-in kinds
+/// (`kubectl create token` posts a TokenRequest as `application/vnd.kubernetes.protobuf`
+/// and does not fall back to JSON), turning them into the JSON the handlers work on.
+///
+/// Wire format: the 4-byte magic `k8s\0`, then a `runtime.Unknown` message (1: typeMeta
+/// {1: apiVersion, 2: kind}, 2: raw object bytes). Only the fields of the kinds below are
+/// known; unknown fields are skipped, as protobuf readers do. Responses are always JSON.
+enum KubernetesProtobuf {
+    struct DecodeError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let magic: [UInt8] = [0x6b, 0x38, 0x73, 0x00]
+
+    static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+        guard bytes.count >= 4, Array(bytes.prefix(4)) == magic else {
+            throw DecodeError(description: "protobuf body does not start with the k8s magic")
+        }
+        var unknown = WireReader(bytes[4...])
+        var apiVersion = ""
+        var kind = ""
+        var raw: ArraySlice<UInt8> = []
+        while let (field, value) = try unknown.next() {
+            switch (field, value) {
+            case (1, .bytes(let typeMeta)):
+                var reader = WireReader(typeMeta)
+                while let (f, v) = try reader.next() {
+                    if f == 1, case .bytes(let b) = v { apiVersion = String(decoding: b, as: UTF8.self) }
+                    if f == 2, case .bytes(let b) = v { kind = String(decoding: b, as: UTF8.self) }
+                }
+            case (2, .bytes(let b)):
+                raw = b
+            default:
+                continue
+            }
+        }
+        guard let schema = schemas[kind] else {
+            throw DecodeError(description: "protobuf is not supported for kind \(kind.isEmpty ? "<unknown>" : kind); send application/json")
+        }
+        var object = try decodeMessage(raw, schema: schema)
+        object["apiVersion"] = .string(apiVersion)
+        object["kind"] = .string(kind)
+        return object
+    }
+
+    /// How a field decodes: its JSON name and shape.
+    indirect enum Field {
+        case string(String)
+        case int(String)
+        case bool(String)
+        case bytesBase64(String)
+        case repeatedString(String)
+        case stringMap(String)
+        case bytesMap(String)
+        case message(String, [Int: Field])
+        case repeatedMessage(String, [Int: Field])
+    }
+
+    static let objectMeta: [Int: Field] = [
+        1: .string("name"), 2: .string("generateName"), 3: .string("namespace"), 5: .string("uid"),
+        6: .string("resourceVersion"), 7: .int("generation"), 11: .stringMap("labels"), 12: .stringMap("annotations"),
+        13: .repeatedMessage("ownerReferences", [1: .string("kind"), 3: .string("name"), 4: .string("uid"),
+                                                 5: .string("apiVersion"), 6: .bool("controller"), 7: .bool("blockOwnerDeletion")]),
+        14: .repeatedString("finalizers"),
+    ]
+
+    static let schemas: [String: [Int: Field]] = [
+        "TokenRequest": [
+            1: .message("metadata", objectMeta),
+            2: .message("spec", [1: .repeatedString("audiences"), 4: .int("expirationSeconds"),
+                                 3: .message("boundObjectRef", [1: .string("kind"), 2: .string("apiVersion"),
+                                                                 3: .string("name"), 4: .string("uid")])]),
+        ],
+        "ServiceAccount": [1: .message("metadata", objectMeta), 3: .bool("automountServiceAccountToken")],
+        "Namespace": [1: .message("metadata", objectMeta)],
+        "ConfigMap": [1: .message("metadata", objectMeta), 2: .stringMap("data"), 3: .bytesMap("binaryData"), 4: .bool("immutable")],
+        "Secret": [1: .message("metadata", objectMeta), 2: .bytesMap("data"), 3: .string("type"), 4: .stringMap("stringData"),
+                   5: .bool("immutable")],
+    ]
+
+    static func decodeMessage(_ bytes: ArraySlice<UInt8>, schema: [Int: Field]) throws -> JSONValue {
+        var reader = WireReader(bytes)
+        var object: [String: JSONValue] = [:]
+        while let (number, value) = try reader.next() {
+            guard let field = schema[number] else { continue }
+            switch (field, value) {
+            case (.string(let name), .bytes(let b)):
+                object[name] = .string(String(decoding: b, as: UTF8.self))
+            case (.bytesBase64(let name), .bytes(let b)):
+                object[name] = .string(Data(b).base64EncodedString())
+            case (.int(let name), .varint(let v)):
+                object[name] = .int(Int64(bitPattern: v))
+            case (.bool(let name), .varint(let v)):
+                object[name] = .bool(v != 0)
+            case (.repeatedString(let name), .bytes(let b)):
+                object[name] = .array((object[name]?.arrayValue ?? []) + [.string(String(decoding: b, as: UTF8.self))])
+            case (.stringMap(let name), .bytes(let b)), (.bytesMap(let name), .bytes(let b)):
+                var entry = WireReader(b)
+                var key = ""
+                var entryValue: ArraySlice<UInt8> = []
+                while let (f, v) = try entry.next() {
+                    if f == 1, case .bytes(let k) = v { key = String(decoding: k, as: UTF8.self) }
+                    if f == 2, case .bytes(let e) = v { entryValue = e }
+                }
+                var map = object[name]?.objectValue ?? [:]
+                if case .bytesMap = field {
+                    map[key] = .string(Data(entryValue).base64EncodedString())
+                } else {
+                    map[key] = .string(String(decoding: entryValue, as: UTF8.self))
+                }
+                object[name] = .object(map)
+            case (.message(let name, let nested), .bytes(let b)):
+                object[name] = try decodeMessage(b, schema: nested)
+            case (.repeatedMessage(let name, let nested), .bytes(let b)):
+                object[name] = .array((object[name]?.arrayValue ?? []) + [try decodeMessage(b, schema: nested)])
+            default:
+                throw DecodeError(description: "protobuf field \(number) has an unexpected wire type")
+            }
+        }
+        return .object(object)
+    }
+}
+
+/// Reads protobuf wire-format fields: varints, fixed 32/64-bit and length-delimited.
+struct WireReader {
+    enum Value {
+        case varint(UInt64)
+        case bytes(ArraySlice<UInt8>)
+        case fixed
+    }
+
+    private var bytes: ArraySlice<UInt8>
+
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+
+    mutating func next() throws -> (Int, Value)? {
+        guard !bytes.isEmpty else { return nil }
+        let key = try varint()
+        let number = Int(key >> 3)
+        switch key & 7 {
+        case 0: return (number, .varint(try varint()))
+        case 1: try skip(8); return (number, .fixed)
+        case 5: try skip(4); return (number, .fixed)
+        case 2:
+            let length = Int(try varint())
+            guard length >= 0, length <= bytes.count else { throw KubernetesProtobuf.DecodeError(description: "truncated protobuf field") }
+            let value = bytes.prefix(length)
+            bytes = bytes.dropFirst(length)
+            return (number, .bytes(value))
+        default:
+            throw KubernetesProtobuf.DecodeError(description: "unsupported protobuf wire type \(key & 7)")
+        }
+    }
+
+    private mutating func skip(_ count: Int) throws {
+        guard bytes.count >= count else { throw KubernetesProtobuf.DecodeError(description: "truncated protobuf field") }
+        bytes = bytes.dropFirst(count)
+    }
+
+    private mutating func varint() throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while let byte = bytes.first {
+            bytes = bytes.dropFirst()
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+            if shift > 63 { break }
+        }
+        throw KubernetesProtobuf.DecodeError(description: "malformed protobuf varint")
+    }
+}
