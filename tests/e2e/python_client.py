@@ -79,12 +79,11 @@ def main(kubeconfig):
     merged = custom.patch_namespaced_custom_object(GROUP, VERSION, "py", PLURAL, "c1",
                                                    {"metadata": {"labels": {"team": "a"}}})
     assert merged["metadata"]["labels"]["team"] == "a"
-    api_client.set_default_header("Content-Type", "application/json-patch+json")
-    jsonpatched = custom.api_client.call_api(
-        f"/apis/{GROUP}/{VERSION}/namespaces/py/{PLURAL}/c1", "PATCH",
-        header_params={"Content-Type": "application/json-patch+json", "Accept": "application/json"},
-        body=[{"op": "replace", "path": "/spec/serviceAccountName", "value": "patched-sa"}],
-        response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
+    # JSON patch (RFC 6902).
+    jsonpatched = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "py", PLURAL, "c1",
+        [{"op": "replace", "path": "/spec/serviceAccountName", "value": "patched-sa"}],
+        _content_type="application/json-patch+json")
     assert jsonpatched["spec"]["serviceAccountName"] == "patched-sa", jsonpatched
     print("ok patch")
 

@@ -60,6 +60,12 @@ extension ResourceHandlers {
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: .stream(stream))
         }
 
+        // `kubectl get -w` asks for Tables: each event then carries a one-row Table.
+        let converter = request.wantsTable ? TableConverter(definition: definition) : nil
+        let render: @Sendable (StoredObject) -> [UInt8] = { object in
+            guard let converter else { return object.bytes }
+            return converter.table(for: [object], resourceVersion: String(object.resourceVersion)).serialized()
+        }
         let groupVersion = definition.groupVersion
         let kind = definition.kind
         let interval = server.bookmarkInterval
@@ -71,7 +77,7 @@ extension ResourceHandlers {
                     }
                     group.addTask {
                         for object in initialObjects {
-                            continuation.yield(Self.eventLine(type: "ADDED", objectBytes: object.bytes))
+                            continuation.yield(Self.eventLine(type: "ADDED", objectBytes: render(object)))
                         }
                         if sendInitial {
                             continuation.yield(Self.bookmark(groupVersion: groupVersion, kind: kind, rv: startRV, initialEventsEnd: true))
@@ -88,7 +94,7 @@ extension ResourceHandlers {
                                 type = now ? (before ? "MODIFIED" : "ADDED") : (before ? "DELETED" : nil)
                             }
                             if let type {
-                                continuation.yield(Self.eventLine(type: type, objectBytes: event.object.bytes))
+                                continuation.yield(Self.eventLine(type: type, objectBytes: render(event.object)))
                             }
                         }
                     }
