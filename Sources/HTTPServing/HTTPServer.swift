@@ -57,18 +57,13 @@ public final class HTTPServer: @unchecked Sendable {
     public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
 
     private let group: EventLoopGroup
-    private let ownsGroup: Bool
     private var channel: Channel?
     private let maxBodyBytes: Int
+    private let connections = ConnectionSet()
 
-    public init(group: EventLoopGroup? = nil, maxBodyBytes: Int = 3 * 1024 * 1024) {
-        if let group {
-            self.group = group
-            self.ownsGroup = false
-        } else {
-            self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-            self.ownsGroup = true
-        }
+    /// Serves on `group`, by default NIO's shared singleton group (nothing to shut down).
+    public init(group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxBodyBytes: Int = 3 * 1024 * 1024) {
+        self.group = group
         self.maxBodyBytes = maxBodyBytes
     }
 
@@ -76,11 +71,13 @@ public final class HTTPServer: @unchecked Sendable {
     public func start(host: String, port: Int, tls: NIOSSLContext?, webSocket: WebSocketService? = nil,
                       handler: @escaping Handler) async throws -> Int {
         let maxBody = maxBodyBytes
+        let connections = self.connections
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                connections.insert(channel)
                 do {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
@@ -106,9 +103,41 @@ public final class HTTPServer: @unchecked Sendable {
         return channel.localAddress?.port ?? port
     }
 
+    /// Stops listening and closes open connections (ending their streams). Idempotent.
     public func shutdown() async {
-        try? await channel?.close()
-        if ownsGroup { try? await group.shutdownGracefully() }
+        let listener = channel
+        channel = nil
+        try? await listener?.close()
+        for connection in connections.removeAll() {
+            try? await connection.close()
+        }
+    }
+}
+
+/// Open connections, so shutdown can close them.
+final class ConnectionSet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var channels: [ObjectIdentifier: Channel] = [:]
+
+    func insert(_ channel: Channel) {
+        let id = ObjectIdentifier(channel)
+        lock.lock()
+        channels[id] = channel
+        lock.unlock()
+        channel.closeFuture.whenComplete { [weak self] _ in
+            guard let self else { return }
+            self.lock.lock()
+            self.channels[id] = nil
+            self.lock.unlock()
+        }
+    }
+
+    func removeAll() -> [Channel] {
+        lock.lock()
+        defer { lock.unlock() }
+        let all = Array(channels.values)
+        channels.removeAll()
+        return all
     }
 }
 

@@ -40,6 +40,7 @@ public final class LocalCluster: @unchecked Sendable {
     public let certificateAuthority: ClusterCertificateAuthority?
     public let tokenIssuer: ServiceAccountTokenIssuer
     private let httpServer = HTTPServer()
+    private let stopped = OnceFlag()
     public private(set) var port: Int = 0
 
     private init(configuration: Configuration, apiServer: APIServer, adminToken: String,
@@ -177,6 +178,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Stops serving: ends watches, closes the listener, saves state if configured.
     public func stop() async {
+        guard !stopped.swap() else { return }
         apiServer.store.closeAllWatches()
         await httpServer.shutdown()
         if configuration.persistState, let directory = configuration.dataDirectory {
@@ -208,12 +210,17 @@ enum StateSnapshot {
                 entries.append(["group": .string(key.group), "resource": .string(key.resource), "object": object.value()])
             }
         }
-        try Data(JSONValue.array(entries).serialized()).write(to: file, options: .atomic)
+        let state: JSONValue = ["resourceVersion": .string(String(server.store.currentResourceVersion)), "objects": .array(entries)]
+        try Data(state.serialized()).write(to: file, options: .atomic)
     }
 
     static func restore(into server: APIServer, from file: URL) throws {
         guard let data = try? Data(contentsOf: file) else { return }
-        let entries = try JSONValue(parsing: data).arrayValue ?? []
+        let state = try JSONValue(parsing: data)
+        let entries = state["objects"]?.arrayValue ?? []
+        if let revision = Int64(state["resourceVersion"]?.stringValue ?? "") {
+            server.store.advanceRevision(to: revision)
+        }
         let crdKey = ResourceKey(group: "apiextensions.k8s.io", resource: "customresourcedefinitions")
         let sorted = entries.sorted { a, _ in a["resource"]?.stringValue == crdKey.resource }
         for entry in sorted {
@@ -223,4 +230,11 @@ enum StateSnapshot {
             if key == crdKey { try? server.registry.install(crd: object) }
         }
     }
+}
+
+/// A flag that flips once; `swap()` returns the previous value.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    func swap() -> Bool { lock.lock(); defer { lock.unlock() }; let previous = set; set = true; return previous }
 }

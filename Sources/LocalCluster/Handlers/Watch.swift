@@ -69,6 +69,9 @@ extension ResourceHandlers {
         let groupVersion = definition.groupVersion
         let kind = definition.kind
         let interval = server.bookmarkInterval
+        // The revision every event up to which this watch has already written (or filtered out):
+        // a bookmark may only promise that much.
+        let delivered = DeliveredRevision(startRV)
         let output = AsyncStream<[UInt8]>(bufferingPolicy: .unbounded) { continuation in
             let producer = Task {
                 await withTaskGroup(of: Void.self) { group in
@@ -96,6 +99,7 @@ extension ResourceHandlers {
                             if let type {
                                 continuation.yield(Self.eventLine(type: type, objectBytes: render(event.object)))
                             }
+                            delivered.advance(to: event.resourceVersion)
                         }
                     }
                     if bookmarks {
@@ -104,7 +108,7 @@ extension ResourceHandlers {
                                 try? await Task.sleep(for: interval)
                                 if Task.isCancelled { break }
                                 continuation.yield(Self.bookmark(groupVersion: groupVersion, kind: kind,
-                                                                 rv: self.store.currentResourceVersion, initialEventsEnd: false))
+                                                                 rv: delivered.value, initialEventsEnd: false))
                             }
                         }
                     }
@@ -133,4 +137,13 @@ extension ResourceHandlers {
         let object: JSONValue = ["apiVersion": .string(groupVersion), "kind": .string(kind), "metadata": metadata]
         return eventLine(type: "BOOKMARK", objectBytes: object.serialized())
     }
+}
+
+/// The last revision a watch has passed on, shared by its event and bookmark tasks.
+final class DeliveredRevision: @unchecked Sendable {
+    private let lock = NSLock()
+    private var revision: Int64
+    init(_ revision: Int64) { self.revision = revision }
+    var value: Int64 { lock.lock(); defer { lock.unlock() }; return revision }
+    func advance(to newValue: Int64) { lock.lock(); revision = max(revision, newValue); lock.unlock() }
 }

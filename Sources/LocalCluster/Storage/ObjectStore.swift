@@ -157,6 +157,13 @@ public final class ObjectStore: @unchecked Sendable {
         buckets[resource, default: [:]][Self.key(namespace, name)] = Self.stored(value, namespace: namespace, name: name, rv: rv)
     }
 
+    /// Moves the revision forward (snapshot restore), so resourceVersions are never reused.
+    public func advanceRevision(to value: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        revision = max(revision, value)
+    }
+
     /// Every object of every resource (snapshots).
     public func dump() -> [(ResourceKey, [StoredObject])] {
         lock.lock()
