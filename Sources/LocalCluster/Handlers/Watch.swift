@@ -40,15 +40,14 @@ extension ResourceHandlers {
 
         // Initial state and the subscription are taken at one revision, so nothing falls between.
         var initialObjects: [StoredObject] = []
-        let events: AsyncStream<StoreEvent>
-        let startRV: Int64
+        let storeWatch: StoreWatch
         do {
             if initial {
                 let snapshot = store.list(definition.key, namespace: nsFilter)
                 initialObjects = snapshot.objects.filter(select)
-                (events, startRV) = try store.watch(definition.key, after: snapshot.resourceVersion)
+                storeWatch = try store.watch(definition.key, after: snapshot.resourceVersion)
             } else {
-                (events, startRV) = try store.watch(definition.key, after: requestedRV)
+                storeWatch = try store.watch(definition.key, after: requestedRV)
             }
         } catch WatchStartError.expired(let requested, let oldest) {
             let status = Status(message: "too old resource version: \(requested) (\(oldest - 1))", reason: "Expired", code: 410)
@@ -69,9 +68,8 @@ extension ResourceHandlers {
         let groupVersion = definition.groupVersion
         let kind = definition.kind
         let interval = server.bookmarkInterval
-        // The revision every event up to which this watch has already written (or filtered out):
-        // a bookmark may only promise that much.
-        let delivered = DeliveredRevision(startRV)
+        let startRV = storeWatch.startRevision
+        let store = self.store
         let output = AsyncStream<[UInt8]>(bufferingPolicy: .unbounded) { continuation in
             let producer = Task {
                 await withTaskGroup(of: Void.self) { group in
@@ -85,8 +83,14 @@ extension ResourceHandlers {
                         if sendInitial {
                             continuation.yield(Self.bookmark(groupVersion: groupVersion, kind: kind, rv: startRV, initialEventsEnd: true))
                         }
-                        for await event in events {
+                        for await item in storeWatch.items {
                             if Task.isCancelled { break }
+                            guard case .event(let event) = item else {
+                                if case .progress(let rv) = item, bookmarks {
+                                    continuation.yield(Self.bookmark(groupVersion: groupVersion, kind: kind, rv: rv, initialEventsEnd: false))
+                                }
+                                continue
+                            }
                             let now = select(event.object)
                             let before = event.previous.map(select) ?? false
                             let type: String?
@@ -99,7 +103,6 @@ extension ResourceHandlers {
                             if let type {
                                 continuation.yield(Self.eventLine(type: type, objectBytes: render(event.object)))
                             }
-                            delivered.advance(to: event.resourceVersion)
                         }
                     }
                     if bookmarks {
@@ -107,8 +110,7 @@ extension ResourceHandlers {
                             while !Task.isCancelled {
                                 try? await Task.sleep(for: interval)
                                 if Task.isCancelled { break }
-                                continuation.yield(Self.bookmark(groupVersion: groupVersion, kind: kind,
-                                                                 rv: delivered.value, initialEventsEnd: false))
+                                store.requestProgress(storeWatch)
                             }
                         }
                     }
@@ -137,13 +139,4 @@ extension ResourceHandlers {
         let object: JSONValue = ["apiVersion": .string(groupVersion), "kind": .string(kind), "metadata": metadata]
         return eventLine(type: "BOOKMARK", objectBytes: object.serialized())
     }
-}
-
-/// The last revision a watch has passed on, shared by its event and bookmark tasks.
-final class DeliveredRevision: @unchecked Sendable {
-    private let lock = NSLock()
-    private var revision: Int64
-    init(_ revision: Int64) { self.revision = revision }
-    var value: Int64 { lock.lock(); defer { lock.unlock() }; return revision }
-    func advance(to newValue: Int64) { lock.lock(); revision = max(revision, newValue); lock.unlock() }
 }

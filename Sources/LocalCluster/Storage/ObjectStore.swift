@@ -27,6 +27,21 @@ public struct StoreEvent: Sendable {
     public var resourceVersion: Int64 { object.resourceVersion }
 }
 
+/// What a watch receives from the store: a change, or a progress notification saying every
+/// change up to that revision has been delivered (what a BOOKMARK may promise).
+public enum StoreWatchItem: Sendable {
+    case event(StoreEvent)
+    case progress(Int64)
+}
+
+/// A running watch on the store.
+public struct StoreWatch: Sendable {
+    public let items: AsyncStream<StoreWatchItem>
+    /// The revision the watch starts after.
+    public let startRevision: Int64
+    let id: Int
+}
+
 /// The outcome a mutation closure asks for.
 public enum StoreMutation: Sendable {
     case put(JSONValue)
@@ -57,7 +72,7 @@ public final class ObjectStore: @unchecked Sendable {
 
     struct Watcher {
         let resource: ResourceKey
-        let continuation: AsyncStream<StoreEvent>.Continuation
+        let continuation: AsyncStream<StoreWatchItem>.Continuation
     }
 
     /// `historyLimit`: how many events are kept for resuming watches; older resourceVersions get 410.
@@ -174,8 +189,8 @@ public final class ObjectStore: @unchecked Sendable {
     /// Starts a watch on one resource. Events after `resourceVersion` that are still in history
     /// are replayed first; `nil` starts at the current revision. The stream ends when the
     /// consumer stops iterating (the registration is then removed).
-    public func watch(_ resource: ResourceKey, after resourceVersion: Int64?) throws -> (events: AsyncStream<StoreEvent>, startRevision: Int64) {
-        let (stream, continuation) = AsyncStream<StoreEvent>.makeStream(bufferingPolicy: .unbounded)
+    public func watch(_ resource: ResourceKey, after resourceVersion: Int64?) throws -> StoreWatch {
+        let (stream, continuation) = AsyncStream<StoreWatchItem>.makeStream(bufferingPolicy: .unbounded)
         lock.lock()
         defer { lock.unlock() }
         let start = resourceVersion ?? revision
@@ -186,7 +201,7 @@ public final class ObjectStore: @unchecked Sendable {
                 throw WatchStartError.expired(requested: start, oldest: oldestKept)
             }
             for event in orderedHistory() where event.resourceVersion > start && event.resource == resource {
-                continuation.yield(event)
+                continuation.yield(.event(event))
             }
         }
         let id = nextWatcherID
@@ -195,7 +210,15 @@ public final class ObjectStore: @unchecked Sendable {
         continuation.onTermination = { [weak self] _ in
             self?.removeWatcher(id)
         }
-        return (stream, revision)
+        return StoreWatch(items: stream, startRevision: revision, id: id)
+    }
+
+    /// Queues a progress notification (the current revision) behind every event already
+    /// queued for this watch, so a bookmark built from it never runs ahead of an event.
+    public func requestProgress(_ watch: StoreWatch) {
+        lock.lock()
+        defer { lock.unlock() }
+        watchers[watch.id]?.continuation.yield(.progress(revision))
     }
 
     public var watcherCount: Int {
@@ -231,7 +254,7 @@ public final class ObjectStore: @unchecked Sendable {
             historyStart = (historyStart + 1) % historyLimit
         }
         for watcher in watchers.values where watcher.resource == event.resource {
-            watcher.continuation.yield(event)
+            watcher.continuation.yield(.event(event))
         }
     }
 
