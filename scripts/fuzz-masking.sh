@@ -29,14 +29,19 @@ let package = Package(
     targets: [
         .target(name: "KubeCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Masking", dependencies: ["KubeCore"]),
-        .executableTarget(name: "MaskingFuzz", dependencies: ["Masking", "KubeCore"]),
+        .target(name: "MaskingFuzz", dependencies: ["Masking", "KubeCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
 PKG
 cd "$WORK"
-swift build -c release -j "${JOBS:-2}" --product MaskingFuzz \
+# The modules are built as libraries (an executable target would bring its own `main`, which
+# clashes with libFuzzer's), then linked by swiftc with the fuzzer runtime.
+swift build -c release -j "${JOBS:-2}" --target MaskingFuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -g
+OBJECTS=$(find .build/release/ -name '*.o' \( -path '*/CYaml.build/*' -o -path '*/Yams.build/*' \
+    -o -path '*/KubeCore.build/*' -o -path '*/Masking.build/*' -o -path '*/MaskingFuzz.build/*' \))
+swiftc -sanitize=fuzzer,address -g $OBJECTS -o .build/release/MaskingFuzz
 # Seeds: one byte per mode, then a few real-looking documents.
 printf '\x00{"kind":"Secret","data":{"a":"YWJj"}}' > corpus/seed-json
 printf '\x01\x05\x07\x03abcdefghijklmnop' > corpus/seed-planted

@@ -102,7 +102,7 @@ struct JSONMaskRun {
         guard token(t).kind == .object else { return walkPlain(t, key: nil) }
         let ownKind = stringMember(t, K.kind)
         let kind = ownKind ?? inherited
-        if kind == nil, let object = member(t, K.object), token(object).kind == .object,
+        if ownKind == nil, let object = member(t, K.object), token(object).kind == .object,
            member(t, K.type).map({ token($0).kind == .string }) == true {
             // A watch event: {"type": "...", "object": {...}}.
             return forEachMemberMut(t) { run, k, v in

@@ -113,10 +113,25 @@ struct JSONTape {
     private mutating func string(_ b: UnsafeBufferPointer<UInt8>, _ q: Int) -> Int? {
         guard let base = b.baseAddress else { return nil }
         let from = q + 1
-        guard let hit = memchr(base + from, 0x22, b.count - from) else { return nil }
-        var close = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+        // Short strings (most keys and values) end within a few bytes: a plain loop beats two
+        // memchr calls there; longer ones switch to memchr.
+        var close = -1
+        var sawBackslash = false
+        var k = from
+        let shortLimit = min(b.count, from + 48)
+        while k < shortLimit {
+            let c = b[k]
+            if c == 0x22 { close = k; break }
+            if c == 0x5c { sawBackslash = true; break }
+            k += 1
+        }
+        if close < 0 && !sawBackslash {
+            guard let hit = memchr(base + k, 0x22, b.count - k) else { return nil }
+            close = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+            sawBackslash = memchr(base + k, 0x5c, close - k) != nil
+        }
         var escaped = false
-        if memchr(base + from, 0x5c, close - from) != nil {
+        if sawBackslash {
             escaped = true
             var j = from
             while true {

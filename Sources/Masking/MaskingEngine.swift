@@ -75,12 +75,12 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     /// `DB_PASSWORD`, `clientSecret`, `api-key`, `aws_secret_access_key`, `private_key`.
     func keyCategory(_ key: UnsafeBufferPointer<UInt8>) -> KeyCategory? {
         guard key.count >= 3, key.count <= 128 else { return nil }
-        if gcpRule != nil, key.elementsEqual(MaskingEngine.privateKey) { return .gcpPrivateKey }
         // Cheap first test on the last letter, which rejects most names.
         var last = key[key.count - 1]
         if last >= 0x41, last <= 0x5a { last |= 0x20 }
         guard last == UInt8(ascii: "d") || last == UInt8(ascii: "t") || last == UInt8(ascii: "y")
             || last == UInt8(ascii: "e") || last == UInt8(ascii: "n") else { return nil }
+        if gcpRule != nil, key.count == 11, memcmp(key.baseAddress!, MaskingEngine.privateKey, 11) == 0 { return .gcpPrivateKey }
         if awsSecretRule != nil, MaskingEngine.hasNormalizedSuffix(key, MaskingEngine.awsSuffix) { return .awsSecretKey }
         if passwordRule != nil,
            MaskingEngine.passwordSuffixes.contains(where: { MaskingEngine.hasNormalizedSuffix(key, $0) }) { return .password }

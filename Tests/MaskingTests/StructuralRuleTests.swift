@@ -53,6 +53,12 @@ final class StructuralRuleTests: XCTestCase {
         XCTAssertEqual(out["type"], "ADDED")
     }
 
+    func testWatchEventWithKindHintMasksAnObjectThatStatesNoKind() throws {
+        let line = #"{"type":"ADDED","object":{"metadata":{"name":"x"},"data":{"t":"dG9rZW4="}}}"#
+        let out = try JSONValue(parsing: masker.maskWatchEvent(Array(line.utf8), kindHint: "Secret"))
+        XCTAssertEqual(out[path: ["object", "data", "t"]], .string(Self.maskedBase64))
+    }
+
     func testWatchStreamOfSeveralEventsIsMaskedEventByEvent() throws {
         let stream = #"{"type":"ADDED","object":{"kind":"Secret","data":{"a":"YQ=="}}}"# + "\n"
             + #"{"type":"MODIFIED","object":{"kind":"Secret","data":{"a":"Yg=="}}}"# + "\n"
