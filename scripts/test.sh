@@ -3,8 +3,8 @@
 #
 # Starts the throwaway PostgreSQL of scripts/postgres-test-server.sh (when that script exists)
 # and exports its URL as AGENTGATE_TEST_POSTGRES_URL, so the SessionStore tests run against a
-# real PostgreSQL as well as SQLite. Without PostgreSQL those tests are skipped, unless
-# AGENTGATE_REQUIRE_POSTGRES=1 (CI sets it), which turns a failed start into a failed run.
+# real PostgreSQL as well as SQLite. Without PostgreSQL those tests fail (they say why), and
+# with AGENTGATE_REQUIRE_POSTGRES=1 (CI sets it) a failed start stops the run at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +16,7 @@ if [ -z "${AGENTGATE_TEST_POSTGRES_URL:-}" ] && [ -f scripts/postgres-test-serve
     echo "test.sh: could not start the test PostgreSQL (AGENTGATE_REQUIRE_POSTGRES=1)" >&2
     exit 1
   else
-    echo "test.sh: no test PostgreSQL; PostgreSQL tests will be skipped" >&2
+    echo "test.sh: no test PostgreSQL; the PostgreSQL tests will fail" >&2
   fi
 fi
 
