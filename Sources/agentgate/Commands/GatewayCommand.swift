@@ -20,11 +20,9 @@ struct GatewayCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Kubeconfig of the upstream API server; its credentials only read the connection Secrets (agents' requests carry connection tokens).")
-    var kubeconfig: String?
-
-    @Option(name: .long, help: "Kubeconfig context.")
-    var context: String?
+    /// The upstream API server; its credentials only read the connection Secrets (agents'
+    /// requests carry connection tokens).
+    @OptionGroup var kube: KubeconfigOptions
 
     @Option(name: .long, help: "HOST:PORT for agents (plain HTTP only on loopback).")
     var listen: String = "127.0.0.1:8443"
@@ -52,8 +50,8 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         var options = GatewayRunner.Options()
-        options.kubeconfig = kubeconfig
-        options.context = context
+        options.kubeconfig = kube.kubeconfig
+        options.context = kube.context
         options.listen = listen
         options.adminListen = adminListen
         options.metricsAddress = metricsAddress
@@ -70,17 +68,7 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         print("gateway listening on \(listen) (port \(runner.port)); admin API on port \(runner.adminPort.map(String.init) ?? "-")")
         fflush(stdout)
-        // Serve until SIGINT/SIGTERM.
-        let signals = AsyncStream<Int32> { continuation in
-            for sig in [SIGINT, SIGTERM] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-                source.setEventHandler { continuation.yield(sig) }
-                source.resume()
-                continuation.onTermination = { _ in source.cancel() }
-            }
-        }
-        for await _ in signals { break }
+        await SignalWaiter.waitForInterrupt()
         await runner.stop()
     }
 }
