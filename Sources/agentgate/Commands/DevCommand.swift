@@ -18,7 +18,7 @@ struct DevCommand: AsyncParsableCommand {
             Try:
               export KUBECONFIG=.agentgate/admin.kubeconfig
               kubectl get crds
-              kubectl apply -f samples/
+              kubectl apply -f samples/scenario/
               kubectl get agentgate
             """
     )
@@ -56,7 +56,7 @@ struct DevCommand: AsyncParsableCommand {
 
             Next:
               export KUBECONFIG=\(kubeconfig.path)
-              kubectl apply -f samples/
+              kubectl apply -f samples/scenario/
               kubectl get agentgate
             Press Ctrl-C to stop.
             """)
