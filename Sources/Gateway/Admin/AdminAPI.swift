@@ -124,20 +124,13 @@ struct AdminQueryError: Error {
 
 /// The admin API's JSON shapes (shared with `agentgate sessions`).
 public enum AdminJSON {
-    static func formatter() -> ISO8601DateFormatter {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }
+    // A format style is a value: no formatter allocated per call (KubeTime does the same).
+    private static let fractionalSeconds = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
-    public static func date(_ date: Date) -> String { formatter().string(from: date) }
+    public static func date(_ date: Date) -> String { fractionalSeconds.format(date) }
 
-    public static func parseDate(_ text: String) -> Date? {
-        if let d = formatter().date(from: text) { return d }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        return plain.date(from: text)
-    }
+    /// RFC 3339 with or without fractional seconds.
+    public static func parseDate(_ text: String) -> Date? { KubeTime.parse(text) }
 
     static func session(_ s: SessionRecord) -> JSONValue {
         var o: [String: JSONValue] = [
