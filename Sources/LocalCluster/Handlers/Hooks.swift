@@ -20,6 +20,10 @@ extension ResourceHandlers {
     }
 
     func hooksAfterWrite(_ definition: ResourceDefinition, object: JSONValue) throws {
+        if definition.key == Self.eventsKey {
+            try mirrorToCoreEvent(object)
+            return
+        }
         guard definition.key == Self.crdKey else { return }
         let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
         if object[path: ["metadata", "deletionTimestamp"]] != nil { return }
@@ -45,7 +49,55 @@ extension ResourceHandlers {
         }
     }
 
+    static let eventsKey = ResourceKey(group: "events.k8s.io", resource: "events")
+    static let coreEventsKey = ResourceKey(group: "", resource: "events")
+
+    /// kube-apiserver serves one Event through both `events.k8s.io/v1` and `v1`; here the
+    /// `events.k8s.io` object is mirrored into `v1` (fields converted as the API server's
+    /// conversion does), so `kubectl describe` and `kubectl events` show what controllers
+    /// record with the newer API.
+    func mirrorToCoreEvent(_ event: JSONValue) throws {
+        let namespace = event[path: ["metadata", "namespace"]]?.stringValue ?? ""
+        let name = event[path: ["metadata", "name"]]?.stringValue ?? ""
+        var core: JSONValue = ["apiVersion": "v1", "kind": "Event"]
+        var metadata: JSONValue = ["name": .string(name), "namespace": .string(namespace)]
+        metadata["labels"] = event[path: ["metadata", "labels"]]
+        metadata["annotations"] = event[path: ["metadata", "annotations"]]
+        core["metadata"] = metadata
+        let renamed = [("regarding", "involvedObject"), ("note", "message"), ("reportingController", "reportingComponent"),
+                       ("deprecatedSource", "source"), ("deprecatedCount", "count"),
+                       ("deprecatedFirstTimestamp", "firstTimestamp"), ("deprecatedLastTimestamp", "lastTimestamp")]
+        for (from, to) in renamed { core[to] = event[from] }
+        for field in ["reason", "type", "action", "eventTime", "series", "related", "reportingInstance"] { core[field] = event[field] }
+        // `kubectl describe` reads count and the timestamps; derive them from the series as the conversion does.
+        let eventTime = event["eventTime"]?.stringValue.map { String($0.prefix(19)) + "Z" }
+        if core["firstTimestamp"] == nil, let eventTime { core["firstTimestamp"] = .string(eventTime) }
+        if core["count"] == nil { core["count"] = event[path: ["series", "count"]] ?? 1 }
+        if core["lastTimestamp"] == nil {
+            let last = event[path: ["series", "lastObservedTime"]]?.stringValue.map { String($0.prefix(19)) + "Z" } ?? eventTime
+            if let last { core["lastTimestamp"] = .string(last) }
+        }
+        if core["source"] == nil, let component = event["reportingController"] { core["source"] = ["component": component] }
+        try store.mutate(Self.coreEventsKey, namespace: namespace, name: name) { current in
+            var value = core
+            if let current {
+                let existing = current.value()
+                value.set(existing[path: ["metadata", "uid"]], at: ["metadata", "uid"])
+                value.set(existing[path: ["metadata", "creationTimestamp"]], at: ["metadata", "creationTimestamp"])
+            } else {
+                value.set(.string(UUID().uuidString.lowercased()), at: ["metadata", "uid"])
+                value.set(.string(KubeTime.format(Date())), at: ["metadata", "creationTimestamp"])
+            }
+            return .put(value)
+        }
+    }
+
     func hooksAfterDelete(_ definition: ResourceDefinition, object: JSONValue) throws {
+        if definition.key == Self.eventsKey {
+            let namespace = object[path: ["metadata", "namespace"]]?.stringValue ?? ""
+            let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
+            try? store.mutate(Self.coreEventsKey, namespace: namespace, name: name) { $0 == nil ? .unchanged : .delete }
+        }
         if definition.key == Self.crdKey {
             let group = object[path: ["spec", "group"]]?.stringValue ?? ""
             let plural = object[path: ["spec", "names", "plural"]]?.stringValue ?? ""

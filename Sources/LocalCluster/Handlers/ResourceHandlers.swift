@@ -82,8 +82,10 @@ struct ResourceHandlers {
         case ("", "pods"): return ["spec.nodeName", "status.phase", "spec.serviceAccountName"]
         case ("", "secrets"): return ["type"]
         case ("", "events"), ("events.k8s.io", "events"):
+            // kube-apiserver's event field labels (pkg/registry/core/event/strategy.go ToSelectableFields).
             return ["involvedObject.kind", "involvedObject.name", "involvedObject.namespace", "involvedObject.uid",
-                    "regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"]
+                    "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+                    "regarding.kind", "regarding.name", "regarding.namespace", "reason", "reportingComponent", "source", "type"]
         default: return []
         }
     }
