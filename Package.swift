@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Kubernetes value model shared by every other module: JSON values, metav1 types,
@@ -46,6 +48,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Informers, work queue, reconcilers, leader election, Events, metrics and probes:
+        // the small controller runtime the operator is built on.
+        .target(
+            name: "ControllerRuntime",
+            dependencies: [
+                "KubeCore", "KubeClient", "HTTPServing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The HTTP/1.1 (+TLS, +WebSocket upgrade) server the local cluster and the gateway share.
@@ -130,13 +143,28 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore"]),
+        // Fixtures shared by the test targets: a real embedded API server, real programs.
+        .target(
+            name: "TestSupport",
+            dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport"]),
+        .testTarget(
+            name: "ControllerRuntimeTests",
+            dependencies: [
+                "ControllerRuntime", "KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing",
+                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -21,7 +21,7 @@ public enum AgentGateVersion {
 
 /// What the operator, the gateway and the embedded API server need to know about any of the
 /// three kinds without switching on the concrete type.
-public protocol AgentGateObject: Codable, Sendable, Hashable {
+public protocol AgentGateObject: KubernetesResource, Hashable {
     associatedtype Spec: Codable & Sendable & Hashable
     associatedtype Status: Codable & Sendable & Hashable
     /// Names of the kind (plural, short name, list kind...).
@@ -34,6 +34,12 @@ public protocol AgentGateObject: Codable, Sendable, Hashable {
 }
 
 extension AgentGateObject {
+    public static var group: String { kindInfo.group }
+    public static var version: String { kindInfo.version }
+    public static var plural: String { kindInfo.plural }
+    public static var kind: String { kindInfo.kind }
+    public static var namespaced: Bool { kindInfo.namespaced }
+
     /// `namespace/name`, the work-queue key controllers use.
     public var key: String { "\(metadata.namespace ?? "")/\(metadata.name ?? "")" }
 }

@@ -6,6 +6,7 @@ import KubeClient
 import KubeCore
 import NIOHTTP1
 import SessionStore
+import TestSupport
 import XCTest
 
 /// The operator contract (connection Secrets watched and applied live) and the admin API.

@@ -10,6 +10,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import SessionStore
+import TestSupport
 import XCTest
 
 /// One gateway in front of one embedded API server, with the dev OIDC issuer, a SQLite
@@ -131,54 +132,5 @@ final class GatewayHarness {
             all += try await store.exchanges(sessionID: session.id)
         }
         return all.sorted { $0.time < $1.time }
-    }
-}
-
-/// Runs real programs (kubectl) for end-to-end tests.
-struct ProcessResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var output: String { stdout + "\n" + stderr }
-}
-
-enum ProcessRunner {
-    static func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: Double = 60) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        let out = Pipe(), err = Pipe(), inPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        try process.run()
-        if let input {
-            inPipe.fileHandleForWriting.write(Data(input.utf8))
-            try? inPipe.fileHandleForWriting.close()
-        }
-        let stdoutText = LockedText(), stderrText = LockedText()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { stdoutText.append(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { stderrText.append(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        group.wait()
-        return ProcessResult(status: process.terminationStatus, stdout: stdoutText.text, stderr: stderrText.text)
-    }
-
-    static func start(_ executable: String, _ arguments: [String]) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return (process, out)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Gateway
 import KubeCore
 import SessionStore
+import TestSupport
 import XCTest
 
 /// Real kubectl through the gateway to the embedded API server, recorded in SQLite.
@@ -128,11 +129,4 @@ final class GatewayKubectlTests: XCTestCase {
         while Date() < deadline, !collected.text.contains(needle) { try await Task.sleep(for: .milliseconds(100)) }
         return collected.text
     }
-}
-
-final class LockedText: @unchecked Sendable {
-    private var value = ""
-    private let lock = NSLock()
-    func append(_ s: String) { lock.withLock { value += s } }
-    var text: String { lock.withLock { value } }
 }

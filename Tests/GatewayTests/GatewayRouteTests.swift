@@ -1,4 +1,5 @@
 import Gateway
+import TestSupport
 import XCTest
 
 /// The route parser: connection prefix, raw path kept for forwarding, tricks refused.

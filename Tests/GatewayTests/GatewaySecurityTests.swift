@@ -6,6 +6,7 @@ import HTTPServing
 import KubeCore
 import NIOHTTP1
 import SessionStore
+import TestSupport
 import XCTest
 
 /// Records every request that reaches it: the "upstream" for tests that must prove a request

@@ -2,6 +2,7 @@ import AgentGateAPI
 import Foundation
 import KubeClient
 import KubeCore
+import TestSupport
 import XCTest
 
 /// CRUD, patches, apply, status, TokenRequest and typed errors against a real API server.

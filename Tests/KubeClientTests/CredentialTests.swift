@@ -1,6 +1,7 @@
 import Foundation
 import KubeClient
 import KubeCore
+import TestSupport
 import XCTest
 
 /// Credentials and TLS end to end against a real API server.

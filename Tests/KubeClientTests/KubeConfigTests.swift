@@ -1,6 +1,7 @@
 import Foundation
 import KubeClient
 import KubeCore
+import TestSupport
 import XCTest
 
 final class KubeConfigTests: XCTestCase {

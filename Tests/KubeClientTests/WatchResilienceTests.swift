@@ -1,6 +1,7 @@
 import Foundation
 @testable import KubeClient
 import KubeCore
+import TestSupport
 import XCTest
 
 /// A clock whose sleeps return at once and advance its time; after `limit` sleeps it parks the

@@ -1,6 +1,7 @@
 import Foundation
 @testable import KubeClient
 import KubeCore
+import TestSupport
 import XCTest
 
 /// Events a background consumer received, and the view they build (name → resourceVersion).
