@@ -87,6 +87,8 @@ struct ObjectRules {
         }
         var object = old
         object["status"] = body["status"]
+        // Field ownership of the status writer (server-side apply computed it on `body`).
+        if let managed = body[path: ["metadata", "managedFields"]] { object.set(managed, at: ["metadata", "managedFields"]) }
         return try admit(object, old: old, name: name)
     }
 

@@ -63,7 +63,9 @@ extension ResourceHandlers {
 
     /// Runs a read-modify-write on one object inside the store's lock, then the hooks.
     /// A deleting object whose last finalizer was removed is deleted.
-    func write(_ request: APIRequest, name: String, allowCreate: Bool = false, status: Int = 200,
+    /// `appliedByServer`: the transform already recorded managedFields (server-side apply), so
+    /// the write is not also recorded as an `Update` by the same manager.
+    func write(_ request: APIRequest, name: String, allowCreate: Bool = false, status: Int = 200, appliedByServer: Bool = false,
                _ transform: (ObjectRules, JSONValue?, Int64) throws -> JSONValue) throws -> HTTPResponse {
         let definition = request.definition
         let namespace = request.info.namespace
@@ -79,8 +81,11 @@ extension ResourceHandlers {
                 throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
             }
             var object = try transform(rules, current?.value(), current?.resourceVersion ?? 0)
-            if let manager = request.fieldManager {
-                object = ServerSideApply.recordUpdate(old: current?.value(), new: object, manager: manager, operation: "Update", now: Date())
+            if let manager = request.fieldManager, !appliedByServer {
+                let subresource = request.info.subresource == "status" ? "status" : ""
+                object = ServerSideApply.recordUpdate(old: current?.value(), new: object, manager: manager, operation: "Update",
+                                                      now: Date(), subresource: subresource,
+                                                      listMapKeys: { path in Self.listMapKeys(definition, path: path) })
             }
             try hooksBeforeWrite(definition, object: object)
             computed = object
@@ -132,7 +137,7 @@ extension ResourceHandlers {
         let force = request.queryFlag("force")
         let subresource = request.info.subresource
         let definition = request.definition
-        return try write(request, name: request.info.name, allowCreate: isApply) { rules, old, oldRV in
+        return try write(request, name: request.info.name, allowCreate: isApply, appliedByServer: isApply) { rules, old, oldRV in
             do {
                 let patched: JSONValue
                 switch type {
@@ -141,7 +146,7 @@ extension ResourceHandlers {
                 case .strategicMerge: patched = try StrategicMergePatch.apply(patchBody, to: old ?? [:], kind: definition.kind)
                 case .apply:
                     patched = try ServerSideApply.apply(config: patchBody, to: old, manager: request.fieldManager ?? "",
-                                                        force: force, now: Date(),
+                                                        force: force, now: Date(), subresource: subresource,
                                                         listMapKeys: { path in Self.listMapKeys(definition, path: path) })
                 }
                 guard let old else {

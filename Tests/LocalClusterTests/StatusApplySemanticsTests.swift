@@ -1,0 +1,45 @@
+import KubeCore
+import XCTest
+@testable import LocalCluster
+
+/// Server-side apply on the status subresource: each field manager owns its own status
+/// fields, so two writers (the operator and the gateway) never overwrite each other.
+final class StatusApplySemanticsTests: XCTestCase {
+    func testApplyToStatusSubresourceWritesStatusAndKeepsOtherManagersFields() async throws {
+        let tc = try await TestCluster(useTLS: false)
+        defer { Task { await tc.stop() } }
+        let created = await tc.send("POST", "/apis/agentgate.io/v1alpha1/namespaces/default/agentconnections",
+                                    json: TestCluster.connection("status-owners"))
+        XCTAssertEqual(created.status, 201, created.message)
+        let path = "/apis/agentgate.io/v1alpha1/namespaces/default/agentconnections/status-owners/status"
+        func apply(_ manager: String, _ status: JSONValue) async -> TestCluster.Reply {
+            await tc.send("PATCH", "\(path)?fieldManager=\(manager)&force=true",
+                          json: ["apiVersion": "agentgate.io/v1alpha1", "kind": "AgentConnection",
+                                 "metadata": ["name": "status-owners", "namespace": "default"], "status": status],
+                          contentType: "application/apply-patch+yaml")
+        }
+        let byOperator = await apply("agentgate-operator", ["endpoint": "https://gw/c/default/status-owners", "observedGeneration": 1])
+        XCTAssertEqual(byOperator.status, 200, byOperator.message)
+        XCTAssertEqual(byOperator.body[path: ["status", "endpoint"]]?.stringValue, "https://gw/c/default/status-owners")
+
+        let byGateway = await apply("agentgate-gateway", ["sessions": ["active": 1, "total": 3]])
+        XCTAssertEqual(byGateway.status, 200, byGateway.message)
+        XCTAssertEqual(byGateway.body[path: ["status", "endpoint"]]?.stringValue, "https://gw/c/default/status-owners",
+                       "the gateway's apply must not remove the operator's field")
+        XCTAssertEqual(byGateway.body[path: ["status", "sessions", "total"]]?.intValue, 3)
+
+        // The operator re-applies its fields only: the gateway's stay.
+        let again = await apply("agentgate-operator", ["endpoint": "https://gw2/c/default/status-owners", "observedGeneration": 1])
+        XCTAssertEqual(again.body[path: ["status", "sessions", "total"]]?.intValue, 3)
+        XCTAssertEqual(again.body[path: ["status", "endpoint"]]?.stringValue, "https://gw2/c/default/status-owners")
+        // The spec was not touched and generation did not move.
+        XCTAssertEqual(again.body[path: ["metadata", "generation"]]?.intValue, 1)
+        let managers = (again.body[path: ["metadata", "managedFields"]]?.arrayValue ?? []).compactMap { entry -> String? in
+            guard entry["subresource"]?.stringValue == "status" else { return nil }
+            return entry["manager"]?.stringValue
+        }
+        XCTAssertEqual(Set(managers), ["agentgate-operator", "agentgate-gateway"])
+        let operations = (again.body[path: ["metadata", "managedFields"]]?.arrayValue ?? []).compactMap { $0["operation"]?.stringValue }
+        XCTAssertFalse(operations.contains("Update"), "an apply is recorded as Apply only, not also as Update: \(operations)")
+    }
+}
