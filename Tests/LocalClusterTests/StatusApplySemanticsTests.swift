@@ -42,4 +42,29 @@ final class StatusApplySemanticsTests: XCTestCase {
         let operations = (again.body[path: ["metadata", "managedFields"]]?.arrayValue ?? []).compactMap { $0["operation"]?.stringValue }
         XCTAssertFalse(operations.contains("Update"), "an apply is recorded as Apply only, not also as Update: \(operations)")
     }
+
+    func testStatusOfAnObjectStoredBeforeAStricterSchemaCanStillBeWritten() async throws {
+        let tc = try await TestCluster(useTLS: false)
+        defer { Task { await tc.stop() } }
+        // Stored past admission, as an older CRD would have allowed: retention below the 1h rule.
+        let policy: JSONValue = [
+            "apiVersion": "agentgate.io/v1alpha1", "kind": "RecordingPolicy",
+            "metadata": ["name": "legacy", "namespace": "default", "uid": "u-legacy", "generation": 1,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"],
+            "spec": ["retention": "5m"],
+        ]
+        try tc.cluster.apiServer.store.mutate(ResourceKey(group: "agentgate.io", resource: "recordingpolicies"),
+                                              namespace: "default", name: "legacy") { _ in .put(policy) }
+        let path = "/apis/agentgate.io/v1alpha1/namespaces/default/recordingpolicies/legacy"
+        let status = await tc.send("PATCH", "\(path)/status", json: ["status": ["observedGeneration": 1]],
+                                   contentType: "application/merge-patch+json")
+        XCTAssertEqual(status.status, 200, "a status write does not re-judge the unchanged spec: \(status.message)")
+        let badStatus = await tc.send("PATCH", "\(path)/status", json: ["status": ["sessionsRecorded": -1]],
+                                      contentType: "application/merge-patch+json")
+        XCTAssertEqual(badStatus.status, 422, "status itself is still validated")
+        XCTAssertTrue(badStatus.message.contains("status.sessionsRecorded"), badStatus.message)
+        let specWrite = await tc.send("PATCH", path, json: ["metadata": ["labels": ["a": "b"]]],
+                                      contentType: "application/merge-patch+json")
+        XCTAssertEqual(specWrite.status, 422, "a write of the main resource still validates the spec")
+    }
 }

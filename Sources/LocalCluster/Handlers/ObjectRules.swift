@@ -89,7 +89,7 @@ struct ObjectRules {
         object["status"] = body["status"]
         // Field ownership of the status writer (server-side apply computed it on `body`).
         if let managed = body[path: ["metadata", "managedFields"]] { object.set(managed, at: ["metadata", "managedFields"]) }
-        return try admit(object, old: old, name: name)
+        return try admit(object, old: old, name: name, onlyUnder: "status")
     }
 
     func carryImmutableMetadata(from old: JSONValue, to new: JSONValue, name: String) throws -> JSONValue {
@@ -195,15 +195,24 @@ struct ObjectRules {
     private func quoteValue(_ value: JSONValue) -> String { value.serializedString() }
 
     /// Schema admission for custom resources: prune, default, validate (incl. CEL rules).
-    func admit(_ object: JSONValue, old: JSONValue?, name: String) throws -> JSONValue {
+    /// `onlyUnder`: report only errors in this top-level field. A `/status` write cannot change
+    /// the rest, so an object stored before a stricter schema (or rule) still gets its status
+    /// written, as kube-apiserver's validation ratcheting allows for unchanged fields.
+    func admit(_ object: JSONValue, old: JSONValue?, name: String, onlyUnder: String? = nil) throws -> JSONValue {
         guard let validator = definition.validator else { return object }
         if fieldValidation == "Strict", let unknown = validator.unknownFields(in: object).first {
             throw APIError(.badRequest("\(definition.kind) in version \"\(definition.version)\" cannot be handled as a \(definition.kind): strict decoding error: unknown field \"\(unknown)\""))
         }
-        switch validator.admit(object, oldObject: old) {
-        case .success(let admitted): return admitted
-        case .failure(let errors):
-            throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: errors.errors))
+        var admitted = object
+        validator.prune(&admitted)
+        validator.applyDefaults(&admitted)
+        var errors = validator.validate(admitted, oldObject: old)
+        if let onlyUnder {
+            errors = errors.filter { $0.field == onlyUnder || $0.field.hasPrefix(onlyUnder + ".") || $0.field.hasPrefix(onlyUnder + "[") }
         }
+        guard errors.isEmpty else {
+            throw APIError(.invalid(group: definition.group, kind: definition.kind, name: name, errors: errors))
+        }
+        return admitted
     }
 }
