@@ -43,6 +43,8 @@ public final class KubernetesClient: Sendable {
     public let options: Options
     /// The context's namespace: used when a namespaced call gives none.
     public var defaultNamespace: String { config.namespace }
+    /// Requests sent so far, by method and resource.
+    public let statistics = RequestStatistics()
     let http: HTTPClient
     let credentials: CredentialProvider
     let rateLimiter: RateLimiter?
@@ -148,6 +150,7 @@ public final class KubernetesClient: Sendable {
         var retried = false
         while true {
             try await rateLimiter?.acquire()
+            statistics.record(method: method.rawValue, path: path)
             let request = try await makeRequest(method, path, query, body: body, contentType: contentType)
             let timeout = options.requestTimeout
             let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
@@ -177,6 +180,7 @@ public final class KubernetesClient: Sendable {
         var retried = false
         while true {
             try await rateLimiter?.acquire()
+            statistics.record(method: "WATCH", path: path)
             let request = try await makeRequest(.GET, path, query, body: nil, contentType: nil)
             let timeout = options.requestTimeout
             let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000)
