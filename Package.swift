@@ -61,6 +61,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The operator: AgentConnection, MaskingRule and RecordingPolicy into gateway configuration.
+        .target(
+            name: "Operator",
+            dependencies: [
+                "ControllerRuntime", "AgentGateAPI", "KubeClient", "KubeCore", "Masking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The HTTP/1.1 (+TLS, +WebSocket upgrade) server the local cluster and the gateway share.
         .target(
             name: "HTTPServing",
@@ -122,8 +132,9 @@ let package = Package(
         .executableTarget(
             name: "agentgate",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway",
+                "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway", "Operator", "ControllerRuntime", "KubeClient", "HTTPServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -157,6 +168,13 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "OperatorTests",
+            dependencies: [
+                "Operator", "ControllerRuntime", "KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport", "Gateway",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),

@@ -118,13 +118,13 @@ public final class GatewayRunner: @unchecked Sendable {
         try? await client.shutdown()
     }
 
-    /// `HOST:PORT` (`[::1]:PORT` for IPv6).
+    /// `HOST:PORT` (`[::1]:PORT` for IPv6); see ``ListenAddress``.
     public static func parseAddress(_ text: String, flag: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw GatewayConfigError("\(flag) \(text): expected HOST:PORT")
+        do {
+            let address = try ListenAddress.parse(text, flag: flag)
+            return (address.host, address.port)
+        } catch {
+            throw GatewayConfigError("\(error)")
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 }

@@ -23,6 +23,7 @@ struct AgentGateCommand: AsyncParsableCommand {
             VersionCommand.self,
             GenerateCommand.self,
             DevCommand.self,
+            OperatorCommand.self,
             GatewayCommand.self,
             SessionsCommand.self,
         ]

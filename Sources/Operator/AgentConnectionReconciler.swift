@@ -1,0 +1,259 @@
+import AgentGateAPI
+import ControllerRuntime
+import Foundation
+import KubeClient
+import KubeCore
+import Logging
+
+/// AgentConnection: from spec to a running gateway configuration.
+///
+/// One pass, under the `agentgate.io/credentials` finalizer:
+/// 1. Validate what the schema cannot (``SpecValidation``) → `Stalled`, `InvalidSpec`.
+/// 2. Resolve the ServiceAccount, the RecordingPolicy and the selected MaskingRules from the
+///    informer caches → `Reconciling` (`ServiceAccountNotFound`, `RecordingPolicyNotFound`)
+///    or `Stalled` (`RecordingPolicyInvalid`, `MaskingRuleInvalid`). Their informers requeue
+///    the connection when they change, so nothing polls.
+/// 3. Keep a usable token: the one in memory or in the stored Secret (a restarted operator
+///    reuses it), else a TokenRequest with the spec's TTL. A token is replaced `rotateBefore`
+///    ahead of expiry, or at once when the ServiceAccount was recreated or the TTL changed.
+/// 4. Server-side apply the Secret (compiled ``GatewayConnectionConfig`` + token) in the
+///    gateway namespace when it changed, then the status (`Ready`), then requeue at the
+///    rotation time.
+///
+/// Writes for a new connection: finalizer, TokenRequest, Secret, status — four.
+/// Deleting the connection deletes its Secret (credential and configuration) before the
+/// finalizer is removed.
+final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
+    static let finalizer = "agentgate.io/credentials"
+
+    let client: KubernetesClient
+    let options: OperatorOptions
+    let connections: Informer<AgentConnection>
+    let serviceAccounts: Informer<ServiceAccount>
+    let recordingPolicies: Informer<RecordingPolicy>
+    let maskingRules: Informer<MaskingRule>
+    let status: StatusApplier
+    let events: EventRecorder
+    let logger: Logger
+    private let lock = NSLock()
+    /// The Secret content this operator last wrote (or read) per connection.
+    private var secrets: [ReconcileRequest: ConnectionSecret] = [:]
+
+    init(client: KubernetesClient, options: OperatorOptions, connections: Informer<AgentConnection>,
+         serviceAccounts: Informer<ServiceAccount>, recordingPolicies: Informer<RecordingPolicy>,
+         maskingRules: Informer<MaskingRule>, status: StatusApplier, events: EventRecorder, logger: Logger) {
+        self.client = client
+        self.options = options
+        self.connections = connections
+        self.serviceAccounts = serviceAccounts
+        self.recordingPolicies = recordingPolicies
+        self.maskingRules = maskingRules
+        self.status = status
+        self.events = events
+        self.logger = logger
+    }
+
+    func reconcile(_ request: ReconcileRequest) async throws -> ReconcileResult {
+        guard let connection = connections.cache.get(request) else {
+            forget(request)
+            status.forget(AgentConnection.self, request)
+            return .done
+        }
+        return try await Finalizer.reconcile(connection, finalizer: Self.finalizer, client: client,
+                                             apply: { try await self.apply($0, request) },
+                                             cleanup: { try await self.cleanup($0, request) })
+    }
+
+    // MARK: Apply
+
+    private func apply(_ connection: AgentConnection, _ request: ReconcileRequest) async throws -> ReconcileResult {
+        let spec = connection.spec
+        let namespace = request.namespace
+        let problems = SpecValidation.validate(spec)
+        guard problems.isEmpty else {
+            return try await stop(connection, .stalled(reason: "InvalidSpec", message: SpecValidation.summary(problems)))
+        }
+        guard let serviceAccount = serviceAccounts.cache.get(namespace: namespace, name: spec.serviceAccountName) else {
+            return try await stop(connection, .reconciling(
+                reason: "ServiceAccountNotFound",
+                message: "ServiceAccount \(namespace)/\(spec.serviceAccountName) not found; create it or change spec.serviceAccountName"))
+        }
+
+        var recording = RecordingPolicySpec()
+        var recordingPolicyName: String?
+        if let reference = spec.recordingPolicyRef {
+            guard let policy = recordingPolicies.cache.get(namespace: namespace, name: reference.name) else {
+                return try await stop(connection, .reconciling(
+                    reason: "RecordingPolicyNotFound",
+                    message: "RecordingPolicy \(namespace)/\(reference.name) not found; create it or change spec.recordingPolicyRef.name"))
+            }
+            let policyProblems = SpecValidation.validate(policy.spec)
+            guard policyProblems.isEmpty else {
+                return try await stop(connection, .stalled(
+                    reason: "RecordingPolicyInvalid",
+                    message: "RecordingPolicy \(namespace)/\(reference.name) is invalid (\(SpecValidation.summary(policyProblems))); the gateway keeps the last good configuration"))
+            }
+            recording = policy.spec
+            recordingPolicyName = reference.name
+        }
+
+        let rules = try spec.maskingRuleSelector.map { maskingRules.cache.list(namespace: namespace, selector: try $0.asSelector()) } ?? []
+        let invalidRules = rules.filter { !SpecValidation.compile($0.spec).problems.isEmpty }.compactMap(\.metadata.name)
+        guard invalidRules.isEmpty else {
+            return try await stop(connection, .stalled(
+                reason: "MaskingRuleInvalid",
+                message: "selected MaskingRule(s) \(invalidRules.joined(separator: ", ")) do not compile (see their status); the gateway keeps the last good configuration"))
+        }
+
+        let ttl = (spec.credentials ?? CredentialPolicy()).tokenTTLSeconds ?? 3600
+        let rotateBefore = (spec.credentials ?? CredentialPolicy()).rotateBeforeSeconds ?? 600
+        let serviceAccountUID = serviceAccount.metadata.uid ?? ""
+        let now = options.now()
+        var stored = try await storedSecret(request)
+        var credential = stored?.credential
+        var rotated = false
+        if credential?.isUsable(serviceAccount: spec.serviceAccountName, uid: serviceAccountUID, ttl: ttl,
+                                rotateBefore: rotateBefore, now: now) != true {
+            let issued: IssuedToken
+            do {
+                issued = try await client.createToken(namespace: namespace, serviceAccount: spec.serviceAccountName,
+                                                      expirationSeconds: Int(ttl))
+            } catch KubeError.notFound {
+                return try await stop(connection, .reconciling(
+                    reason: "ServiceAccountNotFound",
+                    message: "ServiceAccount \(namespace)/\(spec.serviceAccountName) not found; create it or change spec.serviceAccountName"))
+            } catch {
+                _ = try? await stop(connection, .reconciling(reason: "TokenRequestFailed",
+                                                             message: "requesting a token for ServiceAccount \(namespace)/\(spec.serviceAccountName) failed: \(error)"))
+                throw error
+            }
+            rotated = credential != nil
+            credential = ConnectionSecret.Credential(
+                token: issued.token, issuedAt: now, expiresAt: issued.expirationTimestamp,
+                serviceAccount: spec.serviceAccountName, serviceAccountUID: serviceAccountUID, tokenTTLSeconds: ttl,
+                rotations: credential.map { $0.rotations + 1 } ?? 0)
+        }
+        guard let credential else { return .requeue }
+
+        let endpoint = options.gatewayURL.map { Self.endpoint(gatewayURL: $0, namespace: namespace, name: request.name) }
+        let config = GatewayConnectionConfig(
+            namespace: namespace, name: request.name, generation: connection.metadata.generation ?? 0,
+            uid: connection.metadata.uid ?? "", serviceAccountName: spec.serviceAccountName, endpoint: endpoint,
+            identity: spec.identity, approval: spec.approval, access: spec.access, recording: recording,
+            recordingPolicyName: recordingPolicyName,
+            maskingRules: rules.map { NamedMaskingRule(name: $0.metadata.name ?? "", spec: $0.spec) },
+            credentialExpiresAt: KubeTime.format(credential.expiresAt))
+        let desired = ConnectionSecret(config: config, credential: credential)
+        if stored != desired {
+            let body = try desired.applyConfiguration(namespace: options.gatewayNamespace, connectionUID: connection.metadata.uid ?? "")
+            _ = try await client.apply(.secrets, body, namespace: options.gatewayNamespace, fieldManager: options.fieldManager, force: true)
+            remember(request, desired)
+            stored = desired
+        }
+        if rotated {
+            await events.record(.init(connection), type: .normal, reason: "CredentialRotated", action: "RotateCredential",
+                                note: "requested a new token for ServiceAccount \(namespace)/\(spec.serviceAccountName), valid until \(KubeTime.format(credential.expiresAt)); the gateway uses it from now on")
+        }
+
+        let ruleNames = rules.compactMap(\.metadata.name).sorted()
+        var message = "serving"
+        if let endpoint { message += " at \(endpoint)" }
+        message += " with \(ruleNames.count) MaskingRule(s)"
+        var newStatus = operatorStatus(connection)
+        newStatus.endpoint = endpoint
+        newStatus.appliedMaskingRules = ruleNames
+        newStatus.credential = CredentialStatus(
+            issuedAt: KubeTime.format(credential.issuedAt), expiresAt: KubeTime.format(credential.expiresAt),
+            rotations: credential.rotations, secretName: GatewayConnectionConfig.secretName(namespace: namespace, name: request.name))
+        var conditions = newStatus.conditions ?? []
+        KStatus.set(.ready(reason: "Ready", message: message), generation: connection.metadata.generation, on: &conditions)
+        newStatus.conditions = conditions
+        try await status.apply(newStatus, to: connection)
+
+        let due = credential.rotationDue(rotateBefore: rotateBefore).timeIntervalSince(options.now())
+        return .requeueAfter(.milliseconds(Int64(max(1, due) * 1000)))
+    }
+
+    /// Writes a not-ready status (keeping what the connection already has: endpoint, credential),
+    /// records a Warning Event when the status changed, and waits for a change of the inputs.
+    private func stop(_ connection: AgentConnection, _ state: KStatus.State) async throws -> ReconcileResult {
+        var newStatus = operatorStatus(connection)
+        var conditions = newStatus.conditions ?? []
+        KStatus.set(state, generation: connection.metadata.generation, on: &conditions)
+        newStatus.conditions = conditions
+        if try await status.apply(newStatus, to: connection) {
+            switch state {
+            case .reconciling(let reason, let message), .stalled(let reason, let message):
+                await events.record(.init(connection), type: .warning, reason: reason, action: "Reconcile", note: message)
+            case .ready:
+                break
+            }
+        }
+        return .done
+    }
+
+    /// The operator's fields of the current status (never `sessions` or `pendingApprovals`,
+    /// which the gateway owns).
+    private func operatorStatus(_ connection: AgentConnection) -> AgentConnectionStatus {
+        let current = connection.status
+        return AgentConnectionStatus(observedGeneration: connection.metadata.generation, endpoint: current?.endpoint,
+                                     credential: current?.credential, appliedMaskingRules: current?.appliedMaskingRules,
+                                     conditions: current?.conditions)
+    }
+
+    static func endpoint(gatewayURL: String, namespace: String, name: String) -> String {
+        var base = gatewayURL
+        while base.hasSuffix("/") { base.removeLast() }
+        return "\(base)/c/\(namespace)/\(name)"
+    }
+
+    // MARK: Cleanup
+
+    private func cleanup(_ connection: AgentConnection, _ request: ReconcileRequest) async throws -> ReconcileResult {
+        let name = GatewayConnectionConfig.secretName(namespace: request.namespace, name: request.name)
+        do {
+            try await client.delete(.secrets, name: name, namespace: options.gatewayNamespace)
+        } catch KubeError.notFound {
+            // Already gone.
+        }
+        forget(request)
+        logger.info("deleted the credential and configuration of a removed connection", metadata: ["connection": "\(request)"])
+        return .done
+    }
+
+    // MARK: What this operator wrote
+
+    /// The Secret content in effect: what this operator last wrote, else what the API server
+    /// holds (after a restart), so a still-good token is reused instead of minting a new one.
+    private func storedSecret(_ request: ReconcileRequest) async throws -> ConnectionSecret? {
+        if let known = lock.withLock({ secrets[request] }) { return known }
+        let name = GatewayConnectionConfig.secretName(namespace: request.namespace, name: request.name)
+        do {
+            let secret = try await client.get(Secret.self, name: name, namespace: options.gatewayNamespace)
+            let parsed = ConnectionSecret(secret: secret)
+            if let parsed { remember(request, parsed) }
+            return parsed
+        } catch KubeError.notFound {
+            return nil
+        }
+    }
+
+    private func remember(_ request: ReconcileRequest, _ secret: ConnectionSecret) {
+        lock.withLock { secrets[request] = secret }
+    }
+
+    func forget(_ request: ReconcileRequest) {
+        _ = lock.withLock { secrets.removeValue(forKey: request) }
+    }
+
+    /// Called for changes to the connection Secrets: one that no longer holds what this
+    /// operator wrote (edited or deleted by someone else) is forgotten so the next pass repairs it.
+    func secretChanged(_ request: ReconcileRequest, now secret: Secret?) -> Bool {
+        lock.withLock {
+            guard let known = secrets[request] else { return secret == nil }
+            if let secret, ConnectionSecret(secret: secret) == known { return false }
+            secrets.removeValue(forKey: request)
+            return true
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import ControllerRuntime
+import Foundation
+import HTTPServing
+import KubeClient
+import Logging
+import Operator
+import ServiceLifecycle
+
+/// `agentgate operator`: reconciles AgentConnection, MaskingRule and RecordingPolicy into
+/// gateway configuration (see Sources/Operator). Flags as DESIGN.md lists them.
+struct OperatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "operator",
+        abstract: "Run the operator: turn AgentConnections, MaskingRules and RecordingPolicies into gateway configuration.",
+        discussion: """
+            For each AgentConnection the operator requests a short-lived token for \
+            spec.serviceAccountName (TokenRequest), stores it with the compiled gateway \
+            configuration in a Secret in --gateway-namespace (readable by the gateway's \
+            ServiceAccount only), rotates it spec.credentials.rotateBefore ahead of expiry, and \
+            reports Ready / Reconciling / Stalled conditions and status.endpoint \
+            (--gateway-url + /c/<namespace>/<name>). Deleting a connection deletes its Secret.
+
+            With --leader-elect only the replica holding the Lease \
+            (--leader-election-namespace/--leader-election-id) reconciles; SIGTERM drains \
+            in-flight work, then releases the Lease. /metrics (controller-runtime names) is \
+            served on --metrics-address, /healthz and /readyz on --health-address.
+
+            In-cluster configuration is used when --kubeconfig is absent and neither \
+            KUBECONFIG nor ~/.kube/config exists.
+            """
+    )
+
+    @OptionGroup var kube: KubeconfigOptions
+
+    @Flag(name: .long, help: "Elect a leader among replicas through a coordination.k8s.io Lease; only the leader reconciles.")
+    var leaderElect = false
+
+    @Option(name: .long, help: "Namespace of the leader-election Lease (default: --gateway-namespace).")
+    var leaderElectionNamespace: String?
+
+    @Option(name: .long, help: "Name of the leader-election Lease.")
+    var leaderElectionID = "agentgate-operator"
+
+    @Option(name: .long, help: "HOST:PORT serving Prometheus metrics at /metrics (empty: off).")
+    var metricsAddress = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "HOST:PORT serving /healthz and /readyz (empty: off).")
+    var healthAddress = "127.0.0.1:8081"
+
+    @Option(name: .long, help: "Namespace where connection Secrets are written (the gateway's).")
+    var gatewayNamespace = "agentgate-system"
+
+    @Option(name: .long, help: "The gateway's external URL, published in each connection's status.endpoint.")
+    var gatewayURL: String?
+
+    @Option(name: .long, help: "Concurrent AgentConnection reconciles.")
+    var workers = 4
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers \(workers): must be at least 1") }
+        if let gatewayURL {
+            guard let url = URL(string: gatewayURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ValidationError("--gateway-url \(gatewayURL): expected an http(s) URL such as https://agentgate.example.com")
+            }
+        }
+        for (flag, value) in [("--metrics-address", metricsAddress), ("--health-address", healthAddress)] where !value.isEmpty {
+            do { _ = try ListenAddress.parse(value, flag: flag) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "agentgate.operator")
+        let client: KubernetesClient
+        do {
+            client = try KubernetesClient(kubeconfigPath: kube.kubeconfig, context: kube.context)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var options = OperatorOptions(gatewayNamespace: gatewayNamespace, gatewayURL: gatewayURL)
+        options.workers = workers
+        options.logger = logger
+        if leaderElect {
+            options.leaderElection = LeaderElector.Configuration(leaseName: leaderElectionID,
+                                                                 leaseNamespace: leaderElectionNamespace ?? gatewayNamespace)
+        }
+        if !metricsAddress.isEmpty { options.metricsAddress = try ListenAddress.parse(metricsAddress, flag: "--metrics-address") }
+        if !healthAddress.isEmpty { options.healthAddress = try ListenAddress.parse(healthAddress, flag: "--health-address") }
+        let agentOperator = try AgentGateOperator(client: client, options: options)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: agentOperator.manager, successTerminationBehavior: .gracefullyShutdownGroup,
+                             failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        logger.info("operator starting", metadata: [
+            "server": "\(client.config.server)", "gatewayNamespace": "\(gatewayNamespace)",
+            "leaderElection": "\(leaderElect)", "identity": "\(options.identity)",
+        ])
+        defer { Task { try? await client.shutdown() } }
+        do {
+            try await group.run()
+        } catch {
+            try? await client.shutdown()
+            logger.error("operator stopped: \(error)")
+            throw ExitCode(1)
+        }
+        try? await client.shutdown()
+    }
+}
