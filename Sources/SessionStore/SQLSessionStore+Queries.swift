@@ -70,26 +70,31 @@ extension SQLSessionStore {
         }
     }
 
-    func prune(olderThan cutoff: Date) async throws -> PruneResult {
+    func prune(olderThan cutoff: Date, connection: ConnectionRef?) async throws -> PruneResult {
         try checkOpen()
-        let c = SQLValue(micros: cutoff)
+        var which = "last_activity_us < ?"
+        var binds: [SQLValue] = [SQLValue(micros: cutoff)]
+        if let connection {
+            which += " AND connection_namespace = ? AND connection_name = ?"
+            binds += [.text(connection.namespace), .text(connection.name)]
+        }
+        let old = "SELECT id FROM sessions WHERE \(which)"
         return try await driver.write { tx in
-            let old = "SELECT id FROM sessions WHERE last_activity_us < ?"
             var result = PruneResult()
             let s = try await tx.query(
-                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b FROM sessions WHERE last_activity_us < ?", [c])
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b FROM sessions WHERE \(which)", binds)
             result.sessions = s.first?.int("n") ?? 0
             result.bytes = s.first?.int("b") ?? 0
             let e = try await tx.query("""
                 SELECT COUNT(*) AS n, CAST(COALESCE(SUM(chunk_count), 0) AS BIGINT) AS k
                 FROM exchanges WHERE session_id IN (\(old))
-                """, [c])
+                """, binds)
             result.exchanges = e.first?.int("n") ?? 0
             result.streamChunks = e.first?.int("k") ?? 0
             try await tx.query(
-                "DELETE FROM stream_chunks WHERE exchange_id IN (SELECT id FROM exchanges WHERE session_id IN (\(old)))", [c])
-            try await tx.query("DELETE FROM exchanges WHERE session_id IN (\(old))", [c])
-            try await tx.query("DELETE FROM sessions WHERE last_activity_us < ?", [c])
+                "DELETE FROM stream_chunks WHERE exchange_id IN (SELECT id FROM exchanges WHERE session_id IN (\(old)))", binds)
+            try await tx.query("DELETE FROM exchanges WHERE session_id IN (\(old))", binds)
+            try await tx.query("DELETE FROM sessions WHERE \(which)", binds)
             return result
         }
     }

@@ -68,8 +68,9 @@ public protocol SessionStore: Sendable {
     /// Stream frames of an exchange in the order they were appended, after `afterSequence`.
     func streamChunks(exchangeID: ExchangeID, afterSequence: Int64, limit: Int?) async throws -> [StreamChunk]
 
-    /// Deletes sessions whose `lastActivity` is before `cutoff`, with their exchanges and chunks.
-    func prune(olderThan cutoff: Date) async throws -> PruneResult
+    /// Deletes sessions whose `lastActivity` is before `cutoff` (of `connection` only, when
+    /// given), with their exchanges and chunks.
+    func prune(olderThan cutoff: Date, connection: ConnectionRef?) async throws -> PruneResult
 
     /// Per-connection counters for AgentConnection `status.sessions`; "active" means activity
     /// within the idle gap before `at`.
@@ -87,6 +88,11 @@ extension SessionStore {
 
     public func streamChunks(exchangeID: ExchangeID) async throws -> [StreamChunk] {
         try await streamChunks(exchangeID: exchangeID, afterSequence: 0, limit: nil)
+    }
+
+    /// Deletes every connection's sessions whose `lastActivity` is before `cutoff`.
+    public func prune(olderThan cutoff: Date) async throws -> PruneResult {
+        try await prune(olderThan: cutoff, connection: nil)
     }
 
     @discardableResult

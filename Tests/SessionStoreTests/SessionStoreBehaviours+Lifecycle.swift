@@ -76,6 +76,28 @@ extension Behaviours {
         try await store.close()
     }
 
+    static func pruneOfOneConnectionLeavesOtherConnectionsSessions(_ backend: TestBackend) async throws {
+        let store = try await backend.open(try backend.freshURL())
+        let oldA = try await store.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "a"),
+                                                  identity: AgentIdentityInfo(), at: t0)
+        let oldAEx = try await store.begin(oldA, at: t0)
+        try await store.appendStreamChunk(oldAEx.id, at: t0 + 1, channel: "event", data: [1])
+        let oldB = try await store.resolveSession(SessionKey(connection: connB, subject: "agent", tokenKey: "b"),
+                                                  identity: AgentIdentityInfo(), at: t0)
+        _ = try await store.begin(oldB, at: t0)
+
+        let result = try await store.prune(olderThan: t0 + 3600, connection: connA)
+        XCTAssertEqual(result.sessions, 1)
+        XCTAssertEqual(result.exchanges, 1)
+        XCTAssertEqual(result.streamChunks, 1)
+        try await assertNilAsync(try await store.session(id: oldA.id))
+        try await assertEqualAsync(try await store.streamChunks(exchangeID: oldAEx.id), [])
+        try await assertEqualAsync(try await store.listSessions(SessionFilter()).map(\.id), [oldB.id],
+                                   "the other connection's equally old session is kept")
+        try await assertEqualAsync(try await store.prune(olderThan: t0 + 3600, connection: connA), PruneResult())
+        try await store.close()
+    }
+
     static func injectionShapedValuesRoundTripHarmlessly(_ backend: TestBackend) async throws {
         let store = try await backend.open(try backend.freshURL())
         let hostile = "x'; DROP TABLE sessions; --"
