@@ -10,10 +10,13 @@ import TestSupport
 import XCTest
 
 /// The operator contract (connection Secrets watched and applied live) and the admin API.
-final class GatewayConfigAndAdminTests: XCTestCase {
+class GatewayConfigAndAdminTests: XCTestCase {
+    /// The session-store backend; the `...OnPostgres` subclass runs every test here on PostgreSQL.
+    class var backend: GatewayStoreBackend { .sqlite }
+
     var harness: GatewayHarness!
 
-    override func setUp() async throws { harness = try await GatewayHarness() }
+    override func setUp() async throws { harness = try await GatewayHarness(backend: Self.backend) }
     override func tearDown() async throws { await harness?.stop() }
 
     private func secret(token: String) throws -> JSONValue {
@@ -90,4 +93,12 @@ final class GatewayConfigAndAdminTests: XCTestCase {
         let (missing, _) = await get("/api/v1/sessions/nope")
         XCTAssertEqual(missing, 404)
     }
+}
+
+/// GatewayConfigAndAdminTests with the session store on PostgreSQL.
+final class GatewayConfigAndAdminOnPostgresTests: GatewayConfigAndAdminTests {
+    override class var backend: GatewayStoreBackend { .postgres }
+
+    override func testConnectionSecretsAreAppliedLiveAndATokenRotationTakesEffectWithoutRestart() async throws { try await super.testConnectionSecretsAreAppliedLiveAndATokenRotationTakesEffectWithoutRestart() }
+    override func testAdminAPIListsAndShowsSessionsWithFiltersBehindItsToken() async throws { try await super.testAdminAPIListsAndShowsSessionsWithFiltersBehindItsToken() }
 }

@@ -13,8 +13,8 @@ import SessionStore
 import TestSupport
 import XCTest
 
-/// One gateway in front of one embedded API server, with the dev OIDC issuer, a SQLite
-/// session store and a connection `default/conn` whose ServiceAccount (`default/agent`) is
+/// One gateway in front of one embedded API server, with the dev OIDC issuer, a session
+/// store on `backend` (a fresh SQLite file or PostgreSQL schema) and a connection `default/conn` whose ServiceAccount (`default/agent`) is
 /// bound to cluster-admin. Everything is real and on loopback.
 final class GatewayHarness {
     static let audience = "agentgate-test"
@@ -29,15 +29,22 @@ final class GatewayHarness {
     /// The HTTPS listener kubectl uses (kubectl sends no bearer token over plain HTTP).
     let tlsPort: Int
     let certificateAuthority: ClusterCertificateAuthority
-    let storePath: String
+    let backend: GatewayStoreBackend
+    /// The `--store` URL of ``store`` (open it again to play a restart or a second replica).
+    let storeURL: String
+    /// The SQLite file, for tests that read it raw (nil on PostgreSQL).
+    var storePath: String? { storeURL.hasPrefix("sqlite:") ? String(storeURL.dropFirst("sqlite:".count)) : nil }
     var config: GatewayConnectionConfig
 
     var base: String { "http://127.0.0.1:\(port)" }
     var connectionURL: String { "\(base)/c/default/conn" }
 
-    init(access: AccessPolicy? = nil, failureMode: FailureMode? = nil, upstreamOverride: String? = nil) async throws {
+    init(backend: GatewayStoreBackend = .sqlite, access: AccessPolicy? = nil, failureMode: FailureMode? = nil,
+         upstreamOverride: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gw-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.backend = backend
+        storeURL = try backend.freshURL(in: directory)
         var configuration = LocalCluster.Configuration(dataDirectory: directory.appendingPathComponent("cluster"), port: 0, useTLS: false)
         configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)
         cluster = try await LocalCluster.start(configuration)
@@ -52,8 +59,7 @@ final class GatewayHarness {
                                                 uid: sa[path: ["metadata", "uid"]]?.stringValue ?? "").token
         issuer = try DevOIDCIssuer()
         let issuerURL = try await issuer.start()
-        storePath = directory.appendingPathComponent("sessions.db").path
-        store = try await SessionStores.open(url: "sqlite:\(storePath)")
+        store = try await SessionStores.open(url: storeURL)
         config = GatewayConnectionConfig(
             namespace: "default", name: "conn", generation: 1, uid: "uid-1", serviceAccountName: "agent", endpoint: nil,
             identity: AgentIdentity(issuer: issuerURL, audiences: [Self.audience], allowedSubjects: ["agent-1"], allowedGroups: ["agents"]),

@@ -6,11 +6,14 @@ import TestSupport
 import XCTest
 
 /// Real kubectl through the gateway to the embedded API server, recorded in SQLite.
-final class GatewayKubectlTests: XCTestCase {
+class GatewayKubectlTests: XCTestCase {
+    /// The session-store backend; the `...OnPostgres` subclass runs every test here on PostgreSQL.
+    class var backend: GatewayStoreBackend { .sqlite }
+
     var harness: GatewayHarness!
 
     override func setUp() async throws {
-        harness = try await GatewayHarness()
+        harness = try await GatewayHarness(backend: Self.backend)
     }
 
     override func tearDown() async throws {
@@ -109,11 +112,24 @@ final class GatewayKubectlTests: XCTestCase {
                                                   headers: [("Authorization", "Bearer \(token)")])
         XCTAssertEqual(reply.status, 200)
         XCTAssertFalse(reply.body.contains(harness.saToken))
+        // Everything the store holds, as read back through it (both backends)...
+        var stored = Data()
+        for exchange in try await harness.exchanges() {
+            stored.append(contentsOf: exchange.requestBody ?? [])
+            stored.append(contentsOf: exchange.responseBody ?? [])
+            stored.append(Data("\(exchange.path)?\(exchange.query)".utf8))
+            for chunk in try await harness.store.streamChunks(exchangeID: exchange.id) { stored.append(contentsOf: chunk.data) }
+        }
+        XCTAssertGreaterThan(stored.count, 0)
+        XCTAssertNil(stored.range(of: Data(harness.saToken.utf8)), "the SA token is not in any recorded exchange")
+        XCTAssertNil(stored.range(of: Data(Data(harness.saToken.utf8).base64EncodedString().utf8)), "nor base64-encoded")
+        // ...and, on SQLite, the raw database file with its journal.
+        guard let storePath = harness.storePath else { return }
         try await harness.store.close()
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: harness.storePath))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: storePath))
         var all = bytes
         for suffix in ["-wal", "-shm"] {
-            if let extra = try? Data(contentsOf: URL(fileURLWithPath: harness.storePath + suffix)) { all.append(extra) }
+            if let extra = try? Data(contentsOf: URL(fileURLWithPath: storePath + suffix)) { all.append(extra) }
         }
         XCTAssertGreaterThan(all.count, 0)
         XCTAssertNil(all.range(of: Data(harness.saToken.utf8)), "the SA token is not in the SQLite file")
@@ -129,4 +145,13 @@ final class GatewayKubectlTests: XCTestCase {
         while Date() < deadline, !collected.text.contains(needle) { try await Task.sleep(for: .milliseconds(100)) }
         return collected.text
     }
+}
+
+/// GatewayKubectlTests with the session store on PostgreSQL.
+final class GatewayKubectlOnPostgresTests: GatewayKubectlTests {
+    override class var backend: GatewayStoreBackend { .postgres }
+
+    override func testKubectlApplyGetListDeleteAndLogsThroughGatewayAreRecordedWithKubectlHeaders() async throws { try await super.testKubectlApplyGetListDeleteAndLogsThroughGatewayAreRecordedWithKubectlHeaders() }
+    override func testWatchEventsStreamThroughTheGatewayAsTheyHappenAndAreRecorded() async throws { try await super.testWatchEventsStreamThroughTheGatewayAsTheyHappenAndAreRecorded() }
+    override func testInjectedServiceAccountTokenNeverAppearsInResponsesOrTheStore() async throws { try await super.testInjectedServiceAccountTokenNeverAppearsInResponsesOrTheStore() }
 }

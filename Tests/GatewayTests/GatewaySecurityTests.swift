@@ -29,14 +29,17 @@ final class UpstreamSpy: @unchecked Sendable {
     func stop() async { await server.shutdown() }
 }
 
-final class GatewaySecurityTests: XCTestCase {
+class GatewaySecurityTests: XCTestCase {
+    /// The session-store backend; the `...OnPostgres` subclass runs every test here on PostgreSQL.
+    class var backend: GatewayStoreBackend { .sqlite }
+
     var harness: GatewayHarness!
     var spy: UpstreamSpy!
 
     override func setUp() async throws {
         spy = UpstreamSpy()
         let url = try await spy.start()
-        harness = try await GatewayHarness(upstreamOverride: url)
+        harness = try await GatewayHarness(backend: Self.backend, upstreamOverride: url)
     }
 
     override func tearDown() async throws {
@@ -191,4 +194,17 @@ final class GatewaySecurityTests: XCTestCase {
         XCTAssertEqual(spy.requests.map { $0.header("Authorization") },
                        ["Bearer \(harness.saToken)", "Bearer rotated-token-0123456789"])
     }
+}
+
+/// GatewaySecurityTests with the session store on PostgreSQL.
+final class GatewaySecurityOnPostgresTests: GatewaySecurityTests {
+    override class var backend: GatewayStoreBackend { .postgres }
+
+    override func testForgedAndInvalidTokensAreRefusedAndNeverForwarded() async throws { try await super.testForgedAndInvalidTokensAreRefusedAndNeverForwarded() }
+    override func testUnknownKidRefetchesTheJWKSAtMostOncePerTenSeconds() async throws { try await super.testUnknownKidRefetchesTheJWKSAtMostOncePerTenSeconds() }
+    override func testSmuggledIdentityHeadersAreStrippedAndTheConnectionCredentialInjected() async throws { try await super.testSmuggledIdentityHeadersAreStrippedAndTheConnectionCredentialInjected() }
+    override func testPathTricksAndUnknownConnectionsAreRefusedBeforeForwarding() async throws { try await super.testPathTricksAndUnknownConnectionsAreRefusedBeforeForwarding() }
+    override func testAccessDenyRuleRefusesWith403NamingTheRule() async throws { try await super.testAccessDenyRuleRefusesWith403NamingTheRule() }
+    override func testStoreDownAnswers503AndForwardsNothingUnlessFailOpen() async throws { try await super.testStoreDownAnswers503AndForwardsNothingUnlessFailOpen() }
+    override func testRotatedTokenIsUsedForTheNextRequest() async throws { try await super.testRotatedTokenIsUsedForTheNextRequest() }
 }
