@@ -6,8 +6,9 @@ import NIOSSL
 import SessionStore
 
 /// Everything `agentgate gateway` runs, wired together: the session store (recovered, with
-/// heartbeats), the connection Secrets watcher, the gateway listener, the admin API and the
-/// metrics listener.
+/// heartbeats), the connection Secrets watcher, the gateway listener (its TLS pair reloaded
+/// when the files change), the admin API, the metrics listener, the AgentConnection
+/// `status.sessions` reporter and retention pruning.
 ///
 /// Contract: ``start(_:)`` returns once every listener is bound and the first list of
 /// connection Secrets was applied; interrupted exchanges of dead gateway processes are marked
@@ -27,6 +28,12 @@ public final class GatewayRunner: @unchecked Sendable {
         public var gatewayNamespace = "agentgate-system"
         /// Where the admin token and the default SQLite file live.
         public var dataDirectory = ".agentgate"
+        /// How often `status.sessions` may be applied to each AgentConnection.
+        public var statusInterval = SessionStatusReporter.defaultInterval
+        /// How often sessions past their retention are deleted.
+        public var pruneInterval = RetentionPruner.defaultInterval
+        /// How often the TLS files are checked for a new pair.
+        public var tlsReloadInterval = ServingCertificate.defaultInterval
         public init() {}
     }
 
@@ -40,6 +47,9 @@ public final class GatewayRunner: @unchecked Sendable {
     private let client: KubernetesClient
     private var servers: [HTTPServer] = []
     private var heartbeats: Task<Void, Never>?
+    private var statusReporter: SessionStatusReporter?
+    private var pruner: RetentionPruner?
+    public private(set) var servingCertificate: ServingCertificate?
 
     private init(gateway: Gateway, store: any SessionStore, watcher: ConnectionConfigWatcher, client: KubernetesClient,
                  adminToken: String) {
@@ -71,11 +81,10 @@ public final class GatewayRunner: @unchecked Sendable {
         var tls: NIOSSLContext?
         switch (options.tlsCertificateFile, options.tlsKeyFile) {
         case let (cert?, key?):
-            var configuration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-            configuration.minimumTLSVersion = .tlsv12
-            tls = try NIOSSLContext(configuration: configuration)
+            let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
+            tls = try certificate.makeContext()
+            certificate.start(interval: options.tlsReloadInterval)
+            runner.servingCertificate = certificate
         case (nil, nil):
             let (host, _) = try parseAddress(options.listen, flag: "--listen")
             guard ["127.0.0.1", "localhost", "::1"].contains(host) else {
@@ -106,10 +115,20 @@ public final class GatewayRunner: @unchecked Sendable {
             }
             runner.servers.append(server)
         }
+        let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
+                                             logger: logger)
+        reporter.start()
+        runner.statusReporter = reporter
+        let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
+        pruner.start()
+        runner.pruner = pruner
         return runner
     }
 
     public func stop() async {
+        statusReporter?.stop()
+        pruner?.stop()
+        servingCertificate?.stop()
         watcher.stop()
         heartbeats?.cancel()
         for server in servers { await server.shutdown() }

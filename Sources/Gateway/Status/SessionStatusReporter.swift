@@ -1,0 +1,106 @@
+import AgentGateAPI
+import Foundation
+import KubeClient
+import KubeCore
+import Logging
+import SessionStore
+
+/// Reports `status.sessions` (active, total, lastActivity, lastSessionID) of every
+/// AgentConnection the gateway serves, from the session store.
+///
+/// Contract:
+/// - Written with server-side apply on the `/status` subresource as field manager
+///   ``fieldManager`` (`agentgate-gateway`). The applied object holds `status.sessions` only,
+///   so the operator's status fields (endpoint, credential, conditions, owned by
+///   `agentgate-operator`) are never removed or taken over, and `spec` is never written.
+/// - At most one apply per connection per `interval` (5 s by default), and only when the
+///   figures differ from the last apply that succeeded: an idle gateway writes nothing.
+/// - Applies are forced: `status.sessions` belongs to the gateway. Several replicas on one
+///   PostgreSQL store compute the same figures under the same manager, so they agree.
+/// - A connection whose AgentConnection is gone (404) is skipped; other errors are logged and
+///   retried on the next tick. Reporting never blocks or fails a request.
+public final class SessionStatusReporter: @unchecked Sendable {
+    public static let fieldManager = "agentgate-gateway"
+    public static let defaultInterval: Duration = .seconds(5)
+
+    private let client: KubernetesClient
+    private let registry: ConnectionRegistry
+    private let store: any SessionStore
+    private let interval: Duration
+    private let logger: Logger
+    private let lock = NSLock()
+    /// Last figures applied per connection (`namespace/name`).
+    private var applied: [String: AgentGateAPI.SessionStats] = [:]
+    private var applies = 0
+    private var task: Task<Void, Never>?
+
+    public init(client: KubernetesClient, registry: ConnectionRegistry, store: any SessionStore,
+                interval: Duration = SessionStatusReporter.defaultInterval,
+                logger: Logger = Logger(label: "agentgate.gateway.status")) {
+        self.client = client
+        self.registry = registry
+        self.store = store
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// Number of status applies sent so far (for tests and metrics).
+    public var applyCount: Int { lock.withLock { applies } }
+
+    public func start() {
+        task = Task { [self] in
+            while !Task.isCancelled {
+                await reportOnce()
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    public func stop() {
+        task?.cancel()
+    }
+
+    /// One pass: reads the store's figures and applies those that changed.
+    public func reportOnce(at now: Date = Date()) async {
+        let all: [ConnectionRef: RecordedSessionStats]
+        do {
+            all = try await store.stats(at: now)
+        } catch {
+            logger.warning("reading session figures for AgentConnection status failed: \(error)")
+            return
+        }
+        for connection in registry.all {
+            let ref = ConnectionRef(namespace: connection.config.namespace, name: connection.config.name)
+            let figures = Self.status(all[ref] ?? RecordedSessionStats())
+            let key = "\(ref.namespace)/\(ref.name)"
+            if lock.withLock({ applied[key] }) == figures { continue }
+            do {
+                try await apply(figures, namespace: ref.namespace, name: ref.name)
+                lock.withLock {
+                    applied[key] = figures
+                    applies += 1
+                }
+            } catch KubeError.notFound {
+                logger.debug("AgentConnection \(key) is gone; its session status is not reported")
+            } catch {
+                if !Task.isCancelled { logger.warning("applying status.sessions to AgentConnection \(key) failed: \(error)") }
+            }
+        }
+    }
+
+    static func status(_ stats: RecordedSessionStats) -> AgentGateAPI.SessionStats {
+        AgentGateAPI.SessionStats(active: Int32(clamping: stats.active), total: stats.total,
+                                  lastActivity: stats.lastActivity.map(KubeTime.format), lastSessionID: stats.lastSessionID)
+    }
+
+    private func apply(_ figures: AgentGateAPI.SessionStats, namespace: String, name: String) async throws {
+        let sessions = try JSONValue(parsing: JSONEncoder().encode(figures))
+        let object: JSONValue = [
+            "apiVersion": .string(AgentConnection.resourceType.apiVersion), "kind": .string(AgentConnection.kind),
+            "metadata": ["name": .string(name), "namespace": .string(namespace)],
+            "status": ["sessions": sessions],
+        ]
+        _ = try await client.apply(AgentConnection.resourceType, object, namespace: namespace,
+                                   fieldManager: Self.fieldManager, force: true, subresource: "status")
+    }
+}
