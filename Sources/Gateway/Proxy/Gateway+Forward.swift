@@ -14,10 +14,14 @@ import SessionStore
 /// - Whole answers are read (decoded from gzip by the HTTP client), masked with the
 ///   connection's masker (the injected token always scrubbed), recorded masked (truncated to
 ///   the policy's `maxBodyBytes`, flagged) and returned.
-/// - Watches and followed logs are streamed: each watch event (one JSON line) or log chunk is
-///   masked, appended to the exchange and then written and flushed to the agent. The exchange
-///   is completed when the stream ends; an upstream cut marks it `incomplete`. With
-///   FailClosed, a stream whose events can no longer be recorded is cut.
+/// - Watches, followed logs and other chunked answers that are not JSON (a `proxy`
+///   subresource's text, say) are streamed: each watch event (one JSON line) or chunk is
+///   masked (chunks through the text-stream masker, which holds back a possible secret cut
+///   by a chunk boundary), appended to the exchange and then written and flushed to the
+///   agent. The exchange is completed when the stream ends; an upstream cut marks it
+///   `incomplete`. With FailClosed, a stream whose events can no longer be recorded is cut.
+/// - A chunked JSON answer (a large LIST) is read whole: structural masking (Secret `data`,
+///   env values) needs the whole document, and a partial object must never leak unmasked.
 extension Gateway {
     func beginRecording(_ context: ExchangeContext) async throws -> Recording {
         let now = Date()
@@ -74,6 +78,10 @@ extension Gateway {
             metrics.upstreamLatency.observe(seconds(since: upstreamStarted))
             return stream(context, recording, response: response, code: code, headers: headers)
         }
+        if code < 300, Self.isChunkedText(response.headers) {
+            metrics.upstreamLatency.observe(seconds(since: upstreamStarted))
+            return stream(context, recording, response: response, code: code, headers: headers, channel: "body")
+        }
         var raw: [UInt8]
         do {
             let buffer = try await response.body.collect(upTo: maxResponseBytes)
@@ -112,13 +120,22 @@ extension Gateway {
         }
     }
 
+    /// An answer without a length (chunked) whose declared type is not JSON or YAML: streamed
+    /// as text. Without a Content-Type it is read whole (it may be JSON).
+    static func isChunkedText(_ headers: HTTPHeaders) -> Bool {
+        guard headers.first(name: "Content-Length") == nil,
+              let type = headers.first(name: "Content-Type")?.lowercased(), !type.isEmpty else { return false }
+        return !type.contains("json") && !type.contains("yaml")
+    }
+
     private func seconds(since start: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000_000
     }
 
-    /// Streams a watch (line by line) or a followed log (chunk by chunk).
+    /// Streams a watch (line by line), a followed log or a chunked text answer (chunk by
+    /// chunk, recorded on `channel`).
     func stream(_ context: ExchangeContext, _ recording: Recording, response: HTTPClientResponse, code: Int,
-                headers: [(String, String)]) -> HTTPResponse {
+                headers: [(String, String)], channel: String = "stdout") -> HTTPResponse {
         let (output, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(4096))
         let isWatch = context.info.verb == "watch"
         let masker = context.connection.masker
@@ -163,19 +180,19 @@ extension Gateway {
                     } else {
                         let masked = textMasker.feed(pending)
                         pending.removeAll(keepingCapacity: true)
-                        guard await emit(masked, channel: "stdout") else { state = .incomplete; break streaming }
+                        guard await emit(masked, channel: channel) else { state = .incomplete; break streaming }
                     }
                 }
                 if isWatch, !pending.isEmpty {
                     _ = await emit(masker.maskWatchEvent(pending, kindHint: kindHint), channel: "event")
                 } else if !isWatch {
-                    _ = await emit(textMasker.flush(), channel: "stdout")
+                    _ = await emit(textMasker.flush(), channel: channel)
                 }
             } catch {
                 // Cancelled by the agent going away: the exchange ended normally from our side.
                 if !Task.isCancelled { state = .incomplete }
             }
-            continuation.finish()
+            // The record is completed before the agent sees the end of the stream.
             if let id = recording.exchangeID {
                 let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs,
                                             responseBody: nil, responseBytes: total, state: state)
@@ -183,6 +200,7 @@ extension Gateway {
                 let done = Task { try await store.completeExchange(id, result: result) }
                 if (try? await done.value) == nil { metrics.recorderErrors.add(1) }
             }
+            continuation.finish()
             metrics.count(connection: context.ref, verb: context.info.verb, code: code)
         }
         continuation.onTermination = { _ in pump.cancel() }
