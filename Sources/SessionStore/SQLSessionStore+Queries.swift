@@ -72,12 +72,9 @@ extension SQLSessionStore {
 
     func prune(olderThan cutoff: Date, connection: ConnectionRef?) async throws -> PruneResult {
         try checkOpen()
-        var which = "last_activity_us < ?"
-        var binds: [SQLValue] = [SQLValue(micros: cutoff)]
-        if let connection {
-            which += " AND connection_namespace = ? AND connection_name = ?"
-            binds += [.text(connection.namespace), .text(connection.name)]
-        }
+        let which = "last_activity_us < ?" + (connection == nil ? "" : " AND connection_namespace = ? AND connection_name = ?")
+        let binds: [SQLValue] = [SQLValue(micros: cutoff)]
+            + (connection.map { [.text($0.namespace), .text($0.name)] } ?? [])
         let old = "SELECT id FROM sessions WHERE \(which)"
         return try await driver.write { tx in
             var result = PruneResult()

@@ -16,6 +16,7 @@ final class PostgresSessionStoreTests: XCTestCase {
     func testReplicaDoesNotMarkLiveReplicasExchangesIncomplete() async throws { try await Behaviours.replicaDoesNotMarkLiveReplicasExchangesIncomplete(backend) }
     func testPruneDeletesOldSessionsAndKeepsRecent() async throws { try await Behaviours.pruneDeletesOldSessionsAndKeepsRecent(backend) }
     func testPruneOfOneConnectionLeavesOtherConnectionsSessions() async throws { try await Behaviours.pruneOfOneConnectionLeavesOtherConnectionsSessions(backend) }
+    func testWritesCancelledMidwayLeaveTheStoreWritable() async throws { try await Behaviours.writesCancelledMidwayLeaveTheStoreWritable(backend) }
     func testInjectionShapedValuesRoundTripHarmlessly() async throws { try await Behaviours.injectionShapedValuesRoundTripHarmlessly(backend) }
     func testConcurrentExchangesAllStoredWithUniqueSequences() async throws { try await Behaviours.concurrentExchangesAllStoredWithUniqueSequences(backend) }
     func testStatsCountActiveAndTotalSessionsPerConnection() async throws { try await Behaviours.statsCountActiveAndTotalSessionsPerConnection(backend) }

@@ -98,6 +98,26 @@ extension Behaviours {
         try await store.close()
     }
 
+    static func writesCancelledMidwayLeaveTheStoreWritable(_ backend: TestBackend) async throws {
+        let store = try await backend.open(try backend.freshURL())
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "k"),
+                                                     identity: AgentIdentityInfo(), at: t0)
+        // Agents hanging up: their tasks are cancelled at every point of a write.
+        for round in 0..<20 {
+            let tasks = (0..<8).map { index in
+                Task { try await store.begin(session, at: t0 + Double(round), name: "cancelled-\(round)-\(index)") }
+            }
+            if round % 2 == 0 { try await Task.sleep(for: .microseconds(200 * round)) }
+            for task in tasks { task.cancel() }
+            for task in tasks { _ = try? await task.value }
+        }
+        // The store still takes writes, and every exchange it reported begun is there.
+        let after = try await store.begin(session, at: t0 + 100, name: "after")
+        try await store.completeExchange(after.id, result: ExchangeResult(statusCode: 200, completedAt: t0 + 101, latencyMs: 1))
+        try await assertEqualAsync(try await store.exchange(id: after.id)?.state, .complete)
+        try await store.close()
+    }
+
     static func injectionShapedValuesRoundTripHarmlessly(_ backend: TestBackend) async throws {
         let store = try await backend.open(try backend.freshURL())
         let hostile = "x'; DROP TABLE sessions; --"

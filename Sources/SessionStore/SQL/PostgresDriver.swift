@@ -45,7 +45,12 @@ final class PostgresDriver: SQLDriver {
         try await Self.collect(operation: sql) { try await client.query(Self.query(sql, binds), logger: logger) }
     }
 
-    func write<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        // Not cancelled with the caller: a transaction runs to its COMMIT or ROLLBACK.
+        try await Task { try await self.transaction(body) }.value
+    }
+
+    private func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in
                 try await body(Transaction(connection: connection, logger: logger))

@@ -86,6 +86,9 @@ protocol SQLDriver: Sendable {
     /// A read outside any transaction (sees committed data).
     func read(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
     /// Runs `body` in a write transaction, committed when it returns and rolled back when it throws.
-    func write<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T
+    /// Drivers run the transaction on a task of its own: a caller cancelled half-way (an agent
+    /// that hung up) must not leave a transaction open, because NIO skips the work of a
+    /// cancelled task, ROLLBACK included, and every later write would then fail.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T
     func close() async throws
 }

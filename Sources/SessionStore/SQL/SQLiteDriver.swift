@@ -47,7 +47,12 @@ final class SQLiteDriver: SQLDriver {
         try await Self.run(reader, sql, binds)
     }
 
-    func write<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        // Not cancelled with the caller: BEGIN is always followed by COMMIT or ROLLBACK.
+        try await Task { try await self.transaction(body) }.value
+    }
+
+    private func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         await gate.acquire()
         do {
             _ = try await Self.run(writer, "BEGIN IMMEDIATE", [])
