@@ -66,7 +66,9 @@ extension Gateway {
         } catch {
             let status = Status(message: "the upstream API server cannot be reached: \(context.connection.masker.maskErrorMessage("\(error)"))",
                                 reason: "ServiceUnavailable", code: 502)
-            await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false, state: .complete)
+            // Cancelled: the agent went away while upstream was answering; the outcome is unknown.
+            await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false,
+                           state: Task.isCancelled ? .incomplete : .complete)
             metrics.count(connection: context.ref, verb: context.info.verb, code: 502)
             return refuse(status)
         }
@@ -111,8 +113,12 @@ extension Gateway {
         guard let id = recording.exchangeID else { return }
         let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs, responseBody: body,
                                     responseBytes: bytes ?? Int64(body?.count ?? 0), truncated: truncated, state: state)
+        // A fresh task: the agent going away cancels the request's task, but a request that was
+        // forwarded must still get its record (never left in progress while the gateway lives).
+        let store = self.store
+        let done = Task { try await store.completeExchange(id, result: result) }
         do {
-            try await store.completeExchange(id, result: result)
+            try await done.value
             metrics.bytesRecorded.add(Int64(body?.count ?? 0))
         } catch {
             metrics.recorderErrors.add(1)
