@@ -197,6 +197,12 @@ let package = Package(
             dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"]),
+        // Gateway throughput, added latency and CPU per request against nginx (needs nginx and wrk).
+        .executableTarget(
+            name: "GatewayBenchmark",
+            dependencies: ["Gateway", "SessionStore", "AgentGateAPI", "KubeClient", "KubeCore",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

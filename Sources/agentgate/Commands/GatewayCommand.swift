@@ -15,6 +15,12 @@ struct GatewayCommand: AsyncParsableCommand {
             before they are forwarded; the admin API (--admin-listen, bearer token in \
             DATA-DIR/admin-token) serves `agentgate sessions`.
 
+            --tls-cert and --tls-key are re-read when the files change (checked every 5 s); \
+            new connections get the new certificate. Every 5 s at most, the gateway applies \
+            status.sessions to each AgentConnection it serves (server-side apply, field \
+            manager agentgate-gateway), and every 10 minutes it deletes sessions older than \
+            the connection's RecordingPolicy retention.
+
             In-cluster configuration is used when --kubeconfig is absent and neither \
             KUBECONFIG nor ~/.kube/config exists.
             """

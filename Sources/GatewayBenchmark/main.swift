@@ -1,0 +1,142 @@
+import AgentGateAPI
+import Foundation
+import Gateway
+import KubeClient
+import Logging
+import SessionStore
+
+// Gateway benchmark: one run, one machine, one fast upstream (nginx serving recorded API
+// responses). For a small GET (~1 KiB ConfigMap) and a 1 MiB LIST, with 1 and 64 clients
+// (wrk), it measures
+//   direct      wrk → nginx
+//   nginx       wrk → nginx proxy_pass → nginx            (the baseline proxy)
+//   gateway     wrk → gateway (OIDC verified, recorded in SQLite, masked) → nginx
+// and prints requests/s, p50/p99 latency and the latency added over direct, and the gateway's
+// CPU time per request (getrusage of this process while wrk, a separate process, runs; the
+// gateway is the only thing this process does then).
+//
+// Usage: swift build -c release --product GatewayBenchmark && .build/release/GatewayBenchmark [SECONDS]
+// Needs /usr/sbin/nginx and /usr/bin/wrk (apt-get install -y nginx wrk).
+
+let seconds = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5 : 5
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .error
+    return handler
+}
+
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw BenchmarkError("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gateway-bench-\(UUID().uuidString)")
+try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+let nginx = NginxPair(directory: directory.appendingPathComponent("nginx"), directPort: try freePort(), proxyPort: try freePort())
+try nginx.start()
+defer {
+    nginx.stop()
+    try? FileManager.default.removeItem(at: directory)
+}
+
+let issuer = try DevOIDCIssuer()
+let issuerURL = try await issuer.start()
+let store = try await SessionStores.open(url: "sqlite:" + directory.appendingPathComponent("sessions.db").path)
+let registry = ConnectionRegistry()
+let audience = "agentgate-bench"
+registry.put(GatewayConnectionConfig(
+    namespace: "default", name: "bench", generation: 1, uid: "bench", serviceAccountName: "agent", endpoint: nil,
+    identity: AgentIdentity(issuer: issuerURL, audiences: [audience], allowedSubjects: ["agent-1"]),
+    approval: nil, access: nil, recording: RecordingPolicySpec(), recordingPolicyName: nil, maskingRules: [],
+    credentialExpiresAt: nil), token: "bench-service-account-token-0123456789")
+let gateway = try Gateway(upstream: KubeConfig(server: "http://127.0.0.1:\(nginx.directPort)"), registry: registry, store: store)
+let gatewayPort = try await gateway.start(host: "127.0.0.1", port: 0, tls: nil)
+var tokenRequest = DevOIDCIssuer.TokenRequest(subject: "agent-1", audience: audience, model: "bench")
+tokenRequest.sessionID = "bench"
+tokenRequest.lifetime = 3600
+let token = try await issuer.token(tokenRequest)
+let auth = ["Authorization: Bearer \(token)"]
+
+// Every target must answer 200 before it is timed (a fast error is not a fast proxy).
+for path in [NginxPair.smallPath, NginxPair.listPath] {
+    for (name, url, headers) in [("direct", "http://127.0.0.1:\(nginx.directPort)\(path)", [String]()),
+                                 ("nginx proxy_pass", "http://127.0.0.1:\(nginx.proxyPort)\(path)", []),
+                                 ("gateway", "http://127.0.0.1:\(gatewayPort)/c/default/bench\(path)", auth)] {
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sS", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + [url]
+        let pipe = Pipe()
+        curl.standardOutput = pipe
+        try curl.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        guard output.hasSuffix("\n200") else {
+            throw BenchmarkError("\(name) \(path) did not answer 200: \(output.suffix(600))")
+        }
+    }
+}
+print("GatewayBenchmark: \(seconds) s per run, nginx \(nginx.directPort)/\(nginx.proxyPort), gateway \(gatewayPort), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+// Warm up: JWKS fetched, connection pools filled, SQLite pages cached.
+_ = try Wrk.run(url: "http://127.0.0.1:\(gatewayPort)/c/default/bench\(NginxPair.smallPath)", connections: 8, seconds: 1, headers: auth)
+
+struct Row {
+    var workload: String
+    var clients: Int
+    var target: String
+    var result: WrkResult
+    var cpuPerRequestMs: Double?
+}
+var rows: [Row] = []
+for (workload, path) in [("small GET", NginxPair.smallPath), ("1 MiB LIST", NginxPair.listPath)] {
+    for clients in [1, 64] {
+        let direct = try Wrk.run(url: "http://127.0.0.1:\(nginx.directPort)\(path)", connections: clients, seconds: seconds)
+        rows.append(Row(workload: workload, clients: clients, target: "direct", result: direct))
+        let proxy = try Wrk.run(url: "http://127.0.0.1:\(nginx.proxyPort)\(path)", connections: clients, seconds: seconds)
+        rows.append(Row(workload: workload, clients: clients, target: "nginx proxy_pass", result: proxy))
+        let before = cpuSeconds()
+        let through = try Wrk.run(url: "http://127.0.0.1:\(gatewayPort)/c/default/bench\(path)", connections: clients,
+                                  seconds: seconds, headers: auth)
+        let cpu = cpuSeconds() - before
+        rows.append(Row(workload: workload, clients: clients, target: "gateway", result: through,
+                        cpuPerRequestMs: through.requests > 0 ? cpu * 1000 / Double(through.requests) : nil))
+    }
+}
+
+func f(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
+print("")
+print(pad("workload", 12) + pad("clients", 9) + pad("target", 18) + pad("req/s", 11) + pad("p50 ms", 9) + pad("p99 ms", 9)
+      + pad("+p50 ms", 9) + pad("+p99 ms", 9) + pad("vs nginx", 10) + "gw CPU ms/req")
+for row in rows {
+    let direct = rows.first { $0.workload == row.workload && $0.clients == row.clients && $0.target == "direct" }!.result
+    let proxy = rows.first { $0.workload == row.workload && $0.clients == row.clients && $0.target == "nginx proxy_pass" }!.result
+    let added = row.target == "direct" ? "" : f(row.result.p50 - direct.p50, 3)
+    let added99 = row.target == "direct" ? "" : f(row.result.p99 - direct.p99, 3)
+    let share = row.target == "gateway" ? f(100 * row.result.requestsPerSecond / proxy.requestsPerSecond, 0) + "%" : ""
+    print(pad(row.workload, 12) + pad("\(row.clients)", 9) + pad(row.target, 18) + pad(f(row.result.requestsPerSecond, 0), 11)
+          + pad(f(row.result.p50, 3), 9) + pad(f(row.result.p99, 3), 9) + pad(added, 9) + pad(added99, 9) + pad(share, 10)
+          + (row.cpuPerRequestMs.map { f($0, 3) } ?? "") + (row.result.errors.map { "  [\($0)]" } ?? ""))
+}
+let recorded = try await store.stats(at: Date())
+print("")
+print("recorded: \(recorded.values.reduce(0) { $0 + $1.bytes }) bytes in \(recorded.values.reduce(0) { $0 + $1.total }) session(s)")
+print("goals: gateway >= 70% of nginx proxy_pass req/s; small GET p99 added < 2 ms; < 0.2 ms CPU per small request")
+await gateway.shutdown()
+try await store.close()
+await issuer.shutdown()
