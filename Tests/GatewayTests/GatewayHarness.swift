@@ -42,9 +42,9 @@ final class GatewayHarness {
     init(backend: GatewayStoreBackend = .sqlite, access: AccessPolicy? = nil, failureMode: FailureMode? = nil,
          upstreamOverride: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gw-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.backend = backend
-        storeURL = try backend.freshURL(in: directory)
+        storeURL = try backend.freshURL(in: directory)  // before anything exists: a skip leaves nothing behind
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = LocalCluster.Configuration(dataDirectory: directory.appendingPathComponent("cluster"), port: 0, useTLS: false)
         configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)
         cluster = try await LocalCluster.start(configuration)
