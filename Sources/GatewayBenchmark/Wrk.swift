@@ -14,7 +14,7 @@ enum Wrk {
     /// Runs wrk with `connections` clients (one thread per 32, at least one) for `seconds`.
     static func run(url: String, connections: Int, seconds: Int, headers: [String] = []) throws -> WrkResult {
         let threads = max(1, min(2, connections / 32))
-        var arguments = ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency"]
+        var arguments = ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "--timeout", "30s"]
         for header in headers { arguments += ["-H", header] }
         arguments.append(url)
         let process = Process()
