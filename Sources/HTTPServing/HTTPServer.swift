@@ -108,8 +108,12 @@ public final class HTTPServer: @unchecked Sendable {
         let listener = channel
         channel = nil
         try? await listener?.close()
-        for connection in connections.removeAll() {
-            try? await connection.close()
+        // Concurrently: a TLS close waits (up to the context's shutdownTimeout) for the peer's
+        // close_notify, which clients that are themselves shutting down never send.
+        await withTaskGroup(of: Void.self) { group in
+            for connection in connections.removeAll() {
+                group.addTask { try? await connection.close() }
+            }
         }
     }
 }
