@@ -197,6 +197,7 @@ let package = Package(
             dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"]),
+        .executableTarget(name: "OperatorBenchmark", dependencies: ["LocalCluster", "KubeClient", "AgentGateAPI", "KubeCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
