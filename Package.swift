@@ -82,11 +82,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // The system zlib, for SPDY/3 header compression (port-forward in LocalCluster).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Embedded, in-memory Kubernetes API server (tests and `agentgate dev`).
         .target(
             name: "LocalCluster",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing",
+                "KubeCore", "AgentGateAPI", "HTTPServing", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -17,6 +17,7 @@ extension ResourceHandlers {
         }
         let suffix = String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(5))
         var object = try rules(request).prepareCreate(body, namespace: namespace, generatedSuffix: suffix)
+        object = hooksOnCreate(definition, object: object)
         let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
         if let manager = request.fieldManager {
             object = ServerSideApply.recordUpdate(old: nil, new: object, manager: manager, operation: "Update", now: Date())
