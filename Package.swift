@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "LocalClusterTests",
             dependencies: [
-                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore",
+                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
