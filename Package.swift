@@ -82,11 +82,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // The system zlib, for SPDY/3 header compression (port-forward in LocalCluster).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Embedded, in-memory Kubernetes API server (tests and `agentgate dev`).
         .target(
             name: "LocalCluster",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing",
+                "KubeCore", "AgentGateAPI", "HTTPServing", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -143,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "LocalClusterTests",
             dependencies: [
-                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore",
+                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -197,6 +199,7 @@ let package = Package(
             dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"]),
+        .executableTarget(name: "OperatorBenchmark", dependencies: ["LocalCluster", "KubeClient", "AgentGateAPI", "KubeCore"]),
         // Gateway throughput, added latency and CPU per request against nginx (needs nginx and wrk).
         .executableTarget(
             name: "GatewayBenchmark",

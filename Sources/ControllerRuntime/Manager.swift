@@ -148,6 +148,28 @@ public final class Manager: Service, @unchecked Sendable {
 
     // MARK: Probes and metrics
 
+    private var clientCounters: [String: (counter: Counter, reported: Int)] = [:]
+
+    /// `rest_client_requests_total{method,resource}` (client-go's name, by resource instead of
+    /// host) from the client's own counts, brought up to date at each scrape.
+    private func updateClientMetrics() {
+        let counts = client.statistics.byResource
+        lock.withLock {
+            for (key, count) in counts {
+                let parts = key.split(separator: " ", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { continue }
+                var entry = clientCounters[key] ?? (registry.makeCounter(
+                    descriptor: WorkQueueMetrics.descriptor("rest_client_requests_total", "Number of HTTP requests, partitioned by method and resource."),
+                    labels: [("method", parts[0]), ("resource", parts[1])]), 0)
+                if count > entry.reported {
+                    entry.counter.increment(by: Int64(count - entry.reported))
+                    entry.reported = count
+                }
+                clientCounters[key] = entry
+            }
+        }
+    }
+
     private func startServers() async throws {
         let metricsAddress = options.metricsAddress
         let healthAddress = options.healthAddress
@@ -187,6 +209,7 @@ public final class Manager: Service, @unchecked Sendable {
         let text = [("Content-Type", "text/plain; charset=utf-8")]
         switch path {
         case "/metrics" where metrics:
+            updateClientMetrics()
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                 body: .bytes(registry.emitToBuffer()))
         case "/healthz" where health, "/livez" where health:

@@ -209,6 +209,11 @@ struct ExchangeContext: Sendable {
         }
     }
 
+    /// The addressed resource, for the masking policy's field rules.
+    var maskedResource: MaskedResource? {
+        info.isResourceRequest ? MaskedResource(group: info.apiGroup, resource: info.resource) : nil
+    }
+
     var capture: CaptureSettings { connection.config.recording.capture ?? CaptureSettings() }
     var maxBodyBytes: Int { Int(capture.maxBodyBytes ?? CaptureSettings.defaultMaxBodyBytes) }
 }

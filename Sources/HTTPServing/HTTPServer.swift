@@ -67,8 +67,10 @@ public final class HTTPServer: @unchecked Sendable {
         self.maxBodyBytes = maxBodyBytes
     }
 
-    /// Binds and starts serving. Returns the bound port (useful with port 0).
+    /// Binds and starts serving. Returns the bound port (useful with port 0). `webSocket`
+    /// and `byteStreams` decide `Upgrade` requests; what they decline reaches `handler`.
     public func start(host: String, port: Int, tls: NIOSSLContext?, webSocket: WebSocketService? = nil,
+                      byteStreams: [ByteStreamUpgradeService] = [],
                       handler: @escaping Handler) async throws -> Int {
         let maxBody = maxBodyBytes
         let connections = self.connections
@@ -83,10 +85,15 @@ public final class HTTPServer: @unchecked Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
                     let requestHandler = RequestHandler(handler: handler, maxBodyBytes: maxBody)
-                    var upgrade: NIOHTTPServerUpgradeConfiguration?
+                    var upgraders: [HTTPServerProtocolUpgrader] = byteStreams.map {
+                        ByteStreamUpgrader(service: $0, pending: PendingByteStreamSession())
+                    }
                     if let webSocket {
-                        let upgrader = HTTPServer.webSocketUpgrader(webSocket, pending: PendingSession())
-                        upgrade = (upgraders: [upgrader], completionHandler: { context in
+                        upgraders.append(HTTPServer.webSocketUpgrader(webSocket, pending: PendingSession()))
+                    }
+                    var upgrade: NIOHTTPServerUpgradeConfiguration?
+                    if !upgraders.isEmpty {
+                        upgrade = (upgraders: upgraders, completionHandler: { context in
                             context.pipeline.removeHandler(requestHandler, promise: nil)
                         })
                     }
@@ -108,8 +115,12 @@ public final class HTTPServer: @unchecked Sendable {
         let listener = channel
         channel = nil
         try? await listener?.close()
-        for connection in connections.removeAll() {
-            try? await connection.close()
+        // Concurrently: a TLS close waits (up to the context's shutdownTimeout) for the peer's
+        // close_notify, which clients that are themselves shutting down never send.
+        await withTaskGroup(of: Void.self) { group in
+            for connection in connections.removeAll() {
+                group.addTask { try? await connection.close() }
+            }
         }
     }
 }

@@ -73,6 +73,9 @@ public final class KubernetesClient: Sendable {
             throw KubeConfigError("\(config.origin): certificate data cannot be loaded: \(error)")
         }
         if config.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        // A closing connection waits this long for the server's close_notify; watches cancelled
+        // at shutdown would otherwise hold `shutdown()` for NIOSSL's default 5 s.
+        tls.shutdownTimeout = .milliseconds(500)
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls, redirectConfiguration: .disallow,
             timeout: .init(connect: .nanoseconds(Int64(options.connectTimeout.components.seconds) * 1_000_000_000

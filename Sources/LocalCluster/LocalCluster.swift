@@ -74,7 +74,8 @@ public final class LocalCluster: @unchecked Sendable {
         let tls = try ca.map { try NIOSSLContext(configuration: $0.serverTLSConfiguration()) }
         do {
             cluster.port = try await cluster.httpServer.start(host: configuration.host, port: configuration.port, tls: tls,
-                                                               webSocket: apiServer.webSocketService) { request in
+                                                               webSocket: apiServer.webSocketService,
+                                                               byteStreams: apiServer.byteStreamServices) { request in
                 await apiServer.handle(request)
             }
         } catch {

@@ -1,10 +1,10 @@
 // LocalClusterBenchmark: prints the embedded API server's figures (issue 3's goals).
 //
-//   swift run -c release LocalClusterBenchmark [--objects 10000] [--watchers 100] [--wrk]
+//   swift run -c release LocalClusterBenchmark [--objects 10000] [--watchers 100] [--wrk-seconds 5]
 //
 // Figures: GETs per second of one object (in-process through the full handler stack:
-// authentication, RBAC, routing, storage; and over HTTP with wrk when --wrk is given and wrk
-// is installed), LIST latency of N AgentConnections, watch fan-out latency p50/p99 with W
+// authentication, RBAC, routing, storage; and over HTTP measured by wrk when wrk is
+// installed — `--wrk-seconds N`, default 5), LIST latency of N AgentConnections, watch fan-out latency p50/p99 with W
 // watchers, and the process's resident memory holding N AgentConnections (with a baseline
 // measured before they were created, in the same run).
 import HTTPServing
@@ -21,6 +21,12 @@ func residentMiB() -> Double {
         return kb / 1024
     }
     return 0
+}
+
+/// The path of `name` on PATH, if it is there and executable.
+func findExecutable(_ name: String) -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -135,13 +141,31 @@ print(String(format: "watch fan-out, %d watchers x %d updates (%d deliveries): p
              watcherCount, updates, samples.count, percentile(samples, 0.5), percentile(samples, 0.99)))
 watchTasks.forEach { $0.cancel() }
 
-if arguments.contains("--wrk") {
-    let which = Process()
-    which.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    which.arguments = ["wrk", "-t2", "-c16", "-d5s", "-H", "Authorization: Bearer \(cluster.adminToken)",
-                       "http://127.0.0.1:\(cluster.port)\(base)/conn-1"]
-    try? which.run()
-    which.waitUntilExit()
+// GET of one object over HTTP, from wrk (a separate process, so the figure includes
+// HTTP parsing, NIO and the loopback network, as a client sees it).
+if let wrk = findExecutable("wrk") {
+    let seconds = option("--wrk-seconds", 5)
+    let process = Process()
+    let output = Pipe()
+    process.executableURL = URL(fileURLWithPath: wrk)
+    process.arguments = ["-t2", "-c16", "-d\(seconds)s", "-H", "Authorization: Bearer \(cluster.adminToken)",
+                         "http://127.0.0.1:\(cluster.port)\(base)/conn-1"]
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    let requestsPerSecond = text.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }
+        .flatMap { Double($0.split(separator: " ").last ?? "") }
+    let non2xx = text.split(separator: "\n").first { $0.contains("Non-2xx") }
+    if let requestsPerSecond, process.terminationStatus == 0, non2xx == nil {
+        print(String(format: "GET one object over HTTP (wrk, 2 threads, 16 connections, %d s): %.0f req/s (goal: 5,000)",
+                     seconds, requestsPerSecond))
+    } else {
+        print("GET one object over HTTP (wrk): no figure, wrk said:\n\(text)")
+    }
+} else {
+    print("GET one object over HTTP (wrk): skipped, wrk is not installed (apt-get install -y wrk)")
 }
 await cluster.stop()
 

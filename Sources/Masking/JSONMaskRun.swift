@@ -24,13 +24,19 @@ struct JSONMaskRun {
     /// Set when this run masks a Secret's last-applied annotation: its data is masked with this.
     let forcedSecret: Replacement?
     let nesting: Int
+    /// Field rules that apply to this document's resource objects.
+    let fieldRules: [FieldRule]
+    /// Values selected by a field rule (token index → replacement), masked when the walk reaches them.
+    var selected: [Int: Replacement] = [:]
 
     static let lastApplied = Array("kubectl.kubernetes.io/last-applied-configuration".utf8)
     static let credentialKeys: [[UInt8]] = ["auth", "password", "identitytoken", "registrytoken", "token", "client-key-data",
                                             "id-token", "refresh-token", "access-token", "client-secret"].map { Array($0.utf8) }
     static let secretTableSafeColumns: Set<String> = ["Name", "Type", "Data", "Age"]
 
-    init(engine: MaskingEngine, bytes: Buffer, tape: JSONTape, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int) {
+    init(engine: MaskingEngine, bytes: Buffer, tape: JSONTape, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int,
+         fieldRules: [FieldRule] = []) {
+        self.fieldRules = fieldRules
         self.engine = engine
         self.b = bytes
         self.tape = tape
@@ -42,7 +48,7 @@ struct JSONMaskRun {
     }
 
     mutating func run(kindHint: String?) -> [UInt8] {
-        for root in tape.roots { walkResource(root, inherited: kindHint.map { Array($0.utf8) }) }
+        for root in tape.roots { walkResource(root, inherited: kindHint.map { Array($0.utf8) }, topLevel: true) }
         out.append(contentsOf: Buffer(rebasing: b[cursor...]))
         return out
     }
@@ -98,7 +104,10 @@ struct JSONMaskRun {
 
     // MARK: - Resources
 
-    mutating func walkResource(_ t: Int, inherited: [UInt8]?) {
+    /// `topLevel`: an object of the body's resource (the document, a list item, a watch
+    /// event's object), where field rules apply.
+    mutating func walkResource(_ t: Int, inherited: [UInt8]?, topLevel: Bool = false) {
+        if let rule = selected[t] { return maskAll(t, rule, base64: false) }
         guard token(t).kind == .object else { return walkPlain(t, key: nil) }
         let ownKind = stringMember(t, K.kind)
         let kind = ownKind ?? inherited
@@ -106,7 +115,7 @@ struct JSONMaskRun {
            member(t, K.type).map({ token($0).kind == .string }) == true {
             // A watch event: {"type": "...", "object": {...}}.
             return forEachMemberMut(t) { run, k, v in
-                if v == object { run.walkResource(v, inherited: inherited) } else { run.walkPlain(v, key: k) }
+                if v == object { run.walkResource(v, inherited: inherited, topLevel: topLevel) } else { run.walkPlain(v, key: k) }
             }
         }
         let isSecret = kind == K.secret
@@ -115,9 +124,16 @@ struct JSONMaskRun {
         var itemKind: [UInt8]? = inherited
         if let ownKind, isList { itemKind = ownKind == K.list ? nil : Array(ownKind.dropLast(4)) }
         let secretRule: Replacement? = forcedSecret ?? engine.rule(.secretData)
+        if topLevel, !fieldRules.isEmpty, !(isList && member(t, K.items).map { token($0).kind == .array } == true) {
+            for rule in fieldRules {
+                for path in rule.paths { select(t, path[...], rule.replacement) }
+            }
+        }
         forEachMemberMut(t) { run, k, v in
-            if run.keyIs(k, K.items), run.token(v).kind == .array, isList {
-                run.forEachElement(v) { run, e in run.walkResource(e, inherited: itemKind) }
+            if !run.selected.isEmpty, let rule = run.selected[v] {
+                run.maskAll(v, rule, base64: false)
+            } else if run.keyIs(k, K.items), run.token(v).kind == .array, isList {
+                run.forEachElement(v) { run, e in run.walkResource(e, inherited: itemKind, topLevel: topLevel) }
             } else if isSecret, let secretRule, run.keyIs(k, K.data) || run.keyIs(k, K.stringData) {
                 run.maskAll(v, secretRule, base64: run.keyIs(k, K.data))
             } else if run.keyIs(k, K.metadata), run.token(v).kind == .object {
@@ -136,8 +152,9 @@ struct JSONMaskRun {
     }
 
     mutating func walkMetadata(_ m: Int, isSecret: Bool) {
+        if !selected.isEmpty, let rule = selected[m] { return maskAll(m, rule, base64: false) }
         forEachMemberMut(m) { run, k, v in
-            guard run.keyIs(k, K.annotations), run.token(v).kind == .object else { return run.walkPlain(v, key: k) }
+            guard run.keyIs(k, K.annotations), run.token(v).kind == .object, run.selected[v] == nil else { return run.walkPlain(v, key: k) }
             run.forEachMemberMut(v) { run, ak, av in
                 if run.keyIs(ak, JSONMaskRun.lastApplied), run.token(av).kind == .string, isSecret,
                    let rule = run.engine.rule(.lastAppliedConfiguration) {
@@ -204,7 +221,38 @@ struct JSONMaskRun {
 
     // MARK: - Plain values
 
+    /// Marks the values at `path` under `t` for masking.
+    mutating func select(_ t: Int, _ path: ArraySlice<FieldRule.Component>, _ rule: Replacement) {
+        guard let first = path.first else {
+            selected[t] = rule
+            return
+        }
+        let rest = path.dropFirst()
+        switch first {
+        case .member(let name):
+            if let v = member(t, Array(name.utf8)) { select(v, rest, rule) }
+        case .anyMember:
+            guard token(t).kind == .object else { return }
+            var values: [Int] = []
+            forEachMember(t) { _, v in values.append(v) }
+            for v in values { select(v, rest, rule) }
+        case .anyItem, .item:
+            guard token(t).kind == .array else { return }
+            var e = t + 1, index = 0
+            let end = Int(token(t).next)
+            while e < end {
+                if case .item(let wanted) = first, wanted != index {
+                } else {
+                    select(e, rest, rule)
+                }
+                e = Int(token(e).next)
+                index += 1
+            }
+        }
+    }
+
     mutating func walkPlain(_ t: Int, key: Int?) {
+        if !selected.isEmpty, let rule = selected[t] { return maskAll(t, rule, base64: false) }
         switch token(t).kind {
         case .scalar: return
         case .string: return walkString(t, key: key)

@@ -28,8 +28,10 @@ public struct Masker: Sendable {
     /// Masks a JSON body: one object, a `*List`, a `meta.k8s.io` Table, one watch event, or a
     /// stream of whitespace-separated events. `kindHint` is the kind the request addressed
     /// (`Secret` for `/api/v1/secrets`), used for objects that do not state their own kind.
-    public func maskJSON(_ body: [UInt8], kindHint: String? = nil) -> [UInt8] {
-        if let masked = engine.maskDocument(body, kindHint: kindHint, credentialDocument: false, forcedSecret: nil, nesting: 0) {
+    /// `resource` (the request's group and resource) selects the policy's field rules.
+    public func maskJSON(_ body: [UInt8], kindHint: String? = nil, resource: MaskedResource? = nil) -> [UInt8] {
+        if let masked = engine.maskDocument(body, kindHint: kindHint, credentialDocument: false, forcedSecret: nil, nesting: 0,
+                                            resource: resource) {
             return masked
         }
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) { return body }
@@ -42,13 +44,13 @@ public struct Masker: Sendable {
     }
 
     /// Masks one watch event line (`{"type":"ADDED","object":{...}}`).
-    public func maskWatchEvent(_ line: [UInt8], kindHint: String? = nil) -> [UInt8] {
-        maskJSON(line, kindHint: kindHint)
+    public func maskWatchEvent(_ line: [UInt8], kindHint: String? = nil, resource: MaskedResource? = nil) -> [UInt8] {
+        maskJSON(line, kindHint: kindHint, resource: resource)
     }
 
     /// Masks a value in place (through the same byte engine, so both paths agree).
-    public func mask(_ value: inout JSONValue, kindHint: String? = nil) {
-        let masked = maskJSON(value.serialized(), kindHint: kindHint)
+    public func mask(_ value: inout JSONValue, kindHint: String? = nil, resource: MaskedResource? = nil) {
+        let masked = maskJSON(value.serialized(), kindHint: kindHint, resource: resource)
         if let parsed = try? JSONValue(parsing: masked) { value = parsed }
     }
 
@@ -56,11 +58,11 @@ public struct Masker: Sendable {
 
     /// Masks a YAML stream (`kubectl get -o yaml`, `apply` bodies). Documents are converted to
     /// JSON, masked and written back as YAML; text that is not YAML is masked as text.
-    public func maskYAML(_ text: String, kindHint: String? = nil) -> String {
+    public func maskYAML(_ text: String, kindHint: String? = nil, resource: MaskedResource? = nil) -> String {
         guard let documents = try? JSONValue.parseYAMLDocuments(text) else { return maskText(text) }
         var parts: [String] = []
         for var document in documents {
-            mask(&document, kindHint: kindHint)
+            mask(&document, kindHint: kindHint, resource: resource)
             parts.append(document.yamlString())
         }
         return parts.joined(separator: "---\n")
@@ -89,14 +91,14 @@ public struct Masker: Sendable {
 
     /// Masks a response or request body by its content type: JSON (and `*+json` patches), YAML
     /// (`application/apply-patch+yaml`, `*yaml*`), anything else as text.
-    public func maskBody(_ body: [UInt8], contentType: String?, kindHint: String? = nil) -> [UInt8] {
+    public func maskBody(_ body: [UInt8], contentType: String?, kindHint: String? = nil, resource: MaskedResource? = nil) -> [UInt8] {
         let type = (contentType ?? "").lowercased()
         if type.contains("yaml") {
-            return Array(maskYAML(String(decoding: body, as: UTF8.self), kindHint: kindHint).utf8)
+            return Array(maskYAML(String(decoding: body, as: UTF8.self), kindHint: kindHint, resource: resource).utf8)
         }
         if type.contains("json") || type.isEmpty, let first = body.first(where: { $0 > 0x20 }),
            first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
-            return maskJSON(body, kindHint: kindHint)
+            return maskJSON(body, kindHint: kindHint, resource: resource)
         }
         return maskText(body)
     }
@@ -105,7 +107,8 @@ public struct Masker: Sendable {
     /// masked. `kindHint` is the kind of the addressed resource; with `Secret`, JSON-patch
     /// operations (`[{"op":"add","path":"/data/x","value":...}]`) have every `value` masked,
     /// because a patch does not say which fields it touches in a way we could trust.
-    public func maskRequestBody(_ body: [UInt8], contentType: String?, kindHint: String? = nil) -> [UInt8] {
+    public func maskRequestBody(_ body: [UInt8], contentType: String?, kindHint: String? = nil,
+                                resource: MaskedResource? = nil) -> [UInt8] {
         let type = (contentType ?? "").lowercased()
         if kindHint == "Secret", type.contains("json-patch") || body.first(where: { $0 > 0x20 }) == UInt8(ascii: "["),
            case .array(var operations)? = try? JSONValue(parsing: body) {
@@ -115,9 +118,9 @@ public struct Masker: Sendable {
                 operation["value"] = Masker.maskLeaves(value) { engine.scanner.replacer.render(rule, value: Array($0.utf8)) }
                 operations[index] = .object(operation)
             }
-            return maskJSON(JSONValue.array(operations).serialized(), kindHint: kindHint)
+            return maskJSON(JSONValue.array(operations).serialized(), kindHint: kindHint, resource: resource)
         }
-        return maskBody(body, contentType: contentType, kindHint: kindHint)
+        return maskBody(body, contentType: contentType, kindHint: kindHint, resource: resource)
     }
 
     private static func maskLeaves(_ value: JSONValue, _ render: (String) -> [UInt8]) -> JSONValue {

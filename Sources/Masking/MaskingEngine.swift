@@ -35,6 +35,17 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
         envRegexes = regexes
     }
 
+    static func envNamePatternProblem(_ pattern: String) -> String? {
+        if pattern.isEmpty { return "is empty" }
+        if pattern.utf8.allSatisfy({ DetectorMatchers.isAlnum($0) || $0 == 0x5f || $0 == 0x2d }) { return nil }
+        do {
+            _ = try NSRegularExpression(pattern: globToRegex(pattern), options: [.caseInsensitive])
+            return nil
+        } catch {
+            return "\"\(pattern)\" is neither a name, a *-glob nor a regular expression that compiles"
+        }
+    }
+
     /// `*_PASS` style globs become anchored regexes; anything else is used as a regex as is.
     static func globToRegex(_ pattern: String) -> String {
         let isGlob = pattern.contains("*") && !pattern.contains(".*") && !pattern.contains("\\")
@@ -129,11 +140,15 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     // MARK: - Documents
 
     /// Masks a JSON text; nil when it is not JSON.
-    func maskDocument(_ bytes: [UInt8], kindHint: String?, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int) -> [UInt8]? {
-        bytes.withUnsafeBufferPointer { buffer in
+    /// `resource`: what the body's objects are, for field rules (nested documents pass nil and
+    /// get none).
+    func maskDocument(_ bytes: [UInt8], kindHint: String?, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int,
+                      resource: MaskedResource? = nil) -> [UInt8]? {
+        let fieldRules = nesting == 0 ? policy.fieldRules.filter { $0.applies(to: resource) } : []
+        return bytes.withUnsafeBufferPointer { buffer in
             guard let tape = JSONTape(buffer) else { return nil }
             var run = JSONMaskRun(engine: self, bytes: buffer, tape: tape, credentialDocument: credentialDocument,
-                                  forcedSecret: forcedSecret, nesting: nesting)
+                                  forcedSecret: forcedSecret, nesting: nesting, fieldRules: fieldRules)
             return run.run(kindHint: kindHint)
         }
     }

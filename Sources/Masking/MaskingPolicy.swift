@@ -18,6 +18,8 @@ public struct MaskingPolicy: Sendable {
     public var detectors: [Detector: Replacement]
     /// Custom patterns from MaskingRules, compiled by ``PatternCompiler``.
     public var customPatterns: [CompiledPattern]
+    /// Paths masked outright in the objects of some resources (MaskingRule `fieldRules`).
+    public var fieldRules: [FieldRule]
     /// Env var names whose `value` is masked: an env var matches when its name contains one of
     /// these as a substring, compared case-insensitively (`DB_PASSWORD` contains `PASSWORD`).
     /// A pattern holding `*` is a glob over the whole name instead (`*_PASS`).
@@ -30,6 +32,12 @@ public struct MaskingPolicy: Sendable {
     /// same value hashes the same across sessions and an auditor can tell that it changed.
     public var hashKey: [UInt8]
 
+    /// Why an env-name pattern cannot be used, or nil: plain names match as substrings, `*`
+    /// globs and regexes must compile (what the operator reports on a MaskingRule).
+    public static func envNamePatternProblem(_ pattern: String) -> String? {
+        MaskingEngine.envNamePatternProblem(pattern)
+    }
+
     /// The env-name patterns used when a MaskingRule does not list its own.
     public static let defaultEnvNamePatterns = ["PASSWORD", "TOKEN", "SECRET", "KEY", "CREDENTIAL"]
 
@@ -37,6 +45,7 @@ public struct MaskingPolicy: Sendable {
         structuralRules: [StructuralRule: Replacement] = [:],
         detectors: [Detector: Replacement] = [:],
         customPatterns: [CompiledPattern] = [],
+        fieldRules: [FieldRule] = [],
         envNamePatterns: [String] = MaskingPolicy.defaultEnvNamePatterns,
         alwaysScrub: [String] = [],
         hashKey: [UInt8] = []
@@ -44,6 +53,7 @@ public struct MaskingPolicy: Sendable {
         self.structuralRules = structuralRules
         self.detectors = detectors
         self.customPatterns = customPatterns
+        self.fieldRules = fieldRules
         self.envNamePatterns = envNamePatterns
         self.alwaysScrub = alwaysScrub
         self.hashKey = hashKey

@@ -32,22 +32,27 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
     let serviceAccounts: Informer<ServiceAccount>
     let recordingPolicies: Informer<RecordingPolicy>
     let maskingRules: Informer<MaskingRule>
+    let secrets: Informer<Secret>
     let status: StatusApplier
     let events: EventRecorder
     let logger: Logger
     private let lock = NSLock()
     /// The Secret content this operator last wrote (or read) per connection.
-    private var secrets: [ReconcileRequest: ConnectionSecret] = [:]
+    private var written: [ReconcileRequest: ConnectionSecret] = [:]
+    /// The newest resourceVersion of each connection this operator wrote (finalizer, status).
+    private var expected: [ReconcileRequest: Int64] = [:]
 
     init(client: KubernetesClient, options: OperatorOptions, connections: Informer<AgentConnection>,
          serviceAccounts: Informer<ServiceAccount>, recordingPolicies: Informer<RecordingPolicy>,
-         maskingRules: Informer<MaskingRule>, status: StatusApplier, events: EventRecorder, logger: Logger) {
+         maskingRules: Informer<MaskingRule>, secrets: Informer<Secret>, status: StatusApplier, events: EventRecorder,
+         logger: Logger) {
         self.client = client
         self.options = options
         self.connections = connections
         self.serviceAccounts = serviceAccounts
         self.recordingPolicies = recordingPolicies
         self.maskingRules = maskingRules
+        self.secrets = secrets
         self.status = status
         self.events = events
         self.logger = logger
@@ -56,7 +61,13 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
     func reconcile(_ request: ReconcileRequest) async throws -> ReconcileResult {
         guard let connection = connections.cache.get(request) else {
             forget(request)
+            lock.withLock { _ = expected.removeValue(forKey: request) }
             status.forget(AgentConnection.self, request)
+            return .done
+        }
+        // The cache has not yet seen this operator's last write: acting on it would repeat that
+        // write. The watch event for the newer version requeues the connection.
+        if let newer = lock.withLock({ expected[request] }), let cached = Int64(connection.metadata.resourceVersion ?? ""), cached < newer {
             return .done
         }
         return try await Finalizer.reconcile(connection, finalizer: Self.finalizer, client: client,
@@ -67,6 +78,7 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
     // MARK: Apply
 
     private func apply(_ connection: AgentConnection, _ request: ReconcileRequest) async throws -> ReconcileResult {
+        expect(request, connection.metadata.resourceVersion.flatMap { Int64($0) })
         let spec = connection.spec
         let namespace = request.namespace
         let problems = SpecValidation.validate(spec)
@@ -168,7 +180,7 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         var conditions = newStatus.conditions ?? []
         KStatus.set(.ready(reason: "Ready", message: message), generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
-        try await status.apply(newStatus, to: connection)
+        expect(request, try await status.apply(newStatus, to: connection))
 
         let due = credential.rotationDue(rotateBefore: rotateBefore).timeIntervalSince(options.now())
         return .requeueAfter(.milliseconds(Int64(max(1, due) * 1000)))
@@ -181,7 +193,9 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         var conditions = newStatus.conditions ?? []
         KStatus.set(state, generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
-        if try await status.apply(newStatus, to: connection) {
+        let written = try await status.apply(newStatus, to: connection)
+        expect(ReconcileRequest(namespace: connection.metadata.namespace ?? "", name: connection.metadata.name ?? ""), written)
+        if written != nil {
             switch state {
             case .reconciling(let reason, let message), .stalled(let reason, let message):
                 await events.record(.init(connection), type: .warning, reason: reason, action: "Reconcile", note: message)
@@ -223,36 +237,38 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
 
     // MARK: What this operator wrote
 
-    /// The Secret content in effect: what this operator last wrote, else what the API server
-    /// holds (after a restart), so a still-good token is reused instead of minting a new one.
+    /// The Secret content in effect: what this operator last wrote, else what the informer's
+    /// cache holds (synced before any reconcile, so after a restart a still-good token is found
+    /// and reused instead of minting a new one).
     private func storedSecret(_ request: ReconcileRequest) async throws -> ConnectionSecret? {
-        if let known = lock.withLock({ secrets[request] }) { return known }
+        if let known = lock.withLock({ written[request] }) { return known }
         let name = GatewayConnectionConfig.secretName(namespace: request.namespace, name: request.name)
-        do {
-            let secret = try await client.get(Secret.self, name: name, namespace: options.gatewayNamespace)
-            let parsed = ConnectionSecret(secret: secret)
-            if let parsed { remember(request, parsed) }
-            return parsed
-        } catch KubeError.notFound {
-            return nil
-        }
+        guard let secret = secrets.cache.get(namespace: options.gatewayNamespace, name: name),
+              let parsed = ConnectionSecret(secret: secret) else { return nil }
+        remember(request, parsed)
+        return parsed
+    }
+
+    private func expect(_ request: ReconcileRequest, _ resourceVersion: Int64?) {
+        guard let resourceVersion else { return }
+        lock.withLock { expected[request] = max(expected[request] ?? 0, resourceVersion) }
     }
 
     private func remember(_ request: ReconcileRequest, _ secret: ConnectionSecret) {
-        lock.withLock { secrets[request] = secret }
+        lock.withLock { written[request] = secret }
     }
 
     func forget(_ request: ReconcileRequest) {
-        _ = lock.withLock { secrets.removeValue(forKey: request) }
+        _ = lock.withLock { written.removeValue(forKey: request) }
     }
 
     /// Called for changes to the connection Secrets: one that no longer holds what this
     /// operator wrote (edited or deleted by someone else) is forgotten so the next pass repairs it.
     func secretChanged(_ request: ReconcileRequest, now secret: Secret?) -> Bool {
         lock.withLock {
-            guard let known = secrets[request] else { return secret == nil }
+            guard let known = written[request] else { return secret == nil }
             if let secret, ConnectionSecret(secret: secret) == known { return false }
-            secrets.removeValue(forKey: request)
+            written.removeValue(forKey: request)
             return true
         }
     }

@@ -70,7 +70,7 @@ public final class AgentGateOperator: Sendable {
 
         let reconciler = AgentConnectionReconciler(
             client: client, options: options, connections: connections, serviceAccounts: serviceAccounts,
-            recordingPolicies: policies, maskingRules: rules, status: status, events: events, logger: logger)
+            recordingPolicies: policies, maskingRules: rules, secrets: secrets, status: status, events: events, logger: logger)
         connectionReconciler = reconciler
         let connectionController = Controller(name: "agentconnection", reconciler: reconciler, workers: options.workers,
                                               registry: manager.registry, logger: logger)

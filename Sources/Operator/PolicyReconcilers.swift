@@ -26,7 +26,7 @@ struct MaskingRuleReconciler: Reconciler {
         KStatus.set(state, generation: rule.metadata.generation, on: &conditions)
         let desired = MaskingRuleStatus(observedGeneration: rule.metadata.generation, compiledPatterns: Int32(compiled),
                                         conditions: conditions)
-        let wrote = try await status.apply(desired, to: rule)
+        let wrote = try await status.apply(desired, to: rule) != nil
         if wrote, !problems.isEmpty {
             await events.record(.init(rule), type: .warning, reason: "InvalidSpec", action: "Compile", note: SpecValidation.summary(problems))
         }
@@ -54,7 +54,7 @@ struct RecordingPolicyReconciler: Reconciler {
             : .stalled(reason: "InvalidSpec", message: SpecValidation.summary(problems))
         KStatus.set(state, generation: policy.metadata.generation, on: &conditions)
         let desired = RecordingPolicyStatus(observedGeneration: policy.metadata.generation, conditions: conditions)
-        let wrote = try await status.apply(desired, to: policy)
+        let wrote = try await status.apply(desired, to: policy) != nil
         if wrote, !problems.isEmpty {
             await events.record(.init(policy), type: .warning, reason: "InvalidSpec", action: "Validate", note: SpecValidation.summary(problems))
         }

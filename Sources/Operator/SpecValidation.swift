@@ -115,17 +115,19 @@ enum SpecValidation {
             }
         }
         for (index, pattern) in (spec.envNamePatterns ?? []).enumerated() {
-            do {
-                _ = try NSRegularExpression(pattern: pattern)
+            if let problem = MaskingPolicy.envNamePatternProblem(pattern) {
+                problems.append(Problem(field: "spec.envNamePatterns[\(index)]", message: problem))
+            } else {
                 compiled += 1
-            } catch {
-                problems.append(Problem(field: "spec.envNamePatterns[\(index)]", message: "\"\(pattern)\" does not compile as a regex"))
             }
         }
         for (ruleIndex, rule) in (spec.fieldRules ?? []).enumerated() {
-            for (pathIndex, path) in rule.paths.enumerated() where !FieldPathSyntax.isValid(path) {
-                problems.append(Problem(field: "spec.fieldRules[\(ruleIndex)].paths[\(pathIndex)]",
-                                        message: "\"\(path)\" is not a field path such as data.* or spec.containers[*].args"))
+            for (pathIndex, path) in rule.paths.enumerated() {
+                do {
+                    _ = try FieldRule.parse(path)
+                } catch {
+                    problems.append(Problem(field: "spec.fieldRules[\(ruleIndex)].paths[\(pathIndex)]", message: error.description))
+                }
             }
         }
         return (compiled, problems)
@@ -133,24 +135,5 @@ enum SpecValidation {
 
     static func summary(_ problems: [Problem]) -> String {
         problems.map(\.description).joined(separator: "; ")
-    }
-}
-
-/// The path syntax of MaskingRule field rules: dot-separated names, `*` for every map key,
-/// `[*]` (or `[N]`) after a name for list items.
-enum FieldPathSyntax {
-    static func isValid(_ path: String) -> Bool {
-        guard !path.isEmpty, !path.hasPrefix("."), !path.hasSuffix(".") else { return false }
-        for segment in path.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !segment.isEmpty else { return false }
-            var name = Substring(segment)
-            while let open = name.lastIndex(of: "["), name.hasSuffix("]") {
-                let index = name[name.index(after: open)..<name.index(before: name.endIndex)]
-                guard index == "*" || (!index.isEmpty && index.allSatisfy(\.isNumber)) else { return false }
-                name = name[..<open]
-            }
-            guard !name.isEmpty, !name.contains("["), !name.contains("]") else { return false }
-        }
-        return true
     }
 }

@@ -32,17 +32,17 @@ final class StatusApplier: @unchecked Sendable {
 
     /// Applies `status` (the operator's fields only) to `object` unless the cached object
     /// already shows it, or it is what this operator last wrote and the cache has not caught up.
-    /// Returns whether a request was made.
+    /// Returns the resourceVersion written, or nil when nothing needed writing.
     @discardableResult
-    func apply<T: AgentGateObject>(_ status: T.Status, to object: T) async throws -> Bool {
+    func apply<T: AgentGateObject>(_ status: T.Status, to object: T) async throws -> Int64? {
         let desired = try JSONValue(encoding: status)
         let request = ReconcileRequest(namespace: object.metadata.namespace ?? "", name: object.metadata.name ?? "")
         let key = Key(resource: T.plural, request: request)
         let current = try object.status.map { try JSONValue(encoding: $0) } ?? [:]
-        if Self.owned(desired, in: current) { return false }
+        if Self.owned(desired, in: current) { return nil }
         let cachedVersion = Int64(object.metadata.resourceVersion ?? "") ?? 0
         if let last = lock.withLock({ written[key] }), last.status == desired, cachedVersion < last.resourceVersion {
-            return false
+            return nil
         }
         let body: JSONValue = [
             "apiVersion": .string(AgentGateGroup.apiVersion), "kind": .string(T.kind),
@@ -53,7 +53,7 @@ final class StatusApplier: @unchecked Sendable {
                                             force: true, subresource: "status")
         let version = Int64(answer[path: ["metadata", "resourceVersion"]]?.stringValue ?? "") ?? 0
         lock.withLock { written[key] = (desired, version) }
-        return true
+        return version
     }
 
     /// Forgets a deleted object.

@@ -31,7 +31,8 @@ final class HelperTests: XCTestCase {
 
             _ = try await reconcile()
             XCTAssertEqual(cleanups.get(), 1)
-            await assertNotFound(try await client.get(ConfigMap.self, name: "guarded", namespace: "default"))
+            let gone = await notFoundProblem { try await client.get(ConfigMap.self, name: "guarded", namespace: "default") }
+            XCTAssertNil(gone)
         }
     }
 
@@ -133,24 +134,5 @@ final class HelperTests: XCTestCase {
         // Nothing new: nothing changed (no status write needed).
         XCTAssertFalse(KStatus.set(.ready(reason: "Ready", message: "serving"), generation: 3, on: &conditions,
                                    now: t0.addingTimeInterval(180)))
-    }
-
-    func assertNotFound<T>(_ body: @autoclosure () async throws -> T, file: StaticString = #filePath, line: UInt = #line) async {
-        do {
-            _ = try await body()
-            XCTFail("expected 404", file: file, line: line)
-        } catch KubeError.notFound {
-        } catch {
-            XCTFail("expected 404, got \(error)", file: file, line: line)
-        }
-    }
-}
-
-extension ClusterFixture {
-    /// The admin kubeconfig written to the fixture's directory, for real kubectl.
-    func kubeconfigFile() throws -> String {
-        let url = directory.appendingPathComponent("admin.kubeconfig")
-        try cluster.kubeconfig(user: "admin", token: cluster.adminToken).write(to: url, atomically: true, encoding: .utf8)
-        return url.path
     }
 }

@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import KubeCore
+import TestSupport
 import XCTest
 @testable import LocalCluster
 

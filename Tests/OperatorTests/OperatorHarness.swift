@@ -21,9 +21,7 @@ final class OperatorHarness: @unchecked Sendable {
     init() async throws {
         fixture = try await ClusterFixture(useTLS: true)
         admin = try fixture.client()
-        let url = fixture.directory.appendingPathComponent("admin.kubeconfig")
-        try fixture.cluster.kubeconfig(user: "admin", token: fixture.cluster.adminToken).write(to: url, atomically: true, encoding: .utf8)
-        kubeconfigPath = url.path
+        kubeconfigPath = try fixture.kubeconfigFile()
     }
 
     /// Starts an operator; by default as the admin, on a fresh client (so its request counts are its own).

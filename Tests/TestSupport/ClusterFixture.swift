@@ -61,6 +61,14 @@ public final class ClusterFixture: @unchecked Sendable {
         return client
     }
 
+    /// The admin kubeconfig written to the fixture's directory, for real kubectl (use TLS:
+    /// kubectl sends a bearer token only over HTTPS).
+    public func kubeconfigFile() throws -> String {
+        let url = directory.appendingPathComponent("admin.kubeconfig")
+        try cluster.kubeconfig(user: "admin", token: cluster.adminToken).write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
     public func adopt(_ client: KubernetesClient) -> KubernetesClient {
         clients.append(client)
         return client
@@ -127,4 +135,16 @@ public func eventually(_ seconds: Double = 10, _ what: @autoclosure () -> String
     }
     if try await condition() { return }
     throw TimeoutError(description: "timed out after \(seconds) s waiting for \(what())")
+}
+
+/// nil when `body` throws `KubeError.notFound`; otherwise what happened instead (for an assertion message).
+public func notFoundProblem<T>(_ body: () async throws -> T) async -> String? {
+    do {
+        _ = try await body()
+        return "expected 404, got success"
+    } catch KubeError.notFound {
+        return nil
+    } catch {
+        return "expected 404, got \(error)"
+    }
 }

@@ -14,12 +14,7 @@ public enum ProcessRunner {
     /// `timeout` seconds so a hung program fails the test instead of hanging it.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                            input: String? = nil, timeout: Double = 60) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        let process = makeProcess(executable, arguments, environment)
         let out = Pipe(), err = Pipe(), inPipe = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -46,18 +41,26 @@ public enum ProcessRunner {
     /// Starts a long-running program (`kubectl get -w`, `agentgate operator`) with stdout and
     /// stderr on one pipe; the caller terminates it.
     public static func start(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        let process = makeProcess(executable, arguments, environment)
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
         process.standardInput = FileHandle.nullDevice
         try process.run()
         return (process, out)
+    }
+}
+
+extension ProcessRunner {
+    /// `executable` looked up on PATH (or a path), with the test's environment plus `environment`.
+    static func makeProcess(_ executable: String, _ arguments: [String], _ environment: [String: String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        return process
     }
 }
 

@@ -46,7 +46,8 @@ extension AgentGateCRDs {
               description: Requests held for approval.
               jsonPath: .status.pendingApprovals
             - name: Credential-Expires
-              type: date
+              type: string
+              description: When the held ServiceAccount token expires (a future time, so not shown as an age).
               jsonPath: .status.credential.expiresAt
             - name: Service-Account
               type: string

@@ -11,11 +11,16 @@ public struct GatewayConnection: Sendable {
     public var token: String
     public var masker: Masker
 
-    public init(config: GatewayConnectionConfig, token: String) {
+    /// Problems met building the masking policy (a pattern that does not compile), for logs.
+    public var maskingProblems: [String]
+
+    public init(config: GatewayConnectionConfig, token: String, hashKey: [UInt8] = []) {
         self.config = config
         self.token = token
-        // Every rule on unless MaskingRules narrow it; the injected token is always scrubbed.
-        self.masker = Masker(policy: .standard(alwaysScrub: [token]))
+        // The built-in rules plus the connection's MaskingRules; the injected token is always scrubbed.
+        let (policy, problems) = ConnectionMaskingPolicy.build(rules: config.maskingRules, token: token, hashKey: hashKey)
+        self.masker = Masker(policy: policy)
+        self.maskingProblems = problems
     }
 }
 
@@ -30,8 +35,14 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Secret name → route, so a deleted Secret removes its connection.
     private var routeBySecret: [String: String] = [:]
     private let lock = NSLock()
+    /// Key of keyed-hash replacements, shared by every connection.
+    public let hashKey: [UInt8]
 
-    public init() {}
+    /// `hashKey`: the gateway's masking key (random when not given, so hashes are stable only
+    /// for this process).
+    public init(hashKey: [UInt8]? = nil) {
+        self.hashKey = hashKey ?? (0..<32).map { _ in UInt8.random(in: 0...255) }
+    }
 
     public func connection(namespace: String, name: String) -> GatewayConnection? {
         lock.withLock { byRoute["\(namespace)/\(name)"] }
@@ -42,7 +53,7 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Adds or replaces a connection directly (tests, `agentgate dev`).
     public func put(_ config: GatewayConnectionConfig, token: String, secretName: String? = nil) {
         let route = "\(config.namespace)/\(config.name)"
-        let connection = GatewayConnection(config: config, token: token)
+        let connection = GatewayConnection(config: config, token: token, hashKey: hashKey)
         lock.withLock {
             if let previous = byRoute[route], previous.config == config, previous.token == token { return }
             byRoute[route] = connection

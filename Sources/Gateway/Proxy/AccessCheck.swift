@@ -27,23 +27,7 @@ public enum AccessCheck {
     }
 
     static func matches(_ rule: AccessRule, _ info: RequestInfo) -> Bool {
-        if let verbs = rule.verbs, !verbs.isEmpty, !verbs.contains(.all),
-           !verbs.contains(where: { $0.rawValue == info.verb }) { return false }
-        if !list(rule.apiGroups, contains: info.apiGroup) { return false }
-        if let resources = rule.resources, !resources.isEmpty, !resources.contains("*") {
-            let full = info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)"
-            if !resources.contains(full) && !(info.subresource.isEmpty && resources.contains(info.resource)) {
-                return false
-            }
-        }
-        if let subresources = rule.subresources, !subresources.isEmpty, !subresources.contains("*"),
-           !subresources.contains(info.subresource) { return false }
-        if !list(rule.namespaces, contains: info.namespace) { return false }
-        return true
-    }
-
-    private static func list(_ values: [String]?, contains value: String) -> Bool {
-        guard let values, !values.isEmpty else { return true }
-        return values.contains("*") || values.contains(value)
+        RequestMatcher.matches(verbs: rule.verbs, apiGroups: rule.apiGroups, resources: rule.resources,
+                               subresources: rule.subresources, namespaces: rule.namespaces, info)
     }
 }

@@ -32,7 +32,7 @@ extension Gateway {
         var truncated = false
         if context.capture.requestBodies ?? true, !request.body.isEmpty {
             var masked = context.connection.masker.maskRequestBody(request.body, contentType: request.header("Content-Type"),
-                                                                   kindHint: context.kindHint)
+                                                                   kindHint: context.kindHint, resource: context.maskedResource)
             if masked.count > context.maxBodyBytes {
                 masked = Array(masked.prefix(context.maxBodyBytes))
                 truncated = true
@@ -94,7 +94,8 @@ extension Gateway {
             return refuse(status)
         }
         metrics.upstreamLatency.observe(seconds(since: upstreamStarted))
-        let masked = context.connection.masker.maskBody(raw, contentType: contentType, kindHint: context.kindHint)
+        let masked = context.connection.masker.maskBody(raw, contentType: contentType, kindHint: context.kindHint,
+                                                        resource: context.maskedResource)
         raw = []
         var recorded: [UInt8]?
         var truncated = false
@@ -146,6 +147,7 @@ extension Gateway {
         let isWatch = context.info.verb == "watch"
         let masker = context.connection.masker
         let kindHint = context.kindHint
+        let maskedResource = context.maskedResource
         let recordEvents = context.capture.watchEvents ?? true
         let failClosed = context.connection.config.recording.failureMode != .failOpen
         let store = self.store
@@ -180,7 +182,7 @@ extension Gateway {
                             let line = Array(pending[..<newline])
                             pending.removeSubrange(...newline)
                             if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continue }
-                            let masked = masker.maskWatchEvent(line, kindHint: kindHint) + [0x0A]
+                            let masked = masker.maskWatchEvent(line, kindHint: kindHint, resource: maskedResource) + [0x0A]
                             guard await emit(masked, channel: "event") else { state = .incomplete; break streaming }
                         }
                     } else {
@@ -190,7 +192,7 @@ extension Gateway {
                     }
                 }
                 if isWatch, !pending.isEmpty {
-                    _ = await emit(masker.maskWatchEvent(pending, kindHint: kindHint), channel: "event")
+                    _ = await emit(masker.maskWatchEvent(pending, kindHint: kindHint, resource: maskedResource), channel: "event")
                 } else if !isWatch {
                     _ = await emit(textMasker.flush(), channel: channel)
                 }

@@ -5,7 +5,7 @@ import KubeCore
 /// `pods/exec` and `pods/attach` over WebSocket with the Kubernetes channel protocols
 /// (`v5.channel.k8s.io`, `v4.channel.k8s.io`): every binary message starts with a channel
 /// byte — 0 stdin, 1 stdout, 2 stderr, 3 error (a `metav1.Status` carrying the exit code),
-/// 4 resize (`{"Width":..,"Height":..}`), and in v5, 255 "close this stream".
+/// 4 resize (`{"Width":..,"Height":..}`), and in v5, 255 "close this stream" (from the client).
 ///
 /// Pods do not run here, so the "process" is a scripted shell: it knows a handful of
 /// commands (`echo`, `ls`, `env`, `printenv`, `cat`, `hostname`, `stty size`, `exit N`,
@@ -217,11 +217,9 @@ final class ExecSession: WebSocketSession, @unchecked Sendable {
                       "reason": "NonZeroExitCode",
                       "details": ["causes": [["reason": "ExitCode", "message": .string(String(exitCode))]]]]
         }
+        // No v5 CLOSE (255) messages here: that signal goes from client to server only, and
+        // kubectl logs "Unknown stream id 255" for each one it receives.
         connection?.send([3] + status.serialized())
-        if options.protocolVersion >= 5 {
-            connection?.send([255, 1])
-            connection?.send([255, 2])
-        }
         connection?.close()
     }
 }

@@ -3,9 +3,17 @@ import KubeCore
 
 /// What the server does around writes, standing in for kube-apiserver's controllers:
 /// CRDs become served resources (and lose their objects when deleted), owner references
-/// are garbage-collected, and a deleted namespace is emptied before it goes.
+/// are garbage-collected, a deleted namespace is emptied before it goes, and a new pod is
+/// Running at once (there is no scheduler or kubelet; kubectl port-forward and exec ask
+/// for a running pod).
 extension ResourceHandlers {
     static let crdKey = ResourceKey(group: "apiextensions.k8s.io", resource: "customresourcedefinitions")
+    static let podKey = ResourceKey(group: "", resource: "pods")
+
+    func hooksOnCreate(_ definition: ResourceDefinition, object: JSONValue) -> JSONValue {
+        guard definition.key == Self.podKey, object[path: ["status", "phase"]] == nil else { return object }
+        return PodLifecycle.running(object, now: Date())
+    }
 
     func hooksBeforeWrite(_ definition: ResourceDefinition, object: JSONValue) throws {
         if definition.key == Self.crdKey {

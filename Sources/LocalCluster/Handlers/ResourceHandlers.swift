@@ -24,6 +24,15 @@ struct ResourceHandlers {
             return try serveLog(request)
         case "exec", "attach", "portforward":
             _ = try existing(request, name: request.info.name)
+            if info.subresource == "portforward" {
+                // kube's httpstream.Handshake: a client that names protocols must name ours.
+                let offered = request.http.headers["X-Stream-Protocol-Version"]
+                    .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+                if !offered.isEmpty && !offered.contains(PortForwardProtocol.name) {
+                    throw APIError(Status(message: "unable to upgrade: unable to negotiate protocol: client supports \(offered), server supports [\(PortForwardProtocol.name)]",
+                                          reason: "Forbidden", code: 403))
+                }
+            }
             throw APIError(.badRequest("Upgrade request required"))
         default:
             throw APIError(Status(message: "subresource \(info.subresource) is not supported by this server", reason: "MethodNotAllowed", code: 405))

@@ -17,6 +17,7 @@ extension ResourceHandlers {
         }
         let suffix = String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(5))
         var object = try rules(request).prepareCreate(body, namespace: namespace, generatedSuffix: suffix)
+        object = hooksOnCreate(definition, object: object)
         let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
         if let manager = request.fieldManager {
             object = ServerSideApply.recordUpdate(old: nil, new: object, manager: manager, operation: "Update", now: Date())
@@ -120,9 +121,18 @@ extension ResourceHandlers {
         }
         let patchBody: JSONValue
         do {
-            patchBody = type == .apply
-                ? try JSONValue(yaml: String(decoding: request.http.body, as: UTF8.self))
-                : try JSONValue(parsing: request.http.body)
+            // An apply body is YAML, of which JSON is a subset; controllers send JSON, which the
+            // JSON parser reads several times faster than the YAML one.
+            if type == .apply {
+                let looksLikeJSON = request.http.body.first(where: { $0 > 0x20 }) == UInt8(ascii: "{")
+                if looksLikeJSON, let json = try? JSONValue(parsing: request.http.body) {
+                    patchBody = json
+                } else {
+                    patchBody = try JSONValue(yaml: String(decoding: request.http.body, as: UTF8.self))
+                }
+            } else {
+                patchBody = try JSONValue(parsing: request.http.body)
+            }
         } catch {
             throw APIError(.badRequest("error decoding patch: \(error)"))
         }

@@ -129,6 +129,18 @@ public final class APIServer: @unchecked Sendable {
         if !decision.allowed {
             throw APIError(attributes.forbiddenStatus(user: user, reason: decision.reason))
         }
+        // A WebSocket upgrade of exec, attach or portforward arrives as GET but starts a
+        // process or a connection, so kube-apiserver also asks for `create`
+        // (AuthorizePodWebsocketUpgradeCreatePermission, on by default since 1.31).
+        if info.verb == "get", info.apiGroup.isEmpty, info.resource == "pods",
+           ["exec", "attach", "portforward"].contains(info.subresource) {
+            var create = attributes
+            create.verb = "create"
+            let decision = authorizer.allowed(user: user, attributes: create)
+            if !decision.allowed {
+                throw APIError(create.forbiddenStatus(user: user, reason: decision.reason))
+            }
+        }
     }
 
     static func splitURI(_ uri: String) -> (String, String?) {
@@ -136,8 +148,12 @@ public final class APIServer: @unchecked Sendable {
         return (String(uri[..<index]), String(uri[uri.index(after: index)...]))
     }
 
-    /// WebSocket upgrades for `pods/exec` and `pods/attach`.
-    public var webSocketService: WebSocketService { ExecUpgrades(server: self) }
+    /// WebSocket upgrades: `pods/exec` and `pods/attach` (channel protocols) and
+    /// `pods/portforward` (SPDY tunnelled in WebSocket).
+    public var webSocketService: WebSocketService { PodStreamUpgrades(server: self) }
+
+    /// Raw upgrades: `pods/portforward` over `Upgrade: SPDY/3.1`.
+    public var byteStreamServices: [ByteStreamUpgradeService] { [PortForwardSPDYUpgrades(server: self)] }
 
     /// The RBAC objects currently stored, for the authorizer.
     public static func rbacSnapshot(of store: ObjectStore) -> RBACSnapshot {

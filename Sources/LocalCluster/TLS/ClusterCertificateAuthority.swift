@@ -101,6 +101,8 @@ public struct ClusterCertificateAuthority: Sendable {
         )
         config.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         config.certificateVerification = .optionalVerification
+        // Closing waits this long for the client's close_notify; a stopping server need not wait 5 s.
+        config.shutdownTimeout = .seconds(1)
         return config
     }
 

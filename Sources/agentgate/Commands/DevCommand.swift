@@ -1,19 +1,24 @@
 import AgentGateAPI
 import ArgumentParser
 import Foundation
+import KubeClient
 import LocalCluster
+import Logging
+import Operator
 
-/// `agentgate dev`: the local sandbox. Today it runs the embedded Kubernetes API server with
-/// the AgentGate CRDs installed; the operator, gateway and dev OIDC issuer join it as their
-/// issues land.
+/// `agentgate dev`: the local sandbox. It runs the embedded Kubernetes API server with the
+/// AgentGate CRDs installed and the operator reconciling against it, in one process; the
+/// gateway and the dev OIDC issuer join it as their issues land.
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run a local sandbox: an embedded Kubernetes API server with the AgentGate CRDs, on loopback.",
+        abstract: "Run a local sandbox: an embedded Kubernetes API server with the AgentGate CRDs and the operator, on loopback.",
         discussion: """
             Writes an admin kubeconfig to DIR/admin.kubeconfig (DIR defaults to .agentgate) and \
             serves the Kubernetes API on https://127.0.0.1:API-PORT until interrupted (Ctrl-C). \
-            Objects are kept in DIR/state.json across restarts.
+            The operator runs in the same process: applied AgentConnections become Ready, with \
+            their credential Secrets in agentgate-system. Objects are kept in DIR/state.json \
+            across restarts.
 
             Try:
               export KUBECONFIG=.agentgate/admin.kubeconfig
@@ -50,6 +55,18 @@ struct DevCommand: AsyncParsableCommand {
         }
         let kubeconfig = directory.appendingPathComponent("admin.kubeconfig")
         try cluster.writeAdminKubeconfig(to: kubeconfig)
+
+        print("Starting the operator ...")
+        let operatorClient = try KubernetesClient(config: try KubeConfig.fromKubeconfig(yaml: cluster.adminKubeconfig()))
+        var operatorLogger = Logger(label: "agentgate.operator")
+        operatorLogger.logLevel = .warning // the sandbox's terminal shows problems only
+        var options = OperatorOptions(gatewayNamespace: "agentgate-system",
+                                      gatewayURL: "\(insecureHTTP ? "http" : "https")://127.0.0.1:\(gatewayPort)")
+        options.logger = operatorLogger
+        options.identity = "agentgate-dev"
+        let agentOperator = try AgentGateOperator(client: operatorClient, options: options)
+        let operatorTask = Task { try await agentOperator.run() }
+
         print("""
             Kubernetes API:   \(cluster.url)
             Admin kubeconfig: \(kubeconfig.path)
@@ -57,11 +74,15 @@ struct DevCommand: AsyncParsableCommand {
             Next:
               export KUBECONFIG=\(kubeconfig.path)
               kubectl apply -f samples/scenario/
-              kubectl get agentgate
+              kubectl wait --for=condition=Ready agc --all -n demo
+              kubectl get agentgate -A
             Press Ctrl-C to stop.
             """)
         await SignalWaiter.waitForInterrupt()
         print("\nStopping ...")
+        agentOperator.shutDown()
+        _ = try? await operatorTask.value
+        try? await operatorClient.shutdown()
         await cluster.stop()
     }
 }

@@ -1,0 +1,79 @@
+import KubeCore
+import Masking
+import XCTest
+
+/// MaskingRule field rules: values at paths of the objects of some resources.
+final class FieldRuleTests: XCTestCase {
+    func masker(_ rules: [FieldRule]) -> Masker {
+        Masker(policy: MaskingPolicy(fieldRules: rules))
+    }
+
+    func json(_ bytes: [UInt8]) throws -> JSONValue { try JSONValue(parsing: bytes) }
+
+    func testPathsOfTheAddressedResourceAreMaskedInObjectsListsAndWatchEvents() throws {
+        let rule = try FieldRule(name: "cm-keys", apiGroups: [""], resources: ["configmaps"], paths: ["data.api-key", "data.nested"])
+        let m = masker([rule])
+        let configMaps = MaskedResource(group: "", resource: "configmaps")
+        let object = #"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":{"api-key":"k-123","nested":"{\"x\":1}","plain":"keep"}}"#
+        let masked = try json(m.maskJSON(Array(object.utf8), resource: configMaps))
+        XCTAssertEqual(masked[path: ["data", "api-key"]]?.stringValue, "***MASKED***")
+        XCTAssertEqual(masked[path: ["data", "nested"]]?.stringValue, "***MASKED***")
+        XCTAssertEqual(masked[path: ["data", "plain"]]?.stringValue, "keep")
+
+        let list = #"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":"a"},"data":{"api-key":"k-1"}},{"metadata":{"name":"b"},"data":{"api-key":"k-2","other":"v"}}]}"#
+        let maskedList = try json(m.maskJSON(Array(list.utf8), resource: configMaps))
+        XCTAssertEqual(maskedList[path: ["items"]]?.arrayValue?.compactMap { $0[path: ["data", "api-key"]]?.stringValue }, ["***MASKED***", "***MASKED***"])
+        XCTAssertEqual(maskedList[path: ["items"]]?.arrayValue?.last?[path: ["data", "other"]]?.stringValue, "v")
+
+        let event = #"{"type":"MODIFIED","object":{"kind":"ConfigMap","metadata":{"name":"a"},"data":{"api-key":"k-3"}}}"#
+        let maskedEvent = try json(m.maskWatchEvent(Array(event.utf8), resource: configMaps))
+        XCTAssertEqual(maskedEvent[path: ["object", "data", "api-key"]]?.stringValue, "***MASKED***")
+
+        // Another resource: untouched, byte for byte.
+        let secretsOfOthers = Array(object.utf8)
+        XCTAssertEqual(m.maskJSON(secretsOfOthers, resource: MaskedResource(group: "", resource: "pods")), secretsOfOthers)
+        XCTAssertEqual(m.maskJSON(secretsOfOthers), secretsOfOthers, "an unknown resource gets only rules that name none")
+    }
+
+    func testWildcardsIndexesAndWholeSubtrees() throws {
+        let rule = try FieldRule(name: "args", resources: ["deployments"],
+                                 paths: ["spec.template.spec.containers[*].args", "spec.template.spec.containers[0].image", "metadata.labels.*"])
+        let m = masker([rule])
+        let deployment = #"{"kind":"Deployment","metadata":{"name":"web","labels":{"a":"1","b":"2"}},"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"c1","image":"img:1","args":["--password","p1"]},{"name":"c2","image":"img:2","args":["--token=t2"]}]}}}}"#
+        let masked = try json(m.maskJSON(Array(deployment.utf8), resource: MaskedResource(group: "apps", resource: "deployments")))
+        let containers = masked[path: ["spec", "template", "spec", "containers"]]?.arrayValue ?? []
+        XCTAssertEqual(containers[0]["args"], ["***MASKED***", "***MASKED***"])
+        XCTAssertEqual(containers[1]["args"], ["***MASKED***"])
+        XCTAssertEqual(containers[0]["image"]?.stringValue, "***MASKED***")
+        XCTAssertEqual(containers[1]["image"]?.stringValue, "img:2", "[0] selects the first item only")
+        XCTAssertEqual(masked[path: ["metadata", "labels", "a"]]?.stringValue, "***MASKED***")
+        XCTAssertEqual(masked[path: ["metadata", "name"]]?.stringValue, "web")
+        XCTAssertEqual(masked[path: ["spec", "replicas"]]?.intValue, 3)
+    }
+
+    func testKeyedHashReplacementIsStableAndDoesNotRevealTheValue() throws {
+        let rule = try FieldRule(name: "h", paths: ["spec.apiKey"], replacement: .keyedHash)
+        let m = Masker(policy: MaskingPolicy(fieldRules: [rule], hashKey: Array("gateway-key".utf8)))
+        func hashed(_ value: String) throws -> String {
+            let body = #"{"kind":"Widget","spec":{"apiKey":"\#(value)"}}"#
+            return try json(m.maskJSON(Array(body.utf8)))[path: ["spec", "apiKey"]]?.stringValue ?? ""
+        }
+        let first = try hashed("sk-live-1"), again = try hashed("sk-live-1"), other = try hashed("sk-live-2")
+        XCTAssertTrue(first.hasPrefix("hmac:"), first)
+        XCTAssertEqual(first, again, "the same value hashes the same, so an auditor sees when it changed")
+        XCTAssertNotEqual(first, other)
+        XCTAssertFalse(first.contains("sk-live"))
+    }
+
+    func testBadPathsAreRejectedNamingThePathAndTheProblem() {
+        for (path, problem) in [("", "is empty"), ("data..x", "empty segment"), ("spec.items[x]", "[x]"), ("[0]", "no member name"),
+                                ("a]b", "bracket")] {
+            XCTAssertThrowsError(try FieldRule.parse(path), path) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("\"\(path)\"") && text.contains(problem), text)
+            }
+        }
+        XCTAssertNoThrow(try FieldRule.parse("data.*"))
+        XCTAssertNoThrow(try FieldRule.parse("spec.containers[*].env[2].value"))
+    }
+}
