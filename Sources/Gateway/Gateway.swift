@@ -35,6 +35,8 @@ public final class Gateway: @unchecked Sendable {
     let http: HTTPClient
     let logger: Logger
     let resolver = RequestInfoResolver()
+    /// Session ids already resolved for token-keyed sessions (see ``SessionCache``).
+    let sessions = SessionCache()
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
     /// Largest non-streamed upstream body read into memory.

@@ -163,6 +163,29 @@ class GatewayStatusAndRetentionTests: XCTestCase {
         XCTAssertEqual(expiredExchanges.count, 0, "the expired session's exchanges went with it")
     }
 
+    func testAgentKeepsWorkingWhenItsSessionIsPrunedUnderIt() async throws {
+        let token = try await harness.token { $0.sessionID = "long-lived" }
+        let first = try await get(token: token)
+        XCTAssertEqual(first, 200)
+        let before = try await harness.store.listSessions(SessionFilter())
+        XCTAssertEqual(before.count, 1)
+        // Retention (here, or on another replica) deletes the session the gateway resolved.
+        _ = try await harness.store.prune(olderThan: Date().addingTimeInterval(3600),
+                                          connection: ConnectionRef(namespace: "default", name: "conn"))
+        let second = try await get(token: token)
+        XCTAssertEqual(second, 200, "resolved again, not refused")
+        let after = try await harness.store.listSessions(SessionFilter())
+        XCTAssertEqual(after.count, 1)
+        XCTAssertNotEqual(after.first?.id, before.first?.id, "a new session for the same token")
+        XCTAssertEqual(after.first?.tokenKey, "long-lived")
+        let exchanges = try await harness.store.exchanges(sessionID: after.first!.id)
+        XCTAssertEqual(exchanges.map(\.verb), ["list"])
+        let third = try await get(token: token)
+        XCTAssertEqual(third, 200)
+        let again = try await harness.store.exchanges(sessionID: after.first!.id)
+        XCTAssertEqual(again.count, 2, "later requests join the new session")
+    }
+
     func testRetentionRunsPeriodicallyOnItsOwn() async throws {
         harness.config.recording.retention = "1h"
         harness.registry.put(harness.config, token: harness.saToken)
@@ -187,4 +210,5 @@ final class GatewayStatusAndRetentionOnPostgresTests: GatewayStatusAndRetentionT
     override func testConnectionWithoutAnAgentConnectionObjectIsSkippedQuietly() async throws { try await super.testConnectionWithoutAnAgentConnectionObjectIsSkippedQuietly() }
     override func testRetentionDeletesSessionsOlderThanTheConnectionsPolicyAndKeepsTheRest() async throws { try await super.testRetentionDeletesSessionsOlderThanTheConnectionsPolicyAndKeepsTheRest() }
     override func testRetentionRunsPeriodicallyOnItsOwn() async throws { try await super.testRetentionRunsPeriodicallyOnItsOwn() }
+    override func testAgentKeepsWorkingWhenItsSessionIsPrunedUnderIt() async throws { try await super.testAgentKeepsWorkingWhenItsSessionIsPrunedUnderIt() }
 }

@@ -26,7 +26,14 @@ extension Gateway {
     func beginRecording(_ context: ExchangeContext) async throws -> Recording {
         let now = Date()
         let key = SessionKey(connection: context.ref, subject: context.agent.subject, tokenKey: context.agent.tokenKey)
-        let session = try await store.resolveSession(key, identity: AgentIdentityInfo(groups: context.agent.groups, model: context.agent.model), at: now)
+        let identity = AgentIdentityInfo(groups: context.agent.groups, model: context.agent.model)
+        var sessionID: SessionID
+        if let cached = sessions.sessionID(for: key, at: now) {
+            sessionID = cached
+        } else {
+            sessionID = try await store.resolveSession(key, identity: identity, at: now).id
+            sessions.remember(sessionID, for: key, at: now)
+        }
         let request = context.request
         var body: [UInt8]?
         var truncated = false
@@ -40,15 +47,25 @@ extension Gateway {
             body = masked
         }
         let info = context.info
-        let start = ExchangeStart(
-            sessionID: session.id, time: now, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
+        var start = ExchangeStart(
+            sessionID: sessionID, time: now, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
             subresource: info.subresource, namespace: info.namespace, name: info.name, httpMethod: request.method,
             path: context.route.decodedPath, query: context.route.rawQuery ?? "", requestBody: body,
             requestBytes: Int64(request.body.count), truncated: truncated,
             kubectlCommand: request.header("Kubectl-Command"), kubectlSession: request.header("Kubectl-Session"),
             userAgent: request.header("User-Agent"))
-        let exchange = try await store.beginExchange(start)
-        return Recording(exchangeID: exchange.id, sessionID: session.id)
+        let exchange: ExchangeRecord
+        do {
+            exchange = try await store.beginExchange(start)
+        } catch SessionStoreError.sessionNotFound {
+            // The cached session was pruned (retention, maybe on another replica): resolve again.
+            sessions.forget(key)
+            sessionID = try await store.resolveSession(key, identity: identity, at: now).id
+            sessions.remember(sessionID, for: key, at: now)
+            start.sessionID = sessionID
+            exchange = try await store.beginExchange(start)
+        }
+        return Recording(exchangeID: exchange.id, sessionID: sessionID)
     }
 
     func forward(_ context: ExchangeContext, recording: Recording) async -> HTTPResponse {
