@@ -121,6 +121,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),

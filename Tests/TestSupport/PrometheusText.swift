@@ -2,21 +2,21 @@ import Foundation
 
 /// A strict reader of the Prometheus text exposition format (0.0.4), enough to check what a
 /// scrape returns: every sample line must parse, `# TYPE` must come before a metric's samples.
-struct PrometheusText {
-    struct Sample {
-        var name: String
-        var labels: [String: String]
-        var value: Double
+public struct PrometheusText {
+    public struct Sample {
+        public var name: String
+        public var labels: [String: String]
+        public var value: Double
     }
 
-    var samples: [Sample] = []
-    var types: [String: String] = [:]
+    public var samples: [Sample] = []
+    public var types: [String: String] = [:]
 
-    struct ParseError: Error, CustomStringConvertible {
-        var description: String
+    public struct ParseError: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    static func parse(_ text: String) throws -> PrometheusText {
+    public static func parse(_ text: String) throws -> PrometheusText {
         var result = PrometheusText()
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             let line = String(raw)
@@ -71,7 +71,7 @@ struct PrometheusText {
     }
 
     /// The value of the sample named `name` whose labels include `labels`.
-    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
         samples.first { sample in sample.name == name && labels.allSatisfy { key, value in sample.labels[key] == value } }?.value
     }
 }
