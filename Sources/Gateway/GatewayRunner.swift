@@ -68,7 +68,10 @@ public final class GatewayRunner: @unchecked Sendable {
         let store = try await SessionStores.open(url: storeURL, logger: logger)
         let recovered = try await store.recoverInterrupted()
         if recovered > 0 { logger.notice("marked \(recovered) interrupted exchange(s) incomplete") }
-        let registry = ConnectionRegistry()
+        // The keyed-hash masking key outlives restarts, so an auditor comparing hashes across
+        // sessions sees the same value hash the same (a random 256-bit secret, owner-only).
+        let maskingKey = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("masking-key"))
+        let registry = ConnectionRegistry(hashKey: Array(maskingKey.utf8))
         let client = try KubernetesClient(config: config)
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
         let gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
