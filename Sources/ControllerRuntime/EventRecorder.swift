@@ -108,7 +108,7 @@ public final class EventRecorder: @unchecked Sendable {
         if let existing {
             let patch: JSONValue = ["series": ["count": .int(existing.count), "lastObservedTime": .string(KubeTime.formatMicro(now))]]
             do {
-                _ = try await client.mergePatch(Self.events, name: existing.eventName, namespace: regarding.namespace, patch)
+                _ = try await client.mergePatch(.eventsV1, name: existing.eventName, namespace: regarding.namespace, patch)
                 return
             } catch KubeError.notFound {
                 // The Event expired or was deleted: start a new one below.
@@ -134,7 +134,7 @@ public final class EventRecorder: @unchecked Sendable {
             "note": .string(note), "regarding": regardingJSON,
         ]
         do {
-            _ = try await client.create(Self.events, event, namespace: regarding.namespace)
+            _ = try await client.create(.eventsV1, event, namespace: regarding.namespace)
             lock.withLock {
                 series[key] = Series(eventName: name, count: 1, firstSeen: .now, lastUsed: tick)
                 if series.count > configuration.cacheSize,
@@ -148,6 +148,4 @@ public final class EventRecorder: @unchecked Sendable {
             ])
         }
     }
-
-    static let events = ResourceType(group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true)
 }

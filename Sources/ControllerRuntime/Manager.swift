@@ -88,10 +88,25 @@ public final class Manager: Service, @unchecked Sendable {
             return (self.informers, self.controllers)
         }
         try await startServers()
-        defer {
-            let servers = lock.withLock { self.servers }
-            Task { for server in servers { await server.shutdown() } }
+        do {
+            try await runInformersAndControllers(informers, controllers)
+        } catch {
+            await stopServers()
+            throw error
         }
+        await stopServers()
+    }
+
+    /// Closes the metrics and probe listeners before ``run()`` returns, so their ports are free.
+    private func stopServers() async {
+        let servers: [HTTPServer] = lock.withLock {
+            defer { self.servers.removeAll() }
+            return self.servers
+        }
+        for server in servers { await server.shutdown() }
+    }
+
+    private func runInformersAndControllers(_ informers: [any InformerRunnable], _ controllers: [Controller]) async throws {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Informers run until this group is cancelled, on every replica.

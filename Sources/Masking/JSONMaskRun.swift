@@ -107,7 +107,7 @@ struct JSONMaskRun {
     /// `topLevel`: an object of the body's resource (the document, a list item, a watch
     /// event's object), where field rules apply.
     mutating func walkResource(_ t: Int, inherited: [UInt8]?, topLevel: Bool = false) {
-        if let rule = selected[t] { return maskAll(t, rule, base64: false) }
+        if !selected.isEmpty, let rule = selected[t] { return maskAll(t, rule, base64: false) }
         guard token(t).kind == .object else { return walkPlain(t, key: nil) }
         let ownKind = stringMember(t, K.kind)
         let kind = ownKind ?? inherited

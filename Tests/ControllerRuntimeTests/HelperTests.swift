@@ -88,8 +88,7 @@ final class HelperTests: XCTestCase {
                                       note: "serviceaccount default/agent-sa not found")
             }
             await recorder.record(regarding, type: .normal, reason: "CredentialRotated", action: "RotateCredential", note: "token renewed")
-            let events = try await client.list(ResourceType(group: "events.k8s.io", version: "v1", plural: "events", kind: "Event",
-                                                            namespaced: true), namespace: "default").items
+            let events = try await client.list(.eventsV1, namespace: "default").items
             XCTAssertEqual(events.count, 2, "three identical events fold into one")
             let warning = try XCTUnwrap(events.first { $0["reason"]?.stringValue == "ServiceAccountNotFound" })
             XCTAssertEqual(warning[path: ["series", "count"]]?.intValue, 3)

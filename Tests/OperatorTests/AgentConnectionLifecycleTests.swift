@@ -13,7 +13,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
             let (_, client) = try await h.startOperator()
-            _ = try await h.admin.create(OperatorHarness.connection("fresh"))
+            _ = try await h.admin.create(ClusterFixture.connection("fresh"))
             let connection = try await h.ready("fresh")
             try await Task.sleep(for: .milliseconds(500)) // let any follow-up reconcile happen
 
@@ -52,7 +52,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
             try await h.createServiceAccount("agent-sa")
             let (_, client) = try await h.startOperator()
             // 10 minutes is TokenRequest's minimum; rotating 9m57s early makes it due after 3 s.
-            _ = try await h.admin.create(OperatorHarness.connection("short", ttl: "10m", rotateBefore: "9m57s"))
+            _ = try await h.admin.create(ClusterFixture.connection("short", ttl: "10m", rotateBefore: "9m57s"))
             _ = try await h.ready("short")
             let first = try await h.requireSecret("short")
 
@@ -87,7 +87,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
             let (_, client) = try await h.startOperator()
-            _ = try await h.admin.create(OperatorHarness.connection("evolving"))
+            _ = try await h.admin.create(ClusterFixture.connection("evolving"))
             _ = try await h.ready("evolving")
             let before = try await h.requireSecret("evolving")
             _ = try await h.admin.mergePatch(AgentConnection.resourceType, name: "evolving", namespace: "default",
@@ -107,7 +107,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
     func testMissingServiceAccountReportsReconcilingThenReadyWhenItAppearsAndRecreationMintsANewToken() async throws {
         try await withOperatorHarness { h in
             _ = try await h.startOperator()
-            _ = try await h.admin.create(OperatorHarness.connection("waiting", serviceAccount: "late-sa"))
+            _ = try await h.admin.create(ClusterFixture.connection("waiting", serviceAccount: "late-sa"))
             let waiting = try await h.waitFor("waiting", "ServiceAccountNotFound") {
                 $0.status?.conditions?.condition("Ready")?.reason == "ServiceAccountNotFound"
             }
@@ -142,7 +142,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
             _ = try await h.startOperator()
-            _ = try await h.admin.create(OperatorHarness.connection("doomed"))
+            _ = try await h.admin.create(ClusterFixture.connection("doomed"))
             _ = try await h.ready("doomed")
             let present = try await h.secret("doomed")
             XCTAssertNotNil(present)
@@ -158,7 +158,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
             let (first, _) = try await h.startOperator(identity: "first")
-            for index in 0..<5 { _ = try await h.admin.create(OperatorHarness.connection("keep-\(index)")) }
+            for index in 0..<5 { _ = try await h.admin.create(ClusterFixture.connection("keep-\(index)")) }
             for index in 0..<5 { _ = try await h.ready("keep-\(index)") }
             let tokens = try await (0..<5).asyncMap { try await h.secret("keep-\($0)")?.token }
             await h.kill(first) // mid-way: no drain
@@ -176,7 +176,7 @@ final class AgentConnectionLifecycleTests: XCTestCase {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
             _ = try await h.startOperator()
-            _ = try await h.admin.create(OperatorHarness.connection("shared-status"))
+            _ = try await h.admin.create(ClusterFixture.connection("shared-status"))
             _ = try await h.ready("shared-status")
             // The gateway reports sessions with its own field manager.
             _ = try await h.admin.apply(AgentConnection.resourceType, [

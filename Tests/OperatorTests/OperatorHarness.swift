@@ -109,14 +109,6 @@ final class OperatorHarness: @unchecked Sendable {
         _ = try await admin.create(ServiceAccount(metadata: ObjectMeta(name: name, namespace: namespace)))
     }
 
-    static func connection(_ name: String, namespace: String = "default", serviceAccount: String = "agent-sa",
-                           ttl: String? = nil, rotateBefore: String? = nil) -> AgentConnection {
-        AgentConnection(metadata: ObjectMeta(name: name, namespace: namespace), spec: AgentConnectionSpec(
-            serviceAccountName: serviceAccount,
-            identity: AgentIdentity(issuer: "https://issuer.example.com", audiences: ["agentgate"], allowedSubjects: ["agent-1"]),
-            credentials: ttl == nil && rotateBefore == nil ? nil : CredentialPolicy(tokenTTL: ttl, rotateBefore: rotateBefore)))
-    }
-
     /// Events (core/v1, as kubectl describe reads them) about a connection.
     func events(about name: String, namespace: String = "default") async throws -> [JSONValue] {
         try await admin.list(.events, namespace: namespace, options: ListOptions(fieldSelector: "involvedObject.name=\(name)")).items

@@ -20,7 +20,7 @@ final class OperatorProcessTests: XCTestCase {
             let output = LockedText()
             pipe.fileHandleForReading.readabilityHandler = { handle in output.append(String(decoding: handle.availableData, as: UTF8.self)) }
             defer { if process.isRunning { process.terminate() } }
-            _ = try await h.admin.create(OperatorHarness.connection("from-binary"))
+            _ = try await h.admin.create(ClusterFixture.connection("from-binary"))
             let ready = try await h.ready("from-binary", timeout: 30)
             XCTAssertEqual(ready.status?.endpoint, "https://gw.example.com/c/default/from-binary")
             let lease = try await h.admin.get(.leases, name: "agentgate-operator", namespace: "agentgate-system")

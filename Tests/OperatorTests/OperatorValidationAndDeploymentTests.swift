@@ -16,7 +16,7 @@ final class OperatorValidationAndDeploymentTests: XCTestCase {
             let rules = MaskingRule.resourceType
             _ = try await h.admin.create(MaskingRule(metadata: ObjectMeta(name: "cards", namespace: "default", labels: ["masking": "on"]),
                                                      spec: MaskingRuleSpec(customPatterns: [CustomPattern(name: "card", regex: "[0-9]{16}")])))
-            var connection = OperatorHarness.connection("masked")
+            var connection = ClusterFixture.connection("masked")
             connection.spec.maskingRuleSelector = LabelSelector(matchLabels: ["masking": "on"])
             _ = try await h.admin.create(connection)
             let ready = try await h.ready("masked")
@@ -61,7 +61,7 @@ final class OperatorValidationAndDeploymentTests: XCTestCase {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
             _ = try await h.startOperator()
-            var badSelector = OperatorHarness.connection("bad-selector")
+            var badSelector = ClusterFixture.connection("bad-selector")
             badSelector.spec.maskingRuleSelector = LabelSelector(matchLabels: ["team": "has spaces!"])
             _ = try await h.admin.create(badSelector)
             // A policy stored before the CRD had its validation rules (written past admission, as an
@@ -73,10 +73,10 @@ final class OperatorValidationAndDeploymentTests: XCTestCase {
             noisy.set(.string(KubeTime.format(Date())), at: ["metadata", "creationTimestamp"])
             try h.fixture.cluster.apiServer.store.mutate(ResourceKey(group: "agentgate.io", resource: "recordingpolicies"),
                                                          namespace: "default", name: "noisy") { _ in .put(noisy) }
-            var badPolicy = OperatorHarness.connection("bad-policy")
+            var badPolicy = ClusterFixture.connection("bad-policy")
             badPolicy.spec.recordingPolicyRef = LocalObjectReference(name: "noisy")
             _ = try await h.admin.create(badPolicy)
-            for index in 0..<20 { _ = try await h.admin.create(OperatorHarness.connection("good-\(index)")) }
+            for index in 0..<20 { _ = try await h.admin.create(ClusterFixture.connection("good-\(index)")) }
 
             let stalled = try await h.waitFor("bad-selector", "InvalidSpec") {
                 $0.status?.conditions?.condition("Ready")?.reason == "InvalidSpec"
@@ -147,7 +147,7 @@ final class OperatorValidationAndDeploymentTests: XCTestCase {
             let (leader, leaderClient) = try await h.startOperator(identity: "replica-1", configure: election)
             try await eventually(10, "replica-1 to lead") { leader.manager.elector?.isLeader == true }
             let (standby, standbyClient) = try await h.startOperator(identity: "replica-2", configure: election)
-            for index in 0..<3 { _ = try await h.admin.create(OperatorHarness.connection("ha-\(index)")) }
+            for index in 0..<3 { _ = try await h.admin.create(ClusterFixture.connection("ha-\(index)")) }
             for index in 0..<3 { _ = try await h.ready("ha-\(index)") }
             XCTAssertFalse(standby.manager.elector?.isLeader ?? true)
             let standbyWrites = standbyClient.statistics.byResource.filter { !$0.key.hasPrefix("GET ") && !$0.key.hasPrefix("WATCH ") && !$0.key.contains("leases") }
@@ -156,7 +156,7 @@ final class OperatorValidationAndDeploymentTests: XCTestCase {
 
             await h.stop(leader)
             try await eventually(10, "replica-2 to take over after the release") { standby.manager.elector?.isLeader == true }
-            _ = try await h.admin.create(OperatorHarness.connection("after-failover"))
+            _ = try await h.admin.create(ClusterFixture.connection("after-failover"))
             _ = try await h.ready("after-failover")
             XCTAssertEqual(standbyClient.statistics.count("POST", "serviceaccounts/token"), 1,
                            "the new leader reuses the tokens the old one stored and mints only for the new connection")

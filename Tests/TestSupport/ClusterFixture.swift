@@ -82,11 +82,13 @@ public final class ClusterFixture: @unchecked Sendable {
     }
 
     /// A valid AgentConnection.
-    public static func connection(_ name: String, namespace: String = "default") -> AgentConnection {
-        AgentConnection(metadata: ObjectMeta(name: name, namespace: namespace),
-                        spec: AgentConnectionSpec(serviceAccountName: "agent-sa",
-                                                  identity: AgentIdentity(issuer: "https://issuer.example.com", audiences: ["agentgate"],
-                                                                          allowedSubjects: ["agent-1"])))
+    /// `ttl`/`rotateBefore` set `spec.credentials` when either is given.
+    public static func connection(_ name: String, namespace: String = "default", serviceAccount: String = "agent-sa",
+                                  ttl: String? = nil, rotateBefore: String? = nil) -> AgentConnection {
+        AgentConnection(metadata: ObjectMeta(name: name, namespace: namespace), spec: AgentConnectionSpec(
+            serviceAccountName: serviceAccount,
+            identity: AgentIdentity(issuer: "https://issuer.example.com", audiences: ["agentgate"], allowedSubjects: ["agent-1"]),
+            credentials: ttl == nil && rotateBefore == nil ? nil : CredentialPolicy(tokenTTL: ttl, rotateBefore: rotateBefore)))
     }
 }
 
