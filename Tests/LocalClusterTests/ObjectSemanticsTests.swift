@@ -25,6 +25,24 @@ final class ObjectSemanticsTests: XCTestCase {
         XCTAssertNil(reply.body["status"], "status is dropped on create when the kind has a status subresource")
     }
 
+    func testSecretStringDataIsFoldedIntoDataAndNeverStored() async throws {
+        let secrets = "/api/v1/namespaces/default/secrets"
+        let created = await tc.send("POST", secrets, json: [
+            "apiVersion": "v1", "kind": "Secret", "metadata": ["name": "s"],
+            "data": ["keep": "a2VlcA==", "both": "b2xk"], "stringData": ["both": "new", "plain": "pässword"],
+        ])
+        XCTAssertEqual(created.status, 201, created.message)
+        XCTAssertNil(created.body["stringData"])
+        XCTAssertEqual(created.body["data"], ["keep": "a2VlcA==", "both": "bmV3", "plain": .string(Data("pässword".utf8).base64EncodedString())])
+        var update = await tc.send("GET", "\(secrets)/s").body
+        update["stringData"] = ["later": "x"]
+        let updated = await tc.send("PUT", "\(secrets)/s", json: update)
+        XCTAssertEqual(updated.status, 200, updated.message)
+        XCTAssertEqual(updated.body[path: ["data", "later"]], "eA==")
+        let stored = await tc.send("GET", "\(secrets)/s").body
+        XCTAssertNil(stored["stringData"])
+    }
+
     func testCreateHonoursGenerateNameAndRejectsTakenNameAndResourceVersion() async throws {
         var generated = TestCluster.connection("")
         generated["metadata"] = ["generateName": "conn-"]

@@ -194,11 +194,24 @@ struct ObjectRules {
 
     private func quoteValue(_ value: JSONValue) -> String { value.serializedString() }
 
+    /// A Secret's `stringData` is write-only: kube-apiserver merges each key into `data`
+    /// (base64, `stringData` winning) and never stores or returns `stringData`.
+    static func foldStringData(_ secret: JSONValue) -> JSONValue {
+        guard let stringData = secret["stringData"]?.objectValue else { return secret }
+        var folded = secret
+        for (key, value) in stringData {
+            folded.set(.string(Data((value.stringValue ?? "").utf8).base64EncodedString()), at: ["data", key])
+        }
+        folded["stringData"] = nil
+        return folded
+    }
+
     /// Schema admission for custom resources: prune, default, validate (incl. CEL rules).
     /// `onlyUnder`: report only errors in this top-level field. A `/status` write cannot change
     /// the rest, so an object stored before a stricter schema (or rule) still gets its status
     /// written, as kube-apiserver's validation ratcheting allows for unchanged fields.
     func admit(_ object: JSONValue, old: JSONValue?, name: String, onlyUnder: String? = nil) throws -> JSONValue {
+        if definition.group == "", definition.resource == "secrets" { return Self.foldStringData(object) }
         guard let validator = definition.validator else { return object }
         if fieldValidation == "Strict", let unknown = validator.unknownFields(in: object).first {
             throw APIError(.badRequest("\(definition.kind) in version \"\(definition.version)\" cannot be handled as a \(definition.kind): strict decoding error: unknown field \"\(unknown)\""))
