@@ -20,6 +20,8 @@ public final class DevOIDCIssuer: @unchecked Sendable {
     public struct TokenRequest: Sendable {
         public var subject: String
         public var audience: String
+        /// More audiences (then `aud` is an array).
+        public var extraAudiences: [String] = []
         public var groups: [String] = []
         public var model: String?
         public var algorithm: String = "ES256"
@@ -77,6 +79,23 @@ public final class DevOIDCIssuer: @unchecked Sendable {
     /// Starts serving on `host:port` (0 picks a free port); returns the issuer URL.
     @discardableResult
     public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> String {
+        try await loadSigningKeys()
+        let bound = try await server.start(host: host, port: port, tls: nil) { [weak self] request in
+            guard let self else { return HTTPResponse(status: 503) }
+            return self.handle(request)
+        }
+        issuer = "http://\(host):\(bound)"
+        return issuer
+    }
+
+    /// Signs tokens as `issuer` without serving (`agentgate dev token`: the sandbox's issuer
+    /// runs in another process; the keys come from the same directory).
+    public func prepareOffline(issuer: String) async throws {
+        try await loadSigningKeys()
+        self.issuer = issuer
+    }
+
+    private func loadSigningKeys() async throws {
         let primitives = try rsaKey.publicKey.getKeyPrimitives()
         await keys.add(rsa: rsaKey, digestAlgorithm: .sha256, kid: JWKIdentifier(string: Self.rsaKID))
         await keys.add(ecdsa: ecKey, kid: JWKIdentifier(string: Self.ecKID))
@@ -89,12 +108,6 @@ public final class DevOIDCIssuer: @unchecked Sendable {
         ]
         jwks.append(Self.ecJWK(ecKey, kid: Self.ecKID))
         lock.withLock { publicJWKs = jwks }
-        let bound = try await server.start(host: host, port: port, tls: nil) { [weak self] request in
-            guard let self else { return HTTPResponse(status: 503) }
-            return self.handle(request)
-        }
-        issuer = "http://\(host):\(bound)"
-        return issuer
     }
 
     public func shutdown() async {
@@ -116,7 +129,8 @@ public final class DevOIDCIssuer: @unchecked Sendable {
         var claims: [String: JSONValue] = request.extraClaims
         claims["iss"] = .string(request.issuerOverride ?? issuer)
         claims["sub"] = .string(request.subject)
-        claims["aud"] = .string(request.audience)
+        claims["aud"] = request.extraAudiences.isEmpty ? .string(request.audience)
+            : .array(([request.audience] + request.extraAudiences).map { .string($0) })
         let iat = Int64(request.issuedAt.timeIntervalSince1970)
         claims["iat"] = .int(iat)
         claims["exp"] = .int(iat + Int64(request.lifetime))
