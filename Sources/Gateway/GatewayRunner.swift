@@ -34,6 +34,8 @@ public final class GatewayRunner: @unchecked Sendable {
         public var pruneInterval = RetentionPruner.defaultInterval
         /// How often the TLS files are checked for a new pair.
         public var tlsReloadInterval = ServingCertificate.defaultInterval
+        /// The sandbox's built-in approver, for the web page (`agentgate dev` only).
+        public var sandboxApprover: AdminAPI.SandboxApprover?
         public init() {}
     }
 
@@ -98,7 +100,7 @@ public final class GatewayRunner: @unchecked Sendable {
         }
         let (host, port) = try parseAddress(options.listen, flag: "--listen")
         runner.port = try await gateway.start(host: host, port: port, tls: tls)
-        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics)
+        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, sandboxApprover: options.sandboxApprover)
         if let address = options.adminListen {
             let (h, p) = try parseAddress(address, flag: "--admin-listen")
             let server = HTTPServer()

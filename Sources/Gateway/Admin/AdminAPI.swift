@@ -20,11 +20,27 @@ public final class AdminAPI: Sendable {
     let store: any SessionStore
     let token: String
     let metrics: GatewayMetrics?
+    let sandboxApprover: SandboxApprover?
 
-    public init(store: any SessionStore, token: String, metrics: GatewayMetrics? = nil) {
+    /// The sandbox's built-in approver: the web page of `agentgate dev` decides approvals as
+    /// this identity (`GET /api/v1/sandbox/approver-token`, admin token required). Absent on a
+    /// real gateway.
+    public struct SandboxApprover: Sendable {
+        public var subject: String
+        public var groups: [String]
+        public var mint: @Sendable () async throws -> String
+        public init(subject: String, groups: [String], mint: @escaping @Sendable () async throws -> String) {
+            self.subject = subject
+            self.groups = groups
+            self.mint = mint
+        }
+    }
+
+    public init(store: any SessionStore, token: String, metrics: GatewayMetrics? = nil, sandboxApprover: SandboxApprover? = nil) {
         self.store = store
         self.token = token
         self.metrics = metrics
+        self.sandboxApprover = sandboxApprover
     }
 
     /// Reads the admin token from `url`, creating a random one (0600) when the file is absent.
@@ -43,11 +59,24 @@ public final class AdminAPI: Sendable {
         let parts = request.uri.split(separator: "?", maxSplits: 1)
         let path = parts.first.map(String.init) ?? "/"
         let query = RequestInfoResolver.parseQuery(parts.count > 1 ? String(parts[1]) : "")
+        if request.method == "GET", let page = WebPage.response(for: path) { return page }
         if path == "/healthz" { return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8))) }
         if path == "/metrics", let metrics {
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
         }
         guard authorized(request) else { return status(.unauthorized("an admin bearer token is required")) }
+        if path == "/api/v1/sandbox/approver-token", request.method == "GET" {
+            guard let approver = sandboxApprover else {
+                return status(Status(message: "this gateway is not a sandbox: there is no built-in approver", reason: "NotFound", code: 404))
+            }
+            do {
+                let token = try await approver.mint()
+                return json(.object(["token": .string(token), "subject": .string(approver.subject),
+                                     "groups": .array(approver.groups.map { .string($0) })]))
+            } catch {
+                return status(.serviceUnavailable("minting the sandbox approver token failed: \(error)"))
+            }
+        }
         guard request.method == "GET" else { return status(.methodNotAllowed("only GET is served")) }
         let segments = path.split(separator: "/").map(String.init)
         do {
