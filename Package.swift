@@ -130,12 +130,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            exclude: ["Admin/Web"]  // embedded by scripts/embed-assets.py (WebAssets.swift)
+        ),
+        .target(
+            name: "Sandbox",
+            dependencies: [
+                "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway", "Operator", "KubeClient",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "agentgate",
             dependencies: [
                 "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway", "Operator", "ControllerRuntime", "KubeClient", "HTTPServing",
+                "Sandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -180,6 +189,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        .testTarget(name: "SandboxTests", dependencies: ["KubeCore", "TestSupport"]),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
         .testTarget(

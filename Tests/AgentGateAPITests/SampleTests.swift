@@ -12,7 +12,7 @@ final class SampleTests: XCTestCase {
     }
 
     private func allSampleDocuments() throws -> [(file: String, object: JSONValue)] {
-        try documents(in: "samples") + documents(in: "samples/scenario")
+        try documents(in: "samples") + documents(in: "samples/scenario") + documents(in: "samples/sandbox")
     }
 
     func testThereIsOneSamplePerKind() throws {
@@ -28,7 +28,7 @@ final class SampleTests: XCTestCase {
             switch AgentGateKinds.lookup(kind) {
             case AgentGateKinds.agentConnection:
                 let connection = try object.decode(AgentConnection.self)
-                XCTAssertEqual(connection.spec.serviceAccountName, "agent-sa", file)
+                XCTAssertTrue(["agent-sa", "my-agent"].contains(connection.spec.serviceAccountName), file)
                 XCTAssertEqual(try JSONValue(encoding: connection), object, "\(file) does not round-trip")
             case AgentGateKinds.maskingRule:
                 let rule = try object.decode(MaskingRule.self)
@@ -43,7 +43,7 @@ final class SampleTests: XCTestCase {
             }
             decoded += 1
         }
-        XCTAssertEqual(decoded, 6)
+        XCTAssertEqual(decoded, 7, "three samples, three in the scenario, the sandbox connection")
     }
 
     func testEveryAgentGateSampleIsValidAgainstItsCRD() throws {

@@ -1,88 +1,132 @@
-import AgentGateAPI
 import ArgumentParser
 import Foundation
-import KubeClient
-import LocalCluster
-import Logging
-import Operator
+import Sandbox
 
-/// `agentgate dev`: the local sandbox. It runs the embedded Kubernetes API server with the
-/// AgentGate CRDs installed and the operator reconciling against it, in one process; the
-/// gateway and the dev OIDC issuer join it as their issues land.
+/// `agentgate dev`: the local sandbox (``DevSandbox``), and `agentgate dev token`.
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run a local sandbox: an embedded Kubernetes API server with the AgentGate CRDs and the operator, on loopback.",
-        discussion: """
-            Writes an admin kubeconfig to DIR/admin.kubeconfig (DIR defaults to .agentgate) and \
-            serves the Kubernetes API on https://127.0.0.1:API-PORT until interrupted (Ctrl-C). \
-            The operator runs in the same process: applied AgentConnections become Ready, with \
-            their credential Secrets in agentgate-system. Objects are kept in DIR/state.json \
-            across restarts.
-
-            Try:
-              export KUBECONFIG=.agentgate/admin.kubeconfig
-              kubectl get crds
-              kubectl apply -f samples/scenario/
-              kubectl get agentgate
-            """
+        abstract: "Run the whole product on loopback: Kubernetes API server, operator, gateway, OIDC issuer and web page.",
+        subcommands: [Run.self, Token.self],
+        defaultSubcommand: Run.self
     )
 
-    @Option(name: .long, help: "Directory for the kubeconfig, the cluster CA, keys and state.")
-    var dataDir: String = ".agentgate"
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Run the sandbox (the default of `agentgate dev`).",
+            discussion: """
+                In one process, on 127.0.0.1: an embedded Kubernetes API server with the AgentGate \
+                CRDs (--api-port), the operator, the gateway (HTTPS, --gateway-port), its admin API \
+                and web page (--admin-port) and a development OIDC issuer (--issuer-port). On a first \
+                start it applies the demo scenario of samples/scenario (namespace demo, AgentConnection \
+                demo/claude-ops with approvals, masking and recording), unless --empty.
 
-    @Option(name: .long, help: "Port of the embedded Kubernetes API server.")
-    var apiPort: Int = 16443
+                Everything is kept in DIR (default .agentgate): admin.kubeconfig, the CA, issuer \
+                keys, the session store (sessions.db) and the cluster's objects (state.json), so a \
+                restart resumes where you left off. Remove DIR to start over.
 
-    @Option(name: .long, help: "Port of the gateway (used once the gateway joins the sandbox).")
-    var gatewayPort: Int = 18443
+                Other commands find the sandbox through --data-dir: `agentgate dev token`, \
+                `agentgate kubeconfig`, `agentgate sessions`, `agentgate approvals`.
+                """
+        )
 
-    @Flag(name: .long, help: "Serve plain HTTP instead of HTTPS (loopback only).")
-    var insecureHTTP = false
+        @Option(name: .long, help: "Directory for kubeconfigs, CA, keys, state and the session store.")
+        var dataDir: String = ".agentgate"
+        @Option(name: .long, help: "Port of the embedded Kubernetes API server (HTTPS).")
+        var apiPort: Int = 16443
+        @Option(name: .long, help: "Port of the gateway agents connect to (HTTPS).")
+        var gatewayPort: Int = 18443
+        @Option(name: .long, help: "Port of the gateway's admin API and web page (HTTP, loopback).")
+        var adminPort: Int = 18444
+        @Option(name: .long, help: "Port of the development OIDC issuer (HTTP, loopback).")
+        var issuerPort: Int = 18445
+        @Flag(name: .long, help: "Do not apply the demo scenario on a first start.")
+        var empty = false
 
-    func run() async throws {
-        setlinebuf(stdout)
-        let directory = URL(fileURLWithPath: dataDir, isDirectory: true).standardizedFileURL
-        var configuration = LocalCluster.Configuration(dataDirectory: directory, port: apiPort, useTLS: !insecureHTTP)
-        configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)
-        configuration.persistState = true
-        print("Starting the embedded Kubernetes API server on 127.0.0.1:\(apiPort) ...")
-        let cluster: LocalCluster
-        do {
-            cluster = try await LocalCluster.start(configuration)
-        } catch {
-            throw ValidationError("\(error)")
+        func run() async throws {
+            setlinebuf(stdout)
+            var options = DevSandbox.Options(dataDirectory: URL(fileURLWithPath: dataDir, isDirectory: true).standardizedFileURL)
+            options.apiPort = apiPort
+            options.gatewayPort = gatewayPort
+            options.adminPort = adminPort
+            options.issuerPort = issuerPort
+            options.empty = empty
+            let sandbox: DevSandbox
+            do {
+                sandbox = try await DevSandbox.start(options) { print($0) }
+            } catch {
+                throw CLIFailure("\(error)")
+            }
+            let token = (try? String(contentsOf: options.dataDirectory.appendingPathComponent("admin-token"), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            let dirFlag = dataDir == ".agentgate" ? "" : " --data-dir \(dataDir)"
+            print("""
+
+                AgentGate sandbox is running.
+                  Admin kubeconfig: \(sandbox.adminKubeconfigPath.path)
+                  Gateway:          \(sandbox.gatewayURL)/c/<namespace>/<connection>
+                  Web page:         \(sandbox.adminURL)/#token=\(token)
+
+                Next, in another terminal:
+                  agentgate kubeconfig --connection demo/claude-ops\(dirFlag) > agent.kubeconfig
+                  kubectl --kubeconfig agent.kubeconfig get secret db-credentials -o yaml   # values masked
+                  agentgate sessions list\(dirFlag)
+                Press Ctrl-C to stop.
+                """)
+            await SignalWaiter.waitForInterrupt()
+            print("\nStopping ...")
+            await sandbox.stop()
         }
-        let kubeconfig = directory.appendingPathComponent("admin.kubeconfig")
-        try cluster.writeAdminKubeconfig(to: kubeconfig)
-
-        print("Starting the operator ...")
-        let operatorClient = try KubernetesClient(config: try KubeConfig.fromKubeconfig(yaml: cluster.adminKubeconfig()))
-        var operatorLogger = Logger(label: "agentgate.operator")
-        operatorLogger.logLevel = .warning // the sandbox's terminal shows problems only
-        var options = OperatorOptions(gatewayNamespace: "agentgate-system",
-                                      gatewayURL: "\(insecureHTTP ? "http" : "https")://127.0.0.1:\(gatewayPort)")
-        options.logger = operatorLogger
-        options.identity = "agentgate-dev"
-        let agentOperator = try AgentGateOperator(client: operatorClient, options: options)
-        let operatorTask = Task { try await agentOperator.run() }
-
-        print("""
-            Kubernetes API:   \(cluster.url)
-            Admin kubeconfig: \(kubeconfig.path)
-
-            Next:
-              export KUBECONFIG=\(kubeconfig.path)
-              kubectl apply -f samples/scenario/
-              kubectl wait --for=condition=Ready agc --all -n demo
-              kubectl get agentgate -A
-            Press Ctrl-C to stop.
-            """)
-        await SignalWaiter.waitForInterrupt()
-        print("\nStopping ...")
-        agentOperator.shutDown()
-        _ = try? await operatorTask.value
-        try? await operatorClient.shutdown()
-        await cluster.stop()
     }
+
+    struct Token: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "token",
+            abstract: "Print an agent JWT from the sandbox's development OIDC issuer.",
+            discussion: """
+                The token carries the connection's first audience and, unless given, its first \
+                allowed subject and its allowed groups, so the gateway accepts it for the \
+                connection. Give --subject and --group to act as someone else (an approver: \
+                --subject alice --group sre). --output exec-credential prints a kubectl \
+                ExecCredential (what `agentgate kubeconfig` plugs in).
+                """
+        )
+        enum Output: String, ExpressibleByArgument { case token, execCredential = "exec-credential" }
+
+        @Option(name: .long, help: "NAMESPACE/NAME of the AgentConnection the token is for.")
+        var connection: String
+        @Option(name: .long, help: "Subject (sub claim). Default: the connection's first allowed subject.")
+        var subject: String?
+        @Option(name: .long, help: "A group claim (repeatable). Default: the connection's allowed groups when --subject is not given.")
+        var group: [String] = []
+        @Option(name: .long, help: "Model name, under the connection's model claim.")
+        var model: String?
+        @Option(name: .long, help: "Token lifetime in seconds.")
+        var lifetime: Int = 3600
+        @Option(name: .long, help: "Sandbox directory.")
+        var dataDir: String = ".agentgate"
+        @Option(name: .shortAndLong, help: "token or exec-credential.")
+        var output: Output = .token
+
+        func run() async throws {
+            guard lifetime > 0 else { throw ValidationError("--lifetime \(lifetime): must be a positive number of seconds") }
+            do {
+                let directory = SandboxDirectory(path: dataDir)
+                let agc = try await directory.connection(connection)
+                let (token, expires) = try await SandboxTokens.agentToken(directory: directory, connection: agc, subject: subject,
+                                                                          groups: group.isEmpty ? nil : group, model: model,
+                                                                          lifetime: TimeInterval(lifetime))
+                print(output == .token ? token : AgentKubeconfig.execCredential(token: token, expires: expires))
+            } catch let error as SandboxError {
+                throw CLIFailure(error.description)
+            }
+        }
+    }
+}
+
+/// A failure the user can act on: printed as `Error: <message>`, exit status 1.
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

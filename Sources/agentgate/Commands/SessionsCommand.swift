@@ -28,7 +28,8 @@ struct SessionsCommand: AsyncParsableCommand {
         }
     }
 
-    enum Output: String, ExpressibleByArgument { case table, json }
+    /// `name` prints one id per line (for scripts: `agentgate sessions replay "$(agentgate sessions list -o name | head -1)"`).
+    enum Output: String, ExpressibleByArgument { case table, json, name }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sessions, most recent first.")
@@ -42,7 +43,7 @@ struct SessionsCommand: AsyncParsableCommand {
         @Option(help: "With an exchange on this resource.") var resource: String?
         @Option(help: "With an exchange in this namespace.") var namespace: String?
         @Option(help: "With an exchange on this object name.") var name: String?
-        @Option(name: .shortAndLong, help: "table or json.") var output: Output = .table
+        @Option(name: .shortAndLong, help: "table, json or name (ids only, most recent first).") var output: Output = .table
 
         func run() async throws {
             var query: [(String, String)] = []
@@ -52,6 +53,10 @@ struct SessionsCommand: AsyncParsableCommand {
             }
             let result = try await target.client().listSessions(query)
             if output == .json { print(result.prettyPrinted()); return }
+            if output == .name {
+                for s in result["items"]?.arrayValue ?? [] { print(s["id"]?.stringValue ?? "") }
+                return
+            }
             var rows = [["ID", "CONNECTION", "SUBJECT", "MODEL", "EXCHANGES", "STARTED", "LAST ACTIVITY"]]
             for s in result["items"]?.arrayValue ?? [] {
                 rows.append([s["id"]?.stringValue ?? "", s["connection"]?.stringValue ?? "", s["subject"]?.stringValue ?? "",
