@@ -7,6 +7,16 @@ struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
         abstract: "Run the whole product on loopback: Kubernetes API server, operator, gateway, OIDC issuer and web page.",
+        discussion: """
+            `agentgate dev [OPTIONS]` runs the sandbox (the `run` subcommand; `agentgate dev run \
+            --help` explains it):
+              --data-dir DIR        kubeconfigs, keys, state (default .agentgate)
+              --api-port PORT       embedded Kubernetes API server, HTTPS (default 16443)
+              --gateway-port PORT   gateway agents connect to, HTTPS (default 18443)
+              --admin-port PORT     admin API and web page, HTTP (default 18444)
+              --issuer-port PORT    development OIDC issuer, HTTP (default 18445)
+              --empty               do not apply the demo scenario on a first start
+            """,
         subcommands: [Run.self, Token.self],
         defaultSubcommand: Run.self
     )
