@@ -43,6 +43,24 @@ final class StatusApplySemanticsTests: XCTestCase {
         XCTAssertFalse(operations.contains("Update"), "an apply is recorded as Apply only, not also as Update: \(operations)")
     }
 
+    func testApplyToTheStatusOfAMissingObjectIsNotFoundAndCreatesNothing() async throws {
+        let tc = try await TestCluster(useTLS: false)
+        defer { Task { await tc.stop() } }
+        let base = "/apis/agentgate.io/v1alpha1/namespaces/default/agentconnections"
+        let reply = await tc.send("PATCH", "\(base)/ghost/status?fieldManager=agentgate-gateway&force=true",
+                                  json: ["apiVersion": "agentgate.io/v1alpha1", "kind": "AgentConnection",
+                                         "metadata": ["name": "ghost", "namespace": "default"], "status": ["pendingApprovals": 1]],
+                                  contentType: "application/apply-patch+yaml")
+        XCTAssertEqual(reply.status, 404, reply.message)
+        XCTAssertEqual(reply.body["reason"], "NotFound")
+        let get = await tc.send("GET", "\(base)/ghost")
+        XCTAssertEqual(get.status, 404, "an apply to /status must not create the object")
+        // Apply to the object itself still creates it.
+        let created = await tc.send("PATCH", "\(base)/ghost?fieldManager=kubectl",
+                                    json: TestCluster.connection("ghost"), contentType: "application/apply-patch+yaml")
+        XCTAssertEqual(created.status, 201, created.message)
+    }
+
     func testStatusOfAnObjectStoredBeforeAStricterSchemaCanStillBeWritten() async throws {
         let tc = try await TestCluster(useTLS: false)
         defer { Task { await tc.stop() } }

@@ -147,7 +147,10 @@ extension ResourceHandlers {
         let force = request.queryFlag("force")
         let subresource = request.info.subresource
         let definition = request.definition
-        return try write(request, name: request.info.name, allowCreate: isApply, appliedByServer: isApply) { rules, old, oldRV in
+        // Apply creates a missing object, but not through a subresource: kube-apiserver answers
+        // an apply to the /status of a missing object with 404.
+        return try write(request, name: request.info.name, allowCreate: isApply && subresource.isEmpty,
+                         appliedByServer: isApply) { rules, old, oldRV in
             do {
                 let patched: JSONValue
                 switch type {
