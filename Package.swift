@@ -136,7 +136,7 @@ let package = Package(
         .target(
             name: "Sandbox",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway", "Operator", "KubeClient",
+                "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway", "Operator", "KubeClient", "HTTPServing",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -189,7 +189,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .testTarget(name: "SandboxTests", dependencies: ["KubeCore", "TestSupport"]),
+        .testTarget(name: "SandboxTests", dependencies: ["KubeCore", "HTTPServing", "TestSupport"]),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
         .testTarget(

@@ -1,8 +1,6 @@
 import AgentGateAPI
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import HTTPServing
 import Gateway
 import KubeClient
 import KubeCore
@@ -80,7 +78,7 @@ public final class DevSandbox: @unchecked Sendable {
                                    (options.gatewayPort, "the gateway", "--gateway-port"),
                                    (options.adminPort, "the admin API and web page", "--admin-port"),
                                    (options.issuerPort, "the development OIDC issuer", "--issuer-port")] {
-            if let problem = PortProbe.bindProblem(port: port) {
+            if let problem = LoopbackPort.bindProblem(port) {
                 throw SandboxError("cannot listen on 127.0.0.1:\(port) for \(what): \(problem); is another process (an earlier `agentgate dev`?) using it? Choose another port with \(flag)")
             }
         }
@@ -233,24 +231,4 @@ func writePrivate(_ text: String, to url: URL, mode: Int) throws {
 public struct SandboxError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// Whether a loopback TCP port can be bound right now.
-enum PortProbe {
-    static func bindProblem(port: Int) -> String? {
-        guard (1...65535).contains(port) else { return "\(port) is not a TCP port" }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return String(cString: strerror(errno)) }
-        defer { close(fd) }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return result == 0 ? nil : String(cString: strerror(errno))
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServing
 import TestSupport
 import XCTest
 
@@ -22,7 +23,7 @@ final class SandboxProcess {
         static let defaults = Ports()
         /// Four ports free right now.
         static func free() throws -> Ports {
-            let picked = try (0..<4).map { _ in try freePort() }
+            let picked = try (0..<4).map { _ in try LoopbackPort.free() }
             guard Set(picked).count == 4 else { return try free() }
             return Ports(api: picked[0], gateway: picked[1], admin: picked[2], issuer: picked[3])
         }
@@ -107,23 +108,4 @@ final class SandboxProcess {
 struct SandboxTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SandboxTestError("socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-            guard bind(fd, pointer, length) == 0 else { return -1 }
-            return getsockname(fd, pointer, &length)
-        }
-    }
-    guard bound == 0 else { throw SandboxTestError("bind() failed") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

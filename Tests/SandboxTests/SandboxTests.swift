@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServing
 import KubeCore
 import TestSupport
 import XCTest
@@ -22,7 +23,7 @@ final class SandboxTests: XCTestCase {
         let blocks = try Self.walkthroughBlocks()
         XCTAssertEqual(blocks.first, "swift run agentgate dev", "the walkthrough must start with the sandbox command")
         XCTAssertGreaterThanOrEqual(blocks.count, 6, "apply, kubeconfig, kubectl, approval and sessions steps")
-        if let busy = [16443, 18443, 18444, 18445].first(where: { !Self.portIsFree($0) }) {
+        if let busy = [16443, 18443, 18444, 18445].first(where: { LoopbackPort.bindProblem($0) != nil }) {
             XCTFail("the walkthrough uses the default ports and \(busy) is taken (an `agentgate dev` left running?)")
             return
         }
@@ -231,20 +232,6 @@ final class SandboxTests: XCTestCase {
         var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while payload.count % 4 != 0 { payload += "=" }
         return try JSONValue(parsing: Array(Data(base64Encoded: payload) ?? Data()))
-    }
-
-    static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     static func which(_ program: String) -> String? {
