@@ -63,13 +63,15 @@ final class PostgresDriver: SQLDriver {
     }
 
     /// LISTEN on a pooled connection held for the stream's life, re-established a second
-    /// after it fails (the `channel` is one of our fixed identifiers, never user input).
+    /// after it fails, until the driver closes (the `channel` is one of our fixed
+    /// identifiers, never user input).
     func notifications(channel: String) -> AsyncStream<String> {
         let (stream, continuation) = AsyncStream<String>.makeStream()
         let client = self.client
         let logger = self.logger
+        let pool = self.runTask
         let task = Task {
-            while !Task.isCancelled {
+            while !Task.isCancelled, !pool.isCancelled {
                 do {
                     try await client.withConnection { connection in
                         try await connection.listen(on: channel) { notifications in
@@ -77,7 +79,7 @@ final class PostgresDriver: SQLDriver {
                         }
                     }
                 } catch {
-                    if Task.isCancelled { break }
+                    if Task.isCancelled || pool.isCancelled { break }
                     logger.warning("LISTEN \(channel) failed; retrying", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(1))
