@@ -115,8 +115,8 @@ class GatewayApprovalTests: XCTestCase {
         let gone = await exists("/apis/apps/v1/namespaces/default/deployments/web")
         XCTAssertFalse(gone, "the approved delete was forwarded")
 
-        let awaited1 = try await harness.exchanges().first { $0.verb == "delete" && $0.resource == "deployments" }
-        let exchange = try XCTUnwrap(awaited1)
+        let recorded = try await harness.exchanges().first { $0.verb == "delete" && $0.resource == "deployments" }
+        let exchange = try XCTUnwrap(recorded)
         XCTAssertEqual(exchange.approvalID, id, "the exchange carries its approval id")
         XCTAssertEqual(exchange.statusCode, 200)
         let stored = try await harness.store.approval(id: id)
@@ -140,8 +140,8 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("denied by alice: not during the freeze"), result.output)
         let stillThere = await exists("/api/v1/namespaces/team-x")
         XCTAssertTrue(stillThere, "the denied delete never reached the API server")
-        let awaited2 = try await harness.exchanges().first { $0.verb == "delete" && $0.resource == "namespaces" }
-        let exchange = try XCTUnwrap(awaited2)
+        let recorded = try await harness.exchanges().first { $0.verb == "delete" && $0.resource == "namespaces" }
+        let exchange = try XCTUnwrap(recorded)
         XCTAssertEqual(exchange.statusCode, 403)
         XCTAssertEqual(exchange.approvalID, id)
         XCTAssertEqual(exchange.state, .complete)
@@ -264,8 +264,8 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 15)
         let approvals = try await harness.store.listApprovals(ApprovalFilter())
         XCTAssertEqual(approvals, [])
-        let awaited3 = try await harness.exchanges().allSatisfy { $0.approvalID == nil }
-        XCTAssertTrue(awaited3)
+        let noneCarriesAnApproval = try await harness.exchanges().allSatisfy { $0.approvalID == nil }
+        XCTAssertTrue(noneCarriesAnApproval)
     }
 
     // MARK: Who may decide
@@ -275,13 +275,13 @@ class GatewayApprovalTests: XCTestCase {
         // The agent is itself in the approver group: still not allowed to decide its own request.
         let agent = try await harness.token(groups: ["agents", "sre"])
         let kubectl = kubectlInBackground(["delete", "deployment", "self"], token: agent)
-        let awaited4 = try await pendingApproval()["id"]?.stringValue
-        let id = try XCTUnwrap(awaited4)
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
         let selfApproval = try await decide(id, "approve", token: agent, reason: "trust me")
         XCTAssertEqual(selfApproval.status, 403, "\(selfApproval.body)")
         XCTAssertTrue(selfApproval.body["message"]?.stringValue?.contains("agent-1 made this request") ?? false, "\(selfApproval.body)")
-        let awaited5 = try await harness.store.approval(id: id)?.state
-        XCTAssertEqual(awaited5, .pending)
+        let state = try await harness.store.approval(id: id)?.state
+        XCTAssertEqual(state, .pending)
         _ = try await decide(id, "deny", token: try await approver(), reason: "self-approval attempt")
         let result = try await kubectl.value
         XCTAssertTrue(result.stderr.contains("denied by alice"), result.output)
@@ -290,8 +290,8 @@ class GatewayApprovalTests: XCTestCase {
     func testApproverOutsideTheApproverGroupsIsRefused() async throws {
         try await createDeployment("outsider")
         let kubectl = kubectlInBackground(["delete", "deployment", "outsider"], token: try await harness.token())
-        let awaited6 = try await pendingApproval()["id"]?.stringValue
-        let id = try XCTUnwrap(awaited6)
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
         let bob = try await approver("bob", groups: ["developers"])
         let refused = try await decide(id, "approve", token: bob, reason: "lgtm")
         XCTAssertEqual(refused.status, 403, "\(refused.body)")
@@ -300,8 +300,8 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertEqual(listed.status, 403, "bob cannot list either")
         let admin = try await decide(id, "approve", token: harness.adminToken, reason: "admin")
         XCTAssertEqual(admin.status, 403, "the admin token has no identity to decide with")
-        let awaited7 = try await harness.store.approval(id: id)?.state
-        XCTAssertEqual(awaited7, .pending)
+        let state = try await harness.store.approval(id: id)?.state
+        XCTAssertEqual(state, .pending)
         // An approver lists what is pending with its own token.
         let alice = try await approver()
         let mine = try await GatewayHarness.send(.GET, "\(harness.adminURL)/api/v1/approvals?state=pending",
@@ -316,8 +316,8 @@ class GatewayApprovalTests: XCTestCase {
     func testApproverTokenFromAnotherIssuerIsRejected() async throws {
         try await createDeployment("forged")
         let kubectl = kubectlInBackground(["delete", "deployment", "forged"], token: try await harness.token())
-        let awaited8 = try await pendingApproval()["id"]?.stringValue
-        let id = try XCTUnwrap(awaited8)
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
         // Another connection's (or an attacker's) issuer, same claims and audience.
         let other = try DevOIDCIssuer()
         _ = try await other.start()
@@ -325,8 +325,8 @@ class GatewayApprovalTests: XCTestCase {
         let refused = try await decide(id, "approve", token: foreign, reason: "forged")
         await other.shutdown()
         XCTAssertEqual(refused.status, 401, "\(refused.body)")
-        let awaited9 = try await harness.store.approval(id: id)?.state
-        XCTAssertEqual(awaited9, .pending)
+        let state = try await harness.store.approval(id: id)?.state
+        XCTAssertEqual(state, .pending)
         _ = try await decide(id, "deny", token: try await approver(), reason: "forged approval attempt")
         _ = try await kubectl.value
     }
@@ -334,8 +334,8 @@ class GatewayApprovalTests: XCTestCase {
     func testReplayedDecisionIsAConflict() async throws {
         try await createDeployment("replay")
         let kubectl = kubectlInBackground(["delete", "deployment", "replay"], token: try await harness.token())
-        let awaited10 = try await pendingApproval()["id"]?.stringValue
-        let id = try XCTUnwrap(awaited10)
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
         let alice = try await approver()
         let first = try await decide(id, "approve", token: alice, reason: "ok")
         XCTAssertEqual(first.status, 200)
@@ -359,8 +359,8 @@ class GatewayApprovalTests: XCTestCase {
         let agent = try await harness.token()
         let url = "\(harness.connectionURL)/apis/apps/v1/namespaces/default/deployments/held"
         let raw = Task { try await GatewayHarness.send(.DELETE, url, headers: [("Authorization", "Bearer \(agent)")]) }
-        let awaited11 = try await pendingApproval()["id"]?.stringValue
-        let id = try XCTUnwrap(awaited11)
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
         await harness.gateway.shutdown()
         let reply = try await raw.value
         XCTAssertEqual(reply.status, 503, reply.body)
@@ -371,8 +371,8 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertEqual(stored?.state, .abandoned)
         let stillThere = await exists("/apis/apps/v1/namespaces/default/deployments/held")
         XCTAssertTrue(stillThere)
-        let awaited12 = try await harness.exchanges().first { $0.approvalID == id }
-        let exchange = try XCTUnwrap(awaited12)
+        let recorded = try await harness.exchanges().first { $0.approvalID == id }
+        let exchange = try XCTUnwrap(recorded)
         XCTAssertEqual(exchange.statusCode, 503)
     }
 

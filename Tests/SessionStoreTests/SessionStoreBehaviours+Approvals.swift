@@ -52,14 +52,14 @@ extension Behaviours {
         try await store.createApproval(approval("A2", at: t0 + 1))
         try await store.createApproval(approval("B1", connection: connB, at: t0 + 2))
         _ = try await store.decideApproval("A1", ApprovalDecision(state: .denied, decidedBy: "alice", reason: "no"))
-        let awaited1 = try await store.listApprovals(ApprovalFilter()).map(\.id)
-        XCTAssertEqual(awaited1, ["B1", "A2", "A1"])
-        let awaited2 = try await store.listApprovals(ApprovalFilter(state: .pending)).map(\.id)
-        XCTAssertEqual(awaited2, ["B1", "A2"])
-        let awaited3 = try await store.listApprovals(ApprovalFilter(connections: [connA])).map(\.id)
-        XCTAssertEqual(awaited3, ["A2", "A1"])
-        let awaited4 = try await store.listApprovals(ApprovalFilter(connections: [])).map(\.id)
-        XCTAssertEqual(awaited4, [])
+        let all = try await store.listApprovals(ApprovalFilter()).map(\.id)
+        XCTAssertEqual(all, ["B1", "A2", "A1"])
+        let pending = try await store.listApprovals(ApprovalFilter(state: .pending)).map(\.id)
+        XCTAssertEqual(pending, ["B1", "A2"])
+        let ofConnectionA = try await store.listApprovals(ApprovalFilter(connections: [connA])).map(\.id)
+        XCTAssertEqual(ofConnectionA, ["A2", "A1"])
+        let ofNoConnection = try await store.listApprovals(ApprovalFilter(connections: [])).map(\.id)
+        XCTAssertEqual(ofNoConnection, [])
         let denied = try await store.approval(id: "A1")
         XCTAssertEqual(denied?.decidedBy, "alice")
         XCTAssertEqual(denied?.reason, "no")
@@ -80,12 +80,12 @@ extension Behaviours {
         // "dead" never heartbeat: unknown to the instances table, so its holds are gone.
         let restarted = try await backend.open(url)
         try await restarted.recoverInterrupted()
-        let awaited5 = try await restarted.approval(id: "S1")?.state
-        XCTAssertEqual(awaited5, .abandoned, "closed: abandoned")
-        let awaited6 = try await restarted.approval(id: "D1")?.state
-        XCTAssertEqual(awaited6, .abandoned, "dead owner: abandoned on recovery")
-        let awaited7 = try await restarted.approval(id: "L1")?.state
-        XCTAssertEqual(awaited7, .pending, "a live replica's hold is left alone")
+        let heldByTheStopped = try await restarted.approval(id: "S1")?.state
+        XCTAssertEqual(heldByTheStopped, .abandoned, "closed: abandoned")
+        let heldByTheDead = try await restarted.approval(id: "D1")?.state
+        XCTAssertEqual(heldByTheDead, .abandoned, "dead owner: abandoned on recovery")
+        let heldByTheLive = try await restarted.approval(id: "L1")?.state
+        XCTAssertEqual(heldByTheLive, .pending, "a live replica's hold is left alone")
         try await live.close()
         try await dead.close()
         try await restarted.close()
