@@ -57,7 +57,7 @@ public final class ApprovalBroker: @unchecked Sendable {
             return stopping
         }
         defer { lock.withLock { waiters[approval.id] = nil } }
-        if alreadyStopping { return await finish(approval.id, .abandoned, "the gateway is shutting down") }
+        if alreadyStopping { return await finish(approval, .abandoned, "the gateway is shutting down") }
         // A decision may have landed between storing the approval and registering here.
         continuation.yield(.check)
         let ticker = Task {
@@ -69,14 +69,14 @@ public final class ApprovalBroker: @unchecked Sendable {
         }
         defer { ticker.cancel() }
         for await wake in wakes {
-            if wake == .shutdown { return await finish(approval.id, .abandoned, "the gateway shut down while the request was held") }
+            if wake == .shutdown { return await finish(approval, .abandoned, "the gateway shut down while the request was held") }
             if let current = try? await store.approval(id: approval.id), current.state.isFinal { return current }
             if approval.expiresAt.timeIntervalSinceNow <= 0 {
-                return await finish(approval.id, .expired, nil)
+                return await finish(approval, .expired, nil)
             }
         }
         // The stream ends only when this task is cancelled: the agent went away.
-        return await finish(approval.id, .abandoned, "the agent disconnected before a decision")
+        return await finish(approval, .abandoned, "the agent disconnected before a decision")
     }
 
     /// Records a decision and releases the request wherever it is held.
@@ -106,13 +106,15 @@ public final class ApprovalBroker: @unchecked Sendable {
         _ = lock.withLock { waiters[id] }?.yield(wake)
     }
 
-    /// Decides `state` unless someone decided first; returns the approval as it ends.
-    private func finish(_ id: ApprovalID, _ state: ApprovalState, _ reason: String?) async -> ApprovalRecord {
+    /// Decides `state` unless someone decided first; returns the approval as it ends. When
+    /// the store fails, the request is treated as abandoned: it must not go through on a
+    /// decision nobody recorded.
+    private func finish(_ approval: ApprovalRecord, _ state: ApprovalState, _ reason: String?) async -> ApprovalRecord {
         // A fresh task: a cancelled request (the agent left) must still record its outcome.
         let store = self.store
         let result = await Task { () -> Result<ApprovalRecord, any Error> in
             do {
-                return .success(try await store.decideApproval(id, ApprovalDecision(state: state, reason: reason)))
+                return .success(try await store.decideApproval(approval.id, ApprovalDecision(state: state, reason: reason)))
             } catch SessionStoreError.approvalAlreadyDecided(let current) {
                 return .success(current)
             } catch {
@@ -120,23 +122,15 @@ public final class ApprovalBroker: @unchecked Sendable {
             }
         }.value
         switch result {
-        case .success(let approval):
-            if approval.state == state, let onFinal { await onFinal(approval) }
-            return approval
+        case .success(let decided):
+            if decided.state == state, let onFinal { await onFinal(decided) }
+            return decided
         case .failure(let error):
-            logger.error("recording approval \(id) as \(state.rawValue) failed: \(error)")
-            var fallback = (try? await store.approval(id: id)) ?? nil
-            if fallback == nil || fallback?.state == .pending {
-                // The store failed: the request must not go through on a decision nobody recorded.
-                fallback = fallback ?? ApprovalRecord(
-                    id: id, connection: ConnectionRef(namespace: "", name: ""), rule: "", subject: "", groups: [], model: nil,
-                    sessionID: nil, exchangeID: nil, verb: "", apiGroup: "", resource: "", subresource: "", namespace: "",
-                    name: "", httpMethod: "", path: "", query: "", requestBody: nil, approverGroups: [], createdAt: Date(),
-                    expiresAt: Date())
-                fallback?.state = .abandoned
-                fallback?.reason = "the session store failed: \(error)"
-            }
-            return fallback!
+            logger.error("recording approval \(approval.id) as \(state.rawValue) failed: \(error)")
+            var abandoned = approval
+            abandoned.state = .abandoned
+            abandoned.reason = "the session store failed: \(error)"
+            return abandoned
         }
     }
 }
