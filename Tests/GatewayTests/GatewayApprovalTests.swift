@@ -1,4 +1,5 @@
 import AgentGateAPI
+import AsyncHTTPClient
 import Foundation
 import Gateway
 import HTTPServing
@@ -376,6 +377,51 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertEqual(exchange.statusCode, 503)
     }
 
+    func testAgentThatGivesUpWaitingLeavesItsApprovalAbandoned() async throws {
+        try await createDeployment("impatient")
+        let agent = try await harness.token()
+        var request = HTTPClientRequest(url: "\(harness.connectionURL)/apis/apps/v1/namespaces/default/deployments/impatient")
+        request.method = .DELETE
+        request.headers.add(name: "Authorization", value: "Bearer \(agent)")
+        let impatient = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(2)) }
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
+        _ = try? await impatient.value
+        let store = harness.store
+        try await eventually(10, "the approval of the request nobody waits for is abandoned") {
+            try await store.approval(id: id)?.state == .abandoned
+        }
+        let decided = try await decide(id, "approve", token: try await approver(), reason: "too late")
+        XCTAssertEqual(decided.status, 409, "nothing is left to approve: \(decided.body)")
+        let stillThere = await exists("/apis/apps/v1/namespaces/default/deployments/impatient")
+        XCTAssertTrue(stillThere)
+    }
+
+    func testGatewayProcessKilledWhileHoldingIsFoundAbandonedByTheRestartedProcess() async throws {
+        try await createDeployment("web")
+        let first = try await harness.startGatewayBinary(name: "gw-first")
+        defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
+        let agent = try await harness.token()
+        let held = Task {
+            try await GatewayHarness.send(.DELETE, "\(first.connectionURL)/apis/apps/v1/namespaces/default/deployments/web",
+                                          headers: [("Authorization", "Bearer \(agent)")])
+        }
+        let pending = try await pendingApproval()
+        let id = try XCTUnwrap(pending["id"]?.stringValue)
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        _ = try? await held.value
+        let killedState = try await harness.store.approval(id: id)?.state
+        XCTAssertEqual(killedState, .pending, "a killed process records nothing")
+        let restarted = try await harness.startGatewayBinary(name: "gw-restarted")
+        defer { kill(restarted.process.processIdentifier, SIGKILL) }
+        let approval = try await GatewayHarness.send(.GET, "\(restarted.adminURL)/api/v1/approvals/\(id)",
+                                                     headers: [("Authorization", "Bearer \(restarted.adminToken)")])
+        XCTAssertEqual(try JSONValue(parsing: approval.body)["state"]?.stringValue, "abandoned", approval.body)
+        let stillThere = await exists("/apis/apps/v1/namespaces/default/deployments/web")
+        XCTAssertTrue(stillThere)
+    }
+
     func testApprovalsLeftPendingByADeadGatewayAreAbandonedOnRestart() async throws {
         // A gateway that died holding a request (its store instance never closed).
         let dead = try await SessionStores.open(url: harness.storeURL, options: SessionStoreOptions(instanceID: "dead-gateway"))
@@ -424,5 +470,7 @@ final class GatewayApprovalOnPostgresTests: GatewayApprovalTests {
     override func testApproverTokenFromAnotherIssuerIsRejected() async throws { try await super.testApproverTokenFromAnotherIssuerIsRejected() }
     override func testReplayedDecisionIsAConflict() async throws { try await super.testReplayedDecisionIsAConflict() }
     override func testGatewayShutdownAnswersHeldRequests503AndMarksThemAbandoned() async throws { try await super.testGatewayShutdownAnswersHeldRequests503AndMarksThemAbandoned() }
+    override func testAgentThatGivesUpWaitingLeavesItsApprovalAbandoned() async throws { try await super.testAgentThatGivesUpWaitingLeavesItsApprovalAbandoned() }
+    override func testGatewayProcessKilledWhileHoldingIsFoundAbandonedByTheRestartedProcess() async throws { try await super.testGatewayProcessKilledWhileHoldingIsFoundAbandonedByTheRestartedProcess() }
     override func testApprovalsLeftPendingByADeadGatewayAreAbandonedOnRestart() async throws { try await super.testApprovalsLeftPendingByADeadGatewayAreAbandonedOnRestart() }
 }
