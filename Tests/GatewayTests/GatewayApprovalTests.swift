@@ -125,6 +125,8 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertEqual(stored?.decidedBy, "alice")
         XCTAssertEqual(stored?.reason, "planned cleanup")
         XCTAssertEqual(stored?.exchangeID, exchange.id)
+        XCTAssertTrue(harness.gateway.metrics.render().contains(#"agentgate_gateway_approvals_total{connection="default/conn",state="approved"} 1"#),
+                      harness.gateway.metrics.render())
     }
 
     func testDeniedNamespaceDeleteTellsKubectlWhoDeniedItAndWhy() async throws {

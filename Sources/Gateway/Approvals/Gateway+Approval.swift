@@ -57,6 +57,7 @@ extension Gateway {
         }
         await announcer.requested(approval, connection: context.connection.config)
         let decided = await approvals.hold(approval)
+        metrics.countApproval(connection: context.ref, state: decided.state)
         switch decided.state {
         case .approved:
             return .approved(decided)
