@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking",
+                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking", "ControllerRuntime",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -11,13 +11,18 @@ public struct ApprovalPolicy: Codable, Sendable, Hashable {
     public var approverGroups: [String]?
     /// How long a request is held before it is denied (Go duration, 30s...24h, default `10m`).
     public var timeout: String?
+    /// Optional http(s) URL the gateway POSTs each new approval to (the admin API's approval
+    /// JSON), e.g. a chat bridge that pages the approvers.
+    public var webhookURL: String?
 
     public static let defaultTimeout = "10m"
 
-    public init(rules: [ApprovalRule]? = nil, approverGroups: [String]? = nil, timeout: String? = nil) {
+    public init(rules: [ApprovalRule]? = nil, approverGroups: [String]? = nil, timeout: String? = nil,
+                webhookURL: String? = nil) {
         self.rules = rules
         self.approverGroups = approverGroups
         self.timeout = timeout
+        self.webhookURL = webhookURL
     }
 }
 

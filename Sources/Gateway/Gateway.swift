@@ -5,6 +5,7 @@ import HTTPServing
 import KubeClient
 import KubeCore
 import Logging
+import ControllerRuntime
 import Masking
 import NIOCore
 import NIOHTTP1
@@ -14,15 +15,17 @@ import SessionStore
 /// The gateway's data path: `/c/<namespace>/<name>/<kubernetes path>` → the connection's
 /// upstream API server, as the connection's ServiceAccount.
 ///
-/// Contract, per request, in this order (nothing reaches upstream before step 7):
+/// Contract, per request, in this order (nothing reaches upstream before step 7, except an approval's dry run):
 /// 1. route and path check (400 for path tricks, 404 for an unknown connection);
 /// 2. the agent's bearer token verified (401) and checked against the connection (403);
 /// 3. RequestInfo derived from the decoded path exactly as kube-apiserver does;
 /// 4. `spec.access` (403 naming the rule);
-/// 5. session resolved and the exchange recorded (`beginExchange`); a store error answers
-///    503 unless the connection's RecordingPolicy says `FailOpen`;
-/// 6. headers rewritten (``UpstreamHeaders``);
-/// 7. forwarded; the answer is decoded, masked, recorded and returned — watches and
+/// 5. session resolved and the exchange recorded (`beginExchange`, with the approval id when
+///    a `spec.approval` rule holds the request); a store error answers 503 unless the
+///    connection's RecordingPolicy says `FailOpen`;
+/// 6. held for approval when a rule matches (``awaitApproval(_:_:)``): denied or expired
+///    answer 403, a gateway shutdown 503, and nothing is forwarded;
+/// 7. headers rewritten (``UpstreamHeaders``) and forwarded; the answer is decoded, masked, recorded and returned — watches and
 ///    `logs?follow` event by event (see `Gateway+Forward.swift`).
 /// Every refusal is a `metav1.Status` with the matching code, and is recorded only when the
 /// agent was authenticated (anonymous noise is not a session).
@@ -39,6 +42,9 @@ public final class Gateway: @unchecked Sendable {
     let sessions = SessionCache()
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
+    /// Requests held for approval, and decisions (see ``ApprovalBroker``).
+    public let approvals: ApprovalBroker
+    let announcer: ApprovalAnnouncer
     /// Largest non-streamed upstream body read into memory.
     public var maxResponseBytes = 256 * 1024 * 1024
 
@@ -76,6 +82,17 @@ public final class Gateway: @unchecked Sendable {
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         verifier = OIDCVerifier(http: http)
+        approvals = ApprovalBroker(store: store, logger: logger)
+        let announcer = ApprovalAnnouncer(registry: registry, http: http, logger: logger)
+        self.announcer = announcer
+        approvals.onFinal = { await announcer.finished($0) }
+        approvals.start()
+    }
+
+    /// Where approvals are announced besides the store: Events on the AgentConnection and a
+    /// prompt `status.pendingApprovals` (the gateway runner wires its cluster client here).
+    public func configureAnnouncements(events: EventRecorder?, statusReporter: SessionStatusReporter?) {
+        announcer.configure(events: events, reporter: statusReporter)
     }
 
     /// Serves on `host:port` (HTTPS with `tls`); returns the bound port. May be called more
@@ -88,7 +105,12 @@ public final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// Held requests are answered first (503, approval `abandoned`), then the listeners close.
     public func shutdown() async {
+        if await approvals.shutdown() > 0 {
+            // Released holds record their 503 and write it; give that a moment before closing.
+            try? await Task.sleep(for: .milliseconds(300))
+        }
         for server in serversLock.withLock({ servers }) { await server.shutdown() }
         try? await http.shutdown()
     }
@@ -134,7 +156,7 @@ public final class Gateway: @unchecked Sendable {
         } catch {
             return refuse(.badRequest("\(error)"))
         }
-        let context = ExchangeContext(request: request, route: route, connection: connection, ref: ref,
+        var context = ExchangeContext(request: request, route: route, connection: connection, ref: ref,
                                       agent: agent, info: info, query: query, started: started)
         if case .denied(let message) = AccessCheck.evaluate(connection.config.access, info) {
             return await refuseRecorded(.forbidden(message), context)
@@ -145,6 +167,10 @@ public final class Gateway: @unchecked Sendable {
         if ["exec", "attach", "portforward"].contains(info.subresource) || request.headers["upgrade"].first != nil {
             return await refuseRecorded(Status(message: "\(info.subresource.isEmpty ? "protocol upgrades" : "pods/\(info.subresource)") through the gateway are not supported yet",
                                                reason: "BadRequest", code: 400), context)
+        }
+        if let rule = ApprovalMatcher.match(connection.config.approval, info, body: request.body,
+                                            contentType: request.header("Content-Type")) {
+            context.heldBy = HeldBy(rule: rule, id: SortableID.make(at: Date()))
         }
         let recording: Recording
         do {
@@ -159,6 +185,12 @@ public final class Gateway: @unchecked Sendable {
                 metrics.count(connection: ref, verb: info.verb, code: 503)
                 return refuse(.serviceUnavailable("the session recorder is unavailable, so the request was not forwarded (RecordingPolicy failureMode FailClosed)"))
             }
+        }
+        if case .refused(let status, _) = await awaitApproval(context, recording) {
+            let body = status.serializedJSON()
+            await complete(context, recording, code: status.code ?? 403, body: body, bytes: nil, truncated: false, state: .complete)
+            metrics.count(connection: ref, verb: info.verb, code: status.code ?? 403)
+            return .json(status.code ?? 403, body)
         }
         return await forward(context, recording: recording)
     }
@@ -197,6 +229,8 @@ struct ExchangeContext: Sendable {
     var info: RequestInfo
     var query: [String: [String]]
     var started: DispatchTime
+    /// The approval rule holding this request, if any.
+    var heldBy: HeldBy?
 
     var elapsedMs: Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000 }
 

@@ -9,6 +9,8 @@ import SessionStore
 ///   (histograms: time waiting for the API server, and the gateway's own time on top)
 /// - `agentgate_gateway_recorded_bytes_total`, `agentgate_gateway_recorder_errors_total`,
 ///   `agentgate_gateway_forwarded_requests_total`
+/// - `agentgate_gateway_approvals_total{connection,state}`: held requests by how they ended
+///   (approved, denied, expired, abandoned)
 public final class GatewayMetrics: Sendable {
     /// A monotonically increasing count.
     public struct Counter: Sendable {
@@ -52,6 +54,14 @@ public final class GatewayMetrics: Sendable {
             descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_requests_total", unitName: "",
                                              helpText: "Requests by connection, verb and HTTP status code"),
             labels: [("connection", "\(connection)"), ("verb", verb), ("code", String(code))]
+        ).increment()
+    }
+
+    func countApproval(connection: ConnectionRef, state: ApprovalState) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_approvals_total", unitName: "",
+                                             helpText: "Requests held for approval, by connection and outcome"),
+            labels: [("connection", "\(connection)"), ("state", state.rawValue)]
         ).increment()
     }
 

@@ -3,6 +3,7 @@ import HTTPServing
 import KubeClient
 import Logging
 import NIOSSL
+import ControllerRuntime
 import SessionStore
 
 /// Everything `agentgate gateway` runs, wired together: the session store (recovered, with
@@ -100,7 +101,8 @@ public final class GatewayRunner: @unchecked Sendable {
         }
         let (host, port) = try parseAddress(options.listen, flag: "--listen")
         runner.port = try await gateway.start(host: host, port: port, tls: tls)
-        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, sandboxApprover: options.sandboxApprover)
+        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, gateway: gateway,
+                             sandboxApprover: options.sandboxApprover)
         if let address = options.adminListen {
             let (h, p) = try parseAddress(address, flag: "--admin-listen")
             let server = HTTPServer()
@@ -124,6 +126,9 @@ public final class GatewayRunner: @unchecked Sendable {
                                              logger: logger)
         reporter.start()
         runner.statusReporter = reporter
+        let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
+                                   client: client, logger: logger)
+        gateway.configureAnnouncements(events: events, statusReporter: reporter)
         let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
         pruner.start()
         runner.pruner = pruner

@@ -26,6 +26,7 @@ extension SQLSessionStore {
         let me = ProcessIdentity.current
         let id = instanceID
         let staleBefore = SQLTime.micros(at.addingTimeInterval(-staleAfter))
+        let dialect = self.dialect
         return try await driver.write { tx in
             try await Self.upsertHeartbeat(tx, id: id, me: me, at: at)
             var instances: [String: (identity: ProcessIdentity, heartbeat: Int64)] = [:]
@@ -49,6 +50,14 @@ extension SQLSessionStore {
                     WHERE state = ? AND owner = ? RETURNING id
                     """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: at),
                           .text(ExchangeState.inProgress.rawValue), .text(owner)]).count
+            }
+            let approvalOwners = try await tx.query(
+                "SELECT DISTINCT owner FROM approvals WHERE state = ? AND owner <> ?",
+                [.text(ApprovalState.pending.rawValue), .text(id)]
+            ).map { $0.text("owner") }
+            for owner in approvalOwners where isDead(owner) {
+                try await Self.abandonApprovals(tx, owner: owner, at: at, reason: "the gateway holding the request stopped",
+                                                notify: dialect == .postgres)
             }
             for owner in instances.keys where isDead(owner) {
                 try await tx.query("DELETE FROM store_instances WHERE id = ?", [.text(owner)])

@@ -183,6 +183,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             return !closed
         }) else { return }
         let owner = instanceID
+        let dialect = self.dialect
         do {
             try await driver.write { tx in
                 try await tx.query("""
@@ -190,6 +191,8 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                     WHERE state = ? AND owner = ?
                     """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: Date()),
                           .text(ExchangeState.inProgress.rawValue), .text(owner)])
+                try await Self.abandonApprovals(tx, owner: owner, at: Date(), reason: "the gateway holding the request shut down",
+                                                notify: dialect == .postgres)
                 try await tx.query("DELETE FROM store_instances WHERE id = ?", [.text(owner)])
             }
         } catch {

@@ -43,7 +43,8 @@ public protocol SessionStore: Sendable {
     /// Records this instance as alive at `at`. Call every few seconds (see `runHeartbeats`).
     func heartbeat(at: Date) async throws
 
-    /// Marks `inProgress` exchanges of dead instances `incomplete` and returns how many.
+    /// Marks `inProgress` exchanges of dead instances `incomplete` and returns how many; their
+    /// pending approvals become `abandoned` (nobody holds those requests any more).
     ///
     /// An owner is dead when it is not this instance and either its heartbeat is older than
     /// `staleAfter`, or it ran on this host (same hostname and boot) and its process no longer
@@ -76,8 +77,31 @@ public protocol SessionStore: Sendable {
     /// within the idle gap before `at`.
     func stats(at: Date) async throws -> [ConnectionRef: SessionStats]
 
-    /// Marks this instance's own `inProgress` exchanges incomplete and releases connections.
+    /// Marks this instance's own `inProgress` exchanges incomplete and its pending approvals
+    /// `abandoned`, and releases connections.
     func close() async throws
+
+    // MARK: Approvals (held requests)
+
+    /// Stores a new `pending` approval owned by this instance.
+    func createApproval(_ approval: ApprovalRecord) async throws
+
+    /// Moves a pending approval to `decision.state`, once: throws
+    /// ``SessionStoreError/approvalAlreadyDecided(_:)`` when it is no longer pending (a second
+    /// approver, a replayed request, or the timeout won), ``SessionStoreError/approvalNotFound(_:)``
+    /// when unknown. Other replicas learn of it through ``approvalDecisions()``.
+    func decideApproval(_ id: ApprovalID, _ decision: ApprovalDecision) async throws -> ApprovalRecord
+
+    func approval(id: ApprovalID) async throws -> ApprovalRecord?
+
+    /// Approvals matching `filter`, newest first.
+    func listApprovals(_ filter: ApprovalFilter) async throws -> [ApprovalRecord]
+
+    /// Ids of approvals decided by any instance sharing the database, as they are decided
+    /// (PostgreSQL LISTEN/NOTIFY). SQLite has one writer process and never yields. Best
+    /// effort: a notification sent while the listening connection reconnects is lost, so a
+    /// waiter also re-reads its approval now and then.
+    func approvalDecisions() -> AsyncStream<ApprovalID>
 }
 
 extension SessionStore {

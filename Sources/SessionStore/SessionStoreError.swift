@@ -10,6 +10,9 @@ public enum SessionStoreError: Error, Hashable, Sendable, CustomStringConvertibl
     case database(operation: String, message: String)
     /// The store was used after `close()`.
     case closed
+    case approvalNotFound(ApprovalID)
+    /// A decision on an approval that is no longer pending; carries it as it stands.
+    case approvalAlreadyDecided(ApprovalRecord)
 
     public var description: String {
         switch self {
@@ -23,6 +26,10 @@ public enum SessionStoreError: Error, Hashable, Sendable, CustomStringConvertibl
             return "session store: \(operation) failed: \(message)"
         case .closed:
             return "session store is closed"
+        case let .approvalNotFound(id):
+            return "approval \"\(id)\" not found"
+        case let .approvalAlreadyDecided(approval):
+            return "approval \"\(approval.id)\" is already \(approval.state.rawValue)"
         }
     }
 }

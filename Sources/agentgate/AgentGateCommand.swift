@@ -26,6 +26,7 @@ struct AgentGateCommand: AsyncParsableCommand {
             OperatorCommand.self,
             GatewayCommand.self,
             SessionsCommand.self,
+            ApprovalsCommand.self,
             KubeconfigCommand.self,
         ]
     )

@@ -92,7 +92,7 @@ final class KustomizeConfigTests: XCTestCase {
         XCTAssertEqual(grants(roles["agentgate-gateway"]), ["/secrets/get", "/secrets/list", "/secrets/watch"])
         XCTAssertEqual(grants(clusterRoles["agentgate-gateway"]), Set(AgentGateKinds.all.flatMap { kind in
             ["get", "patch"].map { "agentgate.io/\(kind.plural)/status/\($0)" }
-        }))
+        } + ["events.k8s.io/events/create", "events.k8s.io/events/patch"]), "status, and approval Events")
         for (name, role) in clusterRoles.merging(roles, uniquingKeysWith: { a, _ in a }) {
             XCTAssertFalse(grants(role).contains { $0.contains("*") }, "\(name) grants a wildcard")
         }

@@ -24,6 +24,19 @@ final class ApprovalMatcherTests: XCTestCase {
         ApprovalMatcher.match(policy, info(method, path, query), body: Array(body.utf8), contentType: contentType)?.name
     }
 
+    func testNamesRuleHoldsTheCreateOfThatNameFromItsBody() {
+        let named = ApprovalPolicy(rules: [ApprovalRule(name: "guarded", verbs: [.create, .patch], resources: ["configmaps"], names: ["guarded"])],
+                                   approverGroups: ["sre"])
+        func held(_ method: String, _ path: String, _ body: String, _ type: String) -> String? {
+            ApprovalMatcher.match(named, info(method, path), body: Array(body.utf8), contentType: type)?.name
+        }
+        XCTAssertEqual(held("POST", "/api/v1/namespaces/demo/configmaps", #"{"metadata":{"name":"guarded"}}"#, "application/json"), "guarded")
+        XCTAssertEqual(held("POST", "/api/v1/namespaces/demo/configmaps", "metadata:\n  name: guarded\n", "application/yaml"), "guarded")
+        XCTAssertNil(held("POST", "/api/v1/namespaces/demo/configmaps", #"{"metadata":{"name":"other"}}"#, "application/json"))
+        XCTAssertNil(held("POST", "/api/v1/namespaces/demo/configmaps", #"{"metadata":{"generateName":"guarded"}}"#, "application/json"))
+        XCTAssertEqual(held("PATCH", "/api/v1/namespaces/demo/configmaps/guarded", "{}", "application/merge-patch+json"), "guarded")
+    }
+
     func testDeletesExecAndNamedObjectsAreHeldByTheirRule() {
         XCTAssertEqual(held("DELETE", "/apis/apps/v1/namespaces/demo/deployments/web"), "deletes")
         XCTAssertEqual(held("DELETE", "/api/v1/namespaces/demo"), "deletes", "kubectl delete ns")

@@ -24,45 +24,11 @@ class GatewayCrashTests: XCTestCase {
         await harness?.stop()
     }
 
-    static var binary: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/agentgate")
-    }
-
-    /// Writes what the operator would (the connection Secret) and starts the gateway binary on
-    /// the harness's store; returns the agent-facing base URL.
+    /// Starts the gateway binary on the harness's store; returns the agent-facing base URL.
     private func startGatewayProcess() async throws -> String {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
-            throw XCTSkip("\(Self.binary.path) is missing: run `swift build` first")
-        }
-        _ = await harness.cluster.request(method: "POST", path: "/api/v1/namespaces",
-                                          body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "agentgate-system"]])
-        let config = try JSONEncoder().encode(harness.config)
-        try await harness.cluster.applyObject([
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": ["name": .string(GatewayConnectionConfig.secretName(namespace: "default", name: "conn")),
-                         "namespace": "agentgate-system",
-                         "labels": [.init(stringLiteral: GatewayConnectionConfig.managedByLabel): .string(GatewayConnectionConfig.managedByValue)]],
-            "data": [.init(stringLiteral: GatewayConnectionConfig.configKey): .string(config.base64EncodedString()),
-                     .init(stringLiteral: GatewayConnectionConfig.tokenKey): .string(Data(harness.saToken.utf8).base64EncodedString())],
-        ])
-        let kubeconfig = harness.directory.appendingPathComponent("gateway.kubeconfig")
-        try harness.cluster.adminKubeconfig().write(to: kubeconfig, atomically: true, encoding: .utf8)
-        let (process, pipe) = try ProcessRunner.start(Self.binary.path, [
-            "gateway", "--kubeconfig", kubeconfig.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-            "--store", harness.storeURL, "--data-dir", harness.directory.appendingPathComponent("gw-data").path,
-        ])
-        self.process = process
-        let output = LockedText()
-        pipe.fileHandleForReading.readabilityHandler = { output.append(String(decoding: $0.availableData, as: UTF8.self)) }
-        try await eventually(60, "the gateway binary reports its port: \(output.text)") {
-            output.text.contains("(port ") || !process.isRunning
-        }
-        guard let match = output.text.range(of: #"\(port (\d+)\)"#, options: .regularExpression) else {
-            throw TimeoutError(description: "the gateway binary did not start: \(output.text)")
-        }
-        let port = output.text[match].dropFirst("(port ".count).dropLast()
-        return "http://127.0.0.1:\(port)/c/default/conn"
+        let started = try await harness.startGatewayBinary(name: "gw-data")
+        process = started.process
+        return started.connectionURL
     }
 
     func testSIGKILLDuringAWatchKeepsEarlierExchangesAndMarksTheCutOneIncomplete() async throws {

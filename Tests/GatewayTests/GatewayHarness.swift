@@ -39,8 +39,15 @@ final class GatewayHarness {
     var base: String { "http://127.0.0.1:\(port)" }
     var connectionURL: String { "\(base)/c/default/conn" }
 
-    init(backend: GatewayStoreBackend = .sqlite, access: AccessPolicy? = nil, failureMode: FailureMode? = nil,
-         upstreamOverride: String? = nil) async throws {
+    /// The admin API (sessions, approvals) on loopback HTTP, with token ``adminToken``.
+    let admin: AdminAPI
+    let adminServer = HTTPServer()
+    let adminPort: Int
+    let adminToken = "test-admin-token"
+    var adminURL: String { "http://127.0.0.1:\(adminPort)" }
+
+    init(backend: GatewayStoreBackend = .sqlite, access: AccessPolicy? = nil, approval: ApprovalPolicy? = nil,
+         failureMode: FailureMode? = nil, upstreamOverride: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gw-\(UUID().uuidString)")
         self.backend = backend
         storeURL = try backend.freshURL(in: directory)  // before anything exists: a skip leaves nothing behind
@@ -63,7 +70,7 @@ final class GatewayHarness {
         config = GatewayConnectionConfig(
             namespace: "default", name: "conn", generation: 1, uid: "uid-1", serviceAccountName: "agent", endpoint: nil,
             identity: AgentIdentity(issuer: issuerURL, audiences: [Self.audience], allowedSubjects: ["agent-1"], allowedGroups: ["agents"]),
-            approval: nil, access: access, recording: RecordingPolicySpec(failureMode: failureMode),
+            approval: approval, access: access, recording: RecordingPolicySpec(failureMode: failureMode),
             recordingPolicyName: nil, maskingRules: [], credentialExpiresAt: nil)
         registry.put(config, token: saToken)
         gateway = try Gateway(upstream: KubeConfig(server: upstreamOverride ?? cluster.url), registry: registry, store: store)
@@ -71,9 +78,13 @@ final class GatewayHarness {
         certificateAuthority = try ClusterCertificateAuthority.loadOrCreate(in: directory.appendingPathComponent("gateway-tls"))
         tlsPort = try await gateway.start(host: "127.0.0.1", port: 0,
                                           tls: NIOSSLContext(configuration: certificateAuthority.serverTLSConfiguration()))
+        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, gateway: gateway)
+        self.admin = admin
+        adminPort = try await adminServer.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
     }
 
     func stop() async {
+        await adminServer.shutdown()
         await gateway.shutdown()
         try? await store.close()
         await issuer.shutdown()

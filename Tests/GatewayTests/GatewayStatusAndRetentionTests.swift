@@ -76,7 +76,7 @@ class GatewayStatusAndRetentionTests: XCTestCase {
         let gatewayEntry = try XCTUnwrap(statusManagers.first { $0["manager"]?.stringValue == "agentgate-gateway" })
         XCTAssertEqual(gatewayEntry["operation"]?.stringValue, "Apply")
         let owned = gatewayEntry[path: ["fieldsV1", "f:status"]]?.objectValue?.keys.sorted() ?? []
-        XCTAssertEqual(owned, ["f:sessions"], "the gateway owns status.sessions only")
+        XCTAssertEqual(owned, ["f:pendingApprovals", "f:sessions"], "the gateway owns status.sessions and pendingApprovals only")
 
         // The operator re-applies its own fields: the gateway's stay.
         _ = try await client.apply(AgentConnection.resourceType, [

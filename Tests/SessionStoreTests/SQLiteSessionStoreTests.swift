@@ -20,4 +20,7 @@ final class SQLiteSessionStoreTests: XCTestCase {
     func testConcurrentExchangesAllStoredWithUniqueSequences() async throws { try await Behaviours.concurrentExchangesAllStoredWithUniqueSequences(backend) }
     func testStatsCountActiveAndTotalSessionsPerConnection() async throws { try await Behaviours.statsCountActiveAndTotalSessionsPerConnection(backend) }
     func testMigrateIsIdempotentAndDataSurvivesReopen() async throws { try await Behaviours.migrateIsIdempotentAndDataSurvivesReopen(backend) }
+    func testApprovalIsDecidedExactlyOnce() async throws { try await Behaviours.approvalIsDecidedExactlyOnce(backend) }
+    func testApprovalsListByStateAndConnectionNewestFirst() async throws { try await Behaviours.approvalsListByStateAndConnectionNewestFirst(backend) }
+    func testClosingAndRecoveryAbandonPendingApprovals() async throws { try await Behaviours.closingAndRecoveryAbandonPendingApprovals(backend) }
 }

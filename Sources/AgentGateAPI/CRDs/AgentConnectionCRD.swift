@@ -234,6 +234,11 @@ extension AgentGateCRDs {
                           default: 10m
                           maxLength: 64
                           pattern: '\#(CRDSchemaFragments.durationPattern)'
+                        webhookURL:
+                          description: Optional http(s) URL that receives each new approval as JSON (POST).
+                          type: string
+                          maxLength: 2048
+                          pattern: '^https?://.+$'
                       x-kubernetes-validations:
                         - rule: '!has(self.timeout) || (duration(self.timeout) >= duration("30s") && duration(self.timeout) <= duration("24h"))'
                           message: approval.timeout must be between 30s and 24h

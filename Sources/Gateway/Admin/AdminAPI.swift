@@ -4,23 +4,41 @@ import HTTPServing
 import KubeCore
 import SessionStore
 
-/// The gateway's authenticated admin HTTP API (`--admin-listen`), read by `agentgate sessions`.
+/// The gateway's authenticated admin HTTP API (`--admin-listen`), read by `agentgate sessions`
+/// and `agentgate approvals` (and the web page).
 ///
 /// Contract:
 /// - Every request needs `Authorization: Bearer <admin token>` (compared in constant time);
 ///   otherwise 401 Status. The token lives in a file (``loadOrCreateToken(at:)``, mode 0600).
+///   The approval endpoints also accept an approver's OIDC token (see `AdminAPI+Approvals.swift`).
+/// - Errors are `metav1.Status` JSON (`{"kind":"Status","code":409,"reason":"Conflict","message":...}`).
 /// - `GET /api/v1/sessions` — filters `connection` (`ns/name`), `subject`, `model`, `since`,
 ///   `until` (RFC 3339), `verb`, `resource`, `namespace`, `name`, `limit`; answers
 ///   `{"items":[session...]}`, most recent activity first.
 /// - `GET /api/v1/sessions/{id}` — the session with its exchanges (bodies as UTF-8 text,
 ///   or base64 under `…Base64` when not text); 404 Status when unknown.
 /// - `GET /api/v1/exchanges/{id}/chunks` — stream frames (watch events, log chunks) in order.
+/// - `GET /api/v1/approvals` — filters `state` (pending, approved, denied, expired, abandoned),
+///   `connection` (`ns/name`), `limit`; answers `{"items":[approval...]}`, newest first. With an
+///   approver token, only the connections whose `approverGroups` it is in.
+/// - `GET /api/v1/approvals/{id}` — one approval: `id`, `connection`, `rule`, `state`,
+///   `subject`, `groups`, `model`, `sessionID`, `exchangeID`, `verb`, `apiGroup`, `resource`,
+///   `subresource`, `namespace`, `name`, `method`, `path`, `query`, `requestBody`,
+///   `dryRunStatusCode`, `dryRunBody` (what the API server said a dry run would do),
+///   `approverGroups`, `createdAt`, `expiresAt`, `decidedAt`, `decidedBy`, `reason` (absent
+///   fields are omitted; bodies as in sessions, `…Base64` when not text).
+/// - `POST /api/v1/approvals/{id}/approve` and `/deny`, body `{"reason":"..."}` (required to
+///   deny), with an approver's OIDC token only: 200 and the decided approval; 401 bad token,
+///   403 not an approver / the requesting agent itself / the admin token, 404 unknown id,
+///   409 Conflict when already decided (a decision is made once).
 /// - `GET /metrics` (when metrics are given) and `GET /healthz` need no token.
 public final class AdminAPI: Sendable {
     let store: any SessionStore
     let token: String
     let metrics: GatewayMetrics?
     let sandboxApprover: SandboxApprover?
+    /// The gateway whose held requests the approval endpoints decide (nil: no approvals).
+    let gateway: Gateway?
 
     /// The sandbox's built-in approver: the web page of `agentgate dev` decides approvals as
     /// this identity (`GET /api/v1/sandbox/approver-token`, admin token required). Absent on a
@@ -36,10 +54,12 @@ public final class AdminAPI: Sendable {
         }
     }
 
-    public init(store: any SessionStore, token: String, metrics: GatewayMetrics? = nil, sandboxApprover: SandboxApprover? = nil) {
+    public init(store: any SessionStore, token: String, metrics: GatewayMetrics? = nil, gateway: Gateway? = nil,
+                sandboxApprover: SandboxApprover? = nil) {
         self.store = store
         self.token = token
         self.metrics = metrics
+        self.gateway = gateway
         self.sandboxApprover = sandboxApprover
     }
 
@@ -64,7 +84,11 @@ public final class AdminAPI: Sendable {
         if path == "/metrics", let metrics {
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
         }
-        guard authorized(request) else { return status(.unauthorized("an admin bearer token is required")) }
+        let segments = path.split(separator: "/").map(String.init)
+        if segments.count >= 3, segments[0...2] == ["api", "v1", "approvals"] {
+            return await handleApprovals(request, segments: segments, query: query)
+        }
+        guard isAdmin(request) else { return status(.unauthorized("an admin bearer token is required")) }
         if path == "/api/v1/sandbox/approver-token", request.method == "GET" {
             guard let approver = sandboxApprover else {
                 return status(Status(message: "this gateway is not a sandbox: there is no built-in approver", reason: "NotFound", code: 404))
@@ -78,7 +102,6 @@ public final class AdminAPI: Sendable {
             }
         }
         guard request.method == "GET" else { return status(.methodNotAllowed("only GET is served")) }
-        let segments = path.split(separator: "/").map(String.init)
         do {
             switch segments.count {
             case 3 where segments[0...2] == ["api", "v1", "sessions"]:
@@ -105,9 +128,15 @@ public final class AdminAPI: Sendable {
         }
     }
 
-    private func authorized(_ request: HTTPRequest) -> Bool {
+    /// The single bearer token of the request, if any.
+    func bearer(_ request: HTTPRequest) -> String? {
         let headers = request.headers["authorization"]
-        guard headers.count == 1, let presented = Gateway.bearer(headers[0]) else { return false }
+        guard headers.count == 1 else { return nil }
+        return Gateway.bearer(headers[0])
+    }
+
+    func isAdmin(_ request: HTTPRequest) -> Bool {
+        guard let presented = bearer(request) else { return false }
         let a = Array(presented.utf8), b = Array(token.utf8)
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0
@@ -143,8 +172,8 @@ public final class AdminAPI: Sendable {
         return filter
     }
 
-    private func json(_ value: JSONValue) -> HTTPResponse { .json(200, value.serialized()) }
-    private func status(_ status: Status) -> HTTPResponse { .json(status.code ?? 500, status.serializedJSON()) }
+    func json(_ value: JSONValue) -> HTTPResponse { .json(200, value.serialized()) }
+    func status(_ status: Status) -> HTTPResponse { .json(status.code ?? 500, status.serializedJSON()) }
 }
 
 struct AdminQueryError: Error {
@@ -199,7 +228,7 @@ public enum AdminJSON {
         return .object(o)
     }
 
-    private static func body(_ bytes: [UInt8]?, _ key: String, into o: inout [String: JSONValue]) {
+    static func body(_ bytes: [UInt8]?, _ key: String, into o: inout [String: JSONValue]) {
         guard let bytes else { return }
         if let text = String(validatingUTF8CString: bytes) {
             o[key] = .string(text)

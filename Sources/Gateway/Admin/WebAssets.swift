@@ -88,7 +88,7 @@ async function loadApprovals() {
   let items = [];
   try {
     const answer = await api("/api/v1/approvals?state=pending");
-    items = (answer.items || []).filter(a => !a.state || a.state === "Pending" || a.state === "pending");
+    items = (answer.items || []).filter(a => a.state === "pending");
   } catch (error) {
     if (error.status === 404) return; // a gateway without approvals
     throw error;
@@ -111,11 +111,11 @@ async function loadApprovals() {
     };
     const card = el("div", { class: "approval", "data-approval": a.id },
       el("div", {}, el("strong", { text: what.trim() }), " ",
-         el("span", { class: "muted", text: `requested by ${a.subject || "?"} on ${a.connection || "?"} · ${a.id}` })),
+         el("span", { class: "muted", text: `requested by ${a.subject || "?"}${a.model ? " (" + a.model + ")" : ""} on ${a.connection || "?"} · rule ${a.rule || "?"} · ${a.id}` })),
       el("div", { class: "muted", text: `${a.method || ""} ${a.path || ""}${a.expiresAt ? " · expires " + a.expiresAt : ""}` }));
     if (a.requestBody) card.append(el("pre", { text: a.requestBody }));
-    if (a.dryRun || a.dryRunResult) card.append(el("details", {}, el("summary", { text: "server-side dry run" }),
-      el("pre", { text: typeof (a.dryRun || a.dryRunResult) === "string" ? (a.dryRun || a.dryRunResult) : JSON.stringify(a.dryRun || a.dryRunResult, null, 2) })));
+    if (a.dryRunBody) card.append(el("details", {}, el("summary", { text: `server-side dry run (${a.dryRunStatusCode || "?"}): what would change` }),
+      el("pre", { text: a.dryRunBody })));
     card.append(el("div", { class: "actions" }, reason, " ",
       el("button", { "data-approve": a.id, onclick: decide("approve"), text: "Approve" }), " ",
       el("button", { "data-deny": a.id, onclick: decide("deny"), text: "Deny" })));

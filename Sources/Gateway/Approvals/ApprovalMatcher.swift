@@ -6,8 +6,9 @@ import KubeCore
 ///
 /// Contract (AgentGateAPI `ApprovalRule`): the first rule, in spec order, whose matchers all
 /// match holds the request. Matchers work as in access rules (``RequestMatcher``), plus
-/// `names` (the object name; a deletecollection has none, so a rule with names never holds
-/// it), plus `scaleToZero`: the rule then matches only writes that set a workload's replicas
+/// `names` (the object name: from the path, or for a create from the body's
+/// `metadata.name`; a deletecollection has none, so a rule with names never holds it), plus
+/// `scaleToZero`: the rule then matches only writes that set a workload's replicas
 /// to 0 — an update or patch of `deployments|statefulsets|replicasets` (or their `scale`
 /// subresource) whose body sets `spec.replicas` to 0, in any body format kubectl sends
 /// (JSON, merge / strategic-merge patch, JSON patch, server-side apply YAML).
@@ -20,13 +21,28 @@ public enum ApprovalMatcher {
             let subresources = rule.scaleToZero == true ? (rule.subresources ?? ["", "scale"]) : rule.subresources
             guard RequestMatcher.matches(verbs: rule.verbs, apiGroups: rule.apiGroups, resources: rule.resources,
                                          subresources: subresources, namespaces: rule.namespaces, info) else { return false }
-            if let names = rule.names, !names.isEmpty, !names.contains("*"), !names.contains(info.name) { return false }
+            if let names = rule.names, !names.isEmpty, !names.contains("*"),
+               !names.contains(objectName(info, body: body, contentType: contentType)) { return false }
             if rule.scaleToZero == true { return setsReplicasToZero(info, body: body, contentType: contentType) }
             return true
         }
     }
 
     static let scalableResources: Set<String> = ["deployments", "statefulsets", "replicasets"]
+
+    /// The name of the object a request addresses; a create names it in its body.
+    static func objectName(_ info: RequestInfo, body: [UInt8], contentType: String?) -> String {
+        guard info.verb == "create", info.name.isEmpty, info.subresource.isEmpty else { return info.name }
+        return document(body, contentType: contentType)?[path: ["metadata", "name"]]?.stringValue ?? ""
+    }
+
+    /// The body as JSON, or the first YAML document of a YAML body.
+    static func document(_ body: [UInt8], contentType: String?) -> JSONValue? {
+        if (contentType ?? "").lowercased().contains("yaml") {
+            return (try? JSONValue.parseYAMLDocuments(String(decoding: body, as: UTF8.self)))?.first
+        }
+        return try? JSONValue(parsing: body)
+    }
 
     /// Whether a write sets `spec.replicas` to 0.
     public static func setsReplicasToZero(_ info: RequestInfo, body: [UInt8], contentType: String?) -> Bool {
@@ -40,13 +56,7 @@ public enum ApprovalMatcher {
                     && operation["path"]?.stringValue == "/spec/replicas" && operation["value"]?.intValue == 0
             }
         }
-        let document: JSONValue?
-        if type.contains("yaml") {
-            document = (try? JSONValue.parseYAMLDocuments(String(decoding: body, as: UTF8.self)))?.first
-        } else {
-            document = try? JSONValue(parsing: body)
-        }
-        return document?[path: ["spec", "replicas"]]?.intValue == 0
+        return document(body, contentType: contentType)?[path: ["spec", "replicas"]]?.intValue == 0
     }
 }
 

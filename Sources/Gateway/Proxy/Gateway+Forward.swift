@@ -51,7 +51,7 @@ extension Gateway {
             sessionID: sessionID, time: now, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
             subresource: info.subresource, namespace: info.namespace, name: info.name, httpMethod: request.method,
             path: context.route.decodedPath, query: context.route.rawQuery ?? "", requestBody: body,
-            requestBytes: Int64(request.body.count), truncated: truncated,
+            requestBytes: Int64(request.body.count), truncated: truncated, approvalID: context.heldBy?.id,
             kubectlCommand: request.header("Kubectl-Command"), kubectlSession: request.header("Kubectl-Session"),
             userAgent: request.header("User-Agent"))
         let exchange: ExchangeRecord

@@ -5,16 +5,19 @@ import KubeCore
 import Logging
 import SessionStore
 
-/// Reports `status.sessions` (active, total, lastActivity, lastSessionID) of every
-/// AgentConnection the gateway serves, from the session store.
+/// Reports `status.sessions` (active, total, lastActivity, lastSessionID) and
+/// `status.pendingApprovals` of every AgentConnection the gateway serves, from the session
+/// store.
 ///
 /// Contract:
 /// - Written with server-side apply on the `/status` subresource as field manager
-///   ``fieldManager`` (`agentgate-gateway`). The applied object holds `status.sessions` only,
+///   ``fieldManager`` (`agentgate-gateway`). The applied object holds `status.sessions` and
+///   `status.pendingApprovals` only,
 ///   so the operator's status fields (endpoint, credential, conditions, owned by
 ///   `agentgate-operator`) are never removed or taken over, and `spec` is never written.
-/// - At most one apply per connection per `interval` (5 s by default), and only when the
-///   figures differ from the last apply that succeeded: an idle gateway writes nothing.
+/// - One pass per `interval` (5 s by default), or sooner when ``reportSoon()`` is called (an
+///   approval was requested or decided); a connection is applied only when its figures differ
+///   from the last apply that succeeded: an idle gateway writes nothing.
 /// - Applies are forced: `status.sessions` belongs to the gateway. Several replicas on one
 ///   PostgreSQL store compute the same figures under the same manager, so they agree.
 /// - A connection whose AgentConnection is gone (404) is skipped; other errors are logged and
@@ -30,9 +33,17 @@ public final class SessionStatusReporter: @unchecked Sendable {
     private let logger: Logger
     private let lock = NSLock()
     /// Last figures applied per connection (`namespace/name`).
-    private var applied: [String: AgentGateAPI.SessionStats] = [:]
+    private var applied: [String: Figures] = [:]
     private var applies = 0
     private var task: Task<Void, Never>?
+    /// The loop's pause between passes, and whether a pass was asked for during a pass.
+    private var pause: CheckedContinuation<Void, Never>?
+    private var poked = false
+
+    struct Figures: Equatable {
+        var sessions: AgentGateAPI.SessionStats
+        var pendingApprovals: Int32
+    }
 
     public init(client: KubernetesClient, registry: ConnectionRegistry, store: any SessionStore,
                 interval: Duration = SessionStatusReporter.defaultInterval,
@@ -44,6 +55,37 @@ public final class SessionStatusReporter: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// Asks for a pass now rather than at the next tick (passes never overlap).
+    public func reportSoon() {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            defer { pause = nil }
+            if pause == nil { poked = true }
+            return pause
+        }
+        waiting?.resume()
+    }
+
+    /// Returns after `interval`, or sooner on ``reportSoon()``.
+    private func waitForNextPass() async {
+        let interval = self.interval
+        let timer = Task { [weak self] in
+            guard (try? await Task.sleep(for: interval)) != nil else { return }
+            self?.reportSoon()
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = lock.withLock { () -> Bool in
+                if poked {
+                    poked = false
+                    return true
+                }
+                pause = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        timer.cancel()
+    }
+
     /// Number of status applies sent so far (for tests and metrics).
     public var applyCount: Int { lock.withLock { applies } }
 
@@ -51,27 +93,32 @@ public final class SessionStatusReporter: @unchecked Sendable {
         task = Task { [self] in
             while !Task.isCancelled {
                 await reportOnce()
-                try? await Task.sleep(for: interval)
+                await waitForNextPass()
             }
         }
     }
 
     public func stop() {
         task?.cancel()
+        reportSoon()
     }
 
     /// One pass: reads the store's figures and applies those that changed.
     public func reportOnce(at now: Date = Date()) async {
         let all: [ConnectionRef: RecordedSessionStats]
+        var pending: [ConnectionRef: Int32] = [:]
         do {
             all = try await store.stats(at: now)
+            for approval in try await store.listApprovals(ApprovalFilter(state: .pending, limit: 10_000)) {
+                pending[approval.connection, default: 0] += 1
+            }
         } catch {
             logger.warning("reading session figures for AgentConnection status failed: \(error)")
             return
         }
         for connection in registry.all {
             let ref = ConnectionRef(namespace: connection.config.namespace, name: connection.config.name)
-            let figures = Self.status(all[ref] ?? RecordedSessionStats())
+            let figures = Figures(sessions: Self.status(all[ref] ?? RecordedSessionStats()), pendingApprovals: pending[ref] ?? 0)
             let key = "\(ref.namespace)/\(ref.name)"
             if lock.withLock({ applied[key] }) == figures { continue }
             do {
@@ -83,7 +130,7 @@ public final class SessionStatusReporter: @unchecked Sendable {
             } catch KubeError.notFound {
                 logger.debug("AgentConnection \(key) is gone; its session status is not reported")
             } catch {
-                if !Task.isCancelled { logger.warning("applying status.sessions to AgentConnection \(key) failed: \(error)") }
+                if !Task.isCancelled { logger.warning("applying status.sessions and pendingApprovals to AgentConnection \(key) failed: \(error)") }
             }
         }
     }
@@ -93,12 +140,12 @@ public final class SessionStatusReporter: @unchecked Sendable {
                                   lastActivity: stats.lastActivity.map(KubeTime.format), lastSessionID: stats.lastSessionID)
     }
 
-    private func apply(_ figures: AgentGateAPI.SessionStats, namespace: String, name: String) async throws {
-        let sessions = try JSONValue(parsing: JSONEncoder().encode(figures))
+    private func apply(_ figures: Figures, namespace: String, name: String) async throws {
+        let sessions = try JSONValue(parsing: JSONEncoder().encode(figures.sessions))
         let object: JSONValue = [
             "apiVersion": .string(AgentConnection.resourceType.apiVersion), "kind": .string(AgentConnection.kind),
             "metadata": ["name": .string(name), "namespace": .string(namespace)],
-            "status": ["sessions": sessions],
+            "status": ["sessions": sessions, "pendingApprovals": .int(Int64(figures.pendingApprovals))],
         ]
         _ = try await client.apply(AgentConnection.resourceType, object, namespace: namespace,
                                    fieldManager: Self.fieldManager, force: true, subresource: "status")

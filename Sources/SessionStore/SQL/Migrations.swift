@@ -100,6 +100,44 @@ enum Migrations {
                 )
                 """,
             ]),
+            (2, [
+                // Approvals (held requests). `state` moves from pending exactly once.
+                """
+                CREATE TABLE IF NOT EXISTS approvals (
+                    id TEXT PRIMARY KEY,
+                    connection_namespace TEXT NOT NULL,
+                    connection_name TEXT NOT NULL,
+                    rule TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    groups_json TEXT NOT NULL,
+                    model TEXT,
+                    session_id TEXT,
+                    exchange_id TEXT,
+                    verb TEXT NOT NULL,
+                    api_group TEXT NOT NULL,
+                    resource TEXT NOT NULL,
+                    subresource TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    http_method TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    query TEXT NOT NULL,
+                    request_body \(blob),
+                    dry_run_status_code BIGINT,
+                    dry_run_body \(blob),
+                    approver_groups_json TEXT NOT NULL,
+                    created_at_us BIGINT NOT NULL,
+                    expires_at_us BIGINT NOT NULL,
+                    decided_at_us BIGINT,
+                    decided_by TEXT,
+                    reason TEXT,
+                    owner TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, owner)",
+                "CREATE INDEX IF NOT EXISTS approvals_by_connection ON approvals (connection_namespace, connection_name, state)",
+            ]),
         ]
     }
 

@@ -62,6 +62,34 @@ final class PostgresDriver: SQLDriver {
         }
     }
 
+    /// LISTEN on a pooled connection held for the stream's life, re-established a second
+    /// after it fails, until the driver closes (the `channel` is one of our fixed
+    /// identifiers, never user input).
+    func notifications(channel: String) -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        let client = self.client
+        let logger = self.logger
+        let pool = self.runTask
+        let task = Task {
+            while !Task.isCancelled, !pool.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: channel) { notifications in
+                            for try await notification in notifications { continuation.yield(notification.payload) }
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled || pool.isCancelled { break }
+                    logger.warning("LISTEN \(channel) failed; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
     func close() async throws {
         runTask.cancel()
         await runTask.value

@@ -91,4 +91,7 @@ protocol SQLDriver: Sendable {
     /// cancelled task, ROLLBACK included, and every later write would then fail.
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T
     func close() async throws
+    /// Payloads notified on `channel` by any client of the database, until the stream's
+    /// consumer goes away (PostgreSQL LISTEN; SQLite never yields).
+    func notifications(channel: String) -> AsyncStream<String>
 }

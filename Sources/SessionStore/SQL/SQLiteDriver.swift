@@ -71,6 +71,11 @@ final class SQLiteDriver: SQLDriver {
         }
     }
 
+    /// One process writes a SQLite file, so there is nobody else to hear from.
+    func notifications(channel: String) -> AsyncStream<String> {
+        AsyncStream { _ in }
+    }
+
     func close() async throws {
         try await reader.close()
         try await writer.close()

@@ -13,7 +13,14 @@ struct GatewayCommand: AsyncParsableCommand {
             operator's Secrets in --gateway-namespace and applied without restart. Exchanges \
             are recorded in --store (SQLite by default, PostgreSQL for several replicas) \
             before they are forwarded; the admin API (--admin-listen, bearer token in \
-            DATA-DIR/admin-token) serves `agentgate sessions`.
+            DATA-DIR/admin-token) serves `agentgate sessions` and `agentgate approvals`.
+
+            Requests matching an AgentConnection's spec.approval rules are held (dry-run \
+            upstream first, so the approver sees what would change) until an approver \
+            decides through the admin API, or the rule's timeout passes (403). Held \
+            requests are announced as Events on the AgentConnection, in \
+            status.pendingApprovals and to spec.approval.webhookURL. On shutdown they are \
+            answered 503; replicas sharing a PostgreSQL store release each other's holds.
 
             --tls-cert and --tls-key are re-read when the files change (checked every 5 s); \
             new connections get the new certificate. Every 5 s at most, the gateway applies \

@@ -116,7 +116,7 @@ struct SessionsCommand: AsyncParsableCommand {
     }
 }
 
-private func table(_ rows: [[String]]) -> String {
+func table(_ rows: [[String]]) -> String {
     guard let header = rows.first else { return "" }
     var widths = header.map(\.count)
     for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }

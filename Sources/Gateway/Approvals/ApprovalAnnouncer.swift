@@ -1,0 +1,90 @@
+import AgentGateAPI
+import AsyncHTTPClient
+import ControllerRuntime
+import Foundation
+import KubeClient
+import KubeCore
+import Logging
+import NIOCore
+import SessionStore
+
+/// Makes approvals visible where people look, best effort (an announcement that fails is
+/// logged; it never holds, releases or fails a request):
+/// - an Event on the AgentConnection (`ApprovalRequested`, then `ApprovalApproved`,
+///   `ApprovalDenied`, `ApprovalExpired` or `ApprovalAbandoned`), when the gateway has a
+///   cluster client (``Gateway/configureAnnouncements(events:statusReporter:)``);
+/// - `status.pendingApprovals`, by asking the ``SessionStatusReporter`` for a prompt pass;
+/// - the connection's `spec.approval.webhookURL`: a POST of the approval as the admin API
+///   shows it (``AdminJSON/approval(_:)``), 10 s timeout, no retry.
+final class ApprovalAnnouncer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: EventRecorder?
+    private var reporter: SessionStatusReporter?
+    private let registry: ConnectionRegistry
+    private let http: HTTPClient
+    private let logger: Logger
+
+    init(registry: ConnectionRegistry, http: HTTPClient, logger: Logger) {
+        self.registry = registry
+        self.http = http
+        self.logger = logger
+    }
+
+    func configure(events: EventRecorder?, reporter: SessionStatusReporter?) {
+        lock.withLock {
+            self.events = events
+            self.reporter = reporter
+        }
+    }
+
+    func requested(_ approval: ApprovalRecord, connection: GatewayConnectionConfig) async {
+        let model = approval.model.map { " (model \($0))" } ?? ""
+        let note = "\(approval.subject)\(model) asked to \(Gateway.describe(approval)); held for approval \(approval.id) by rule \(approval.rule) until \(KubeTime.format(approval.expiresAt)). Decide with: agentgate approvals approve|deny \(approval.id) --reason ..."
+        announce(approval, type: .warning, reason: "ApprovalRequested", action: "HoldRequest", note: note)
+        if let url = connection.approval?.webhookURL, !url.isEmpty {
+            let http = self.http
+            let logger = self.logger
+            let body = AdminJSON.approval(approval).serialized()
+            Task {
+                var request = HTTPClientRequest(url: url)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.headers.add(name: "User-Agent", value: "agentgate-gateway")
+                request.body = .bytes(ByteBuffer(bytes: body))
+                do {
+                    let response = try await http.execute(request, timeout: .seconds(10))
+                    _ = try? await response.body.collect(upTo: 1 << 20)
+                    if response.status.code >= 300 {
+                        logger.warning("approval webhook \(url) answered \(response.status.code) for \(approval.id)")
+                    }
+                } catch {
+                    logger.warning("approval webhook \(url) failed for \(approval.id): \(error)")
+                }
+            }
+        }
+    }
+
+    func finished(_ approval: ApprovalRecord) async {
+        let by = approval.decidedBy ?? "nobody"
+        let why = approval.reason.map { ": \($0)" } ?? ""
+        let what = "approval \(approval.id) (\(Gateway.describe(approval)))"
+        let (reason, note): (String, String) = switch approval.state {
+        case .approved: ("ApprovalApproved", "\(what) approved by \(by)\(why)")
+        case .denied: ("ApprovalDenied", "\(what) denied by \(by)\(why)")
+        case .expired: ("ApprovalExpired", "\(what) expired with no decision")
+        case .abandoned, .pending: ("ApprovalAbandoned", "\(what) abandoned\(why)")
+        }
+        announce(approval, type: approval.state == .approved ? .normal : .warning, reason: reason, action: "DecideRequest", note: note)
+    }
+
+    private func announce(_ approval: ApprovalRecord, type: EventRecorder.EventType, reason: String, action: String, note: String) {
+        let (events, reporter) = lock.withLock { (self.events, self.reporter) }
+        reporter?.reportSoon()
+        guard let events else { return }
+        let uid = registry.connection(namespace: approval.connection.namespace, name: approval.connection.name)?.config.uid
+        let regarding = EventRecorder.Regarding(apiVersion: AgentConnection.resourceType.apiVersion, kind: AgentConnection.kind,
+                                                namespace: approval.connection.namespace, name: approval.connection.name,
+                                                uid: uid?.isEmpty == false ? uid : nil)
+        Task { await events.record(regarding, type: type, reason: reason, action: action, note: note) }
+    }
+}
