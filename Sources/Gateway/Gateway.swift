@@ -1,11 +1,11 @@
 import AgentGateAPI
 import AsyncHTTPClient
+import ControllerRuntime
 import Foundation
 import HTTPServing
 import KubeClient
 import KubeCore
 import Logging
-import ControllerRuntime
 import Masking
 import NIOCore
 import NIOHTTP1
@@ -15,7 +15,8 @@ import SessionStore
 /// The gateway's data path: `/c/<namespace>/<name>/<kubernetes path>` → the connection's
 /// upstream API server, as the connection's ServiceAccount.
 ///
-/// Contract, per request, in this order (nothing reaches upstream before step 7, except an approval's dry run):
+/// Contract, per request, in this order (nothing reaches upstream before step 7, except an
+/// approval's dry run):
 /// 1. route and path check (400 for path tricks, 404 for an unknown connection);
 /// 2. the agent's bearer token verified (401) and checked against the connection (403);
 /// 3. RequestInfo derived from the decoded path exactly as kube-apiserver does;
@@ -25,8 +26,9 @@ import SessionStore
 ///    connection's RecordingPolicy says `FailOpen`;
 /// 6. held for approval when a rule matches (``awaitApproval(_:_:)``): denied or expired
 ///    answer 403, a gateway shutdown 503, and nothing is forwarded;
-/// 7. headers rewritten (``UpstreamHeaders``) and forwarded; the answer is decoded, masked, recorded and returned — watches and
-///    `logs?follow` event by event (see `Gateway+Forward.swift`).
+/// 7. headers rewritten (``UpstreamHeaders``) and forwarded; the answer is decoded, masked,
+///    recorded and returned — watches and `logs?follow` event by event (see
+///    `Gateway+Forward.swift`).
 /// Every refusal is a `metav1.Status` with the matching code, and is recorded only when the
 /// agent was authenticated (anonymous noise is not a session).
 public final class Gateway: @unchecked Sendable {
@@ -168,6 +170,9 @@ public final class Gateway: @unchecked Sendable {
             return await refuseRecorded(Status(message: "\(info.subresource.isEmpty ? "protocol upgrades" : "pods/\(info.subresource)") through the gateway are not supported yet",
                                                reason: "BadRequest", code: 400), context)
         }
+        // Known before recording, so the exchange carries its approval id from the start
+        // (an exec/attach upgrade sets it the same way, then calls awaitApproval before it
+        // opens the upstream stream).
         if let rule = ApprovalMatcher.match(connection.config.approval, info, body: request.body,
                                             contentType: request.header("Content-Type")) {
             context.heldBy = HeldBy(rule: rule, id: SortableID.make(at: Date()))
