@@ -64,9 +64,9 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(kubeconfig.status, 0, kubeconfig.output)
         let read = try dev.shell("kubectl --kubeconfig agent.kubeconfig get pods,deployments")
         XCTAssertEqual(read.status, 0, read.output)
-        // The scenario's agent may delete pods only with an SRE's approval (RBAC allows it? no:
-        // the held request is released by the page; what kubectl prints after that is RBAC's
-        // answer, which proves the request was forwarded).
+        // The scenario holds every delete for an SRE. Its agent-sa may not delete Deployments,
+        // so once the page releases the request, RBAC's Forbidden is what kubectl prints: proof
+        // the request was forwarded (a denial or expiry would say so instead).
         let (held, heldOutput) = try ProcessRunner.start("bash", ["-c", "cd '\(dev.workDirectory.path)' && kubectl --kubeconfig agent.kubeconfig delete deployment web"],
                                                          environment: ["PATH": "\(SandboxProcess.binDirectory.path):\(ProcessInfo.processInfo.environment["PATH"] ?? "")"])
         defer { if held.isRunning { held.terminate() } }
@@ -86,7 +86,15 @@ final class SandboxTests: XCTestCase {
         while held.isRunning && Date() < deadline { usleep(100_000) }
         XCTAssertFalse(held.isRunning, "kubectl delete is still held after the page approved it")
         let kubectlOutput = String(decoding: heldOutput.fileHandleForReading.availableData, as: UTF8.self)
-        XCTAssertTrue(kubectlOutput.contains("deployments.apps \"web\" is forbidden") || kubectlOutput.contains("deleted"), kubectlOutput)
+        XCTAssertTrue(kubectlOutput.contains("deployments.apps \"web\" is forbidden") && kubectlOutput.contains("cannot delete"),
+                      "expected RBAC's answer to the forwarded delete: \(kubectlOutput)")
+        XCTAssertFalse(kubectlOutput.contains("denied by"), kubectlOutput)
+        // The decision is recorded as the page's: the sandbox approver, with the reason typed in.
+        let decided = try dev.shell("agentgate approvals list --state approved -o json")
+        let approval = try XCTUnwrap(try JSONValue(parsing: Array(decided.stdout.utf8))["items"]?.arrayValue?.first, decided.output)
+        XCTAssertEqual(approval["id"]?.stringValue, report["clicked"]?.stringValue)
+        XCTAssertEqual(approval["decidedBy"]?.stringValue, "sandbox-approver")
+        XCTAssertEqual(approval["reason"]?.stringValue, "approved from the web page")
         let png = try Data(contentsOf: screenshot)
         XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "the screenshot is not a PNG")
         let kept = SandboxProcess.repositoryRoot.appendingPathComponent(".build/webpage-screenshot.png")
