@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking",
+                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking", "ControllerRuntime",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -129,6 +129,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
@@ -186,6 +188,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport",
+                "ControllerRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),

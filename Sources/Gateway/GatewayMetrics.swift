@@ -9,6 +9,7 @@ import SessionStore
 ///   (histograms: time waiting for the API server, and the gateway's own time on top)
 /// - `agentgate_gateway_recorded_bytes_total`, `agentgate_gateway_recorder_errors_total`,
 ///   `agentgate_gateway_forwarded_requests_total`
+/// - `agentgate_gateway_alerts_total{connection,rule}` (RecordingPolicy alert rules that fired)
 public final class GatewayMetrics: Sendable {
     /// A monotonically increasing count.
     public struct Counter: Sendable {
@@ -52,6 +53,14 @@ public final class GatewayMetrics: Sendable {
             descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_requests_total", unitName: "",
                                              helpText: "Requests by connection, verb and HTTP status code"),
             labels: [("connection", "\(connection)"), ("verb", verb), ("code", String(code))]
+        ).increment()
+    }
+
+    func alertFired(connection: String, rule: String) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_alerts_total", unitName: "",
+                                             helpText: "RecordingPolicy alert rules that fired, by connection and rule"),
+            labels: [("connection", connection), ("rule", rule)]
         ).increment()
     }
 
