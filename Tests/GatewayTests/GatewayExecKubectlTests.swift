@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import Gateway
+import HTTPServing
 import KubeCore
 import SessionStore
 import TestSupport
@@ -161,6 +162,50 @@ final class GatewayExecKubectlTests: XCTestCase {
         let refused = try await streamExchanges("exec")
         XCTAssertFalse(refused.isEmpty)
         XCTAssertTrue(refused.allSatisfy { $0.statusCode == 403 }, "\(refused.map(\.statusCode))")
+    }
+
+    func testSessionsReplayCommandPrintsTheStreamAndExportsAsciicast() async throws {
+        let binary = GatewayCrashTests.binary.path
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("\(binary) is missing: run `swift build` first") }
+        let result = try harness.kubectl(["exec", "shell", "--", "sh", "-c", "echo first line; echo second line"], token: token)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        _ = try await completed("exec")
+        let admin = AdminAPI(store: harness.store, token: "admin-token-for-replay")
+        let server = HTTPServer()
+        let port = try await server.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
+        defer { Task { await server.shutdown() } }
+        let sessions = try await harness.store.listSessions(SessionFilter(limit: 10))
+        let session = try XCTUnwrap(sessions.first).id
+        let target = ["--admin-url", "http://127.0.0.1:\(port)", "--token", "admin-token-for-replay"]
+
+        let replay = try ProcessRunner.run(binary, ["sessions", "replay", session, "--speed", "4"] + target, timeout: 30)
+        XCTAssertEqual(replay.status, 0, replay.stderr)
+        XCTAssertTrue(replay.stdout.contains("first line\nsecond line\n"), "the exec stream is played as the terminal showed it: \(replay.stdout)")
+        XCTAssertTrue(replay.stdout.contains("/pods/shell/exec"), replay.stdout)
+
+        let cast = try ProcessRunner.run(binary, ["sessions", "replay", session, "--format", "asciicast"] + target, timeout: 30)
+        XCTAssertEqual(cast.status, 0, cast.stderr)
+        let lines = cast.stdout.split(separator: "\n")
+        let header = try JSONValue(parsing: Array(lines[0].utf8))
+        XCTAssertEqual(header["version"]?.intValue, 2)
+        XCTAssertEqual(header["width"]?.intValue, 80)
+        XCTAssertEqual(header["height"]?.intValue, 24)
+        let output = try lines.dropFirst().map { line -> String in
+            let event = try JSONValue(parsing: Array(line.utf8)).arrayValue ?? []
+            XCTAssertEqual(event.count, 3)
+            XCTAssertEqual(event[1].stringValue, "o")
+            return event[2].stringValue ?? ""
+        }.joined()
+        XCTAssertEqual(output, result.stdout, "the cast plays back what kubectl printed")
+    }
+
+    func testExecOverSPDYIsRefusedBecauseItsOutputCouldNotBeMasked() async throws {
+        let result = try ProcessRunner.run("kubectl", ["--kubeconfig", try harness.kubeconfig(token: token), "exec", "shell", "--", "echo", "x"],
+                                           environment: ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"], timeout: 60)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("WebSocket"), "the refusal says what to use: \(result.stderr)")
+        let refused = try await streamExchanges("exec")
+        XCTAssertEqual(refused.map(\.statusCode), [400], "recorded as a refused exec")
     }
 
     func testExecToMissingPodGetsTheAPIServersNotFound() async throws {
