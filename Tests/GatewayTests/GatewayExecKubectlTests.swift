@@ -43,7 +43,8 @@ final class GatewayExecKubectlTests: XCTestCase {
             if let done = try await streamExchanges(subresource).last, done.state != .inProgress { return done }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw XCTSkip("the \(subresource) exchange was never completed")
+        struct NeverCompleted: Error, CustomStringConvertible { var description: String }
+        throw NeverCompleted(description: "the \(subresource) exchange was never completed")
     }
 
     func testExecCommandPrintsOutputAndReturnsItsExitCode() async throws {
@@ -206,6 +207,25 @@ final class GatewayExecKubectlTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("WebSocket"), "the refusal says what to use: \(result.stderr)")
         let refused = try await streamExchanges("exec")
         XCTAssertEqual(refused.map(\.statusCode), [400], "recorded as a refused exec")
+    }
+
+    func testExecReachesAnHTTPSAPIServerTrustedByItsCA() async throws {
+        let secure = try await GatewayHarness(upstreamTLS: true)
+        do {
+            XCTAssertTrue(secure.cluster.url.hasPrefix("https://"), secure.cluster.url)
+            try await secure.cluster.applyObject([
+                "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
+                "spec": ["containers": [["name": "main", "image": "busybox"]]],
+            ])
+            let agent = try await secure.token()
+            let result = try secure.kubectl(["exec", "shell", "--", "sh", "-c", "echo over tls; exit 4"], token: agent)
+            XCTAssertEqual(result.status, 4, result.stderr)
+            XCTAssertEqual(result.stdout, "over tls\n")
+        } catch {
+            await secure.stop()
+            throw error
+        }
+        await secure.stop()
     }
 
     func testExecToMissingPodGetsTheAPIServersNotFound() async throws {
