@@ -129,6 +129,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             exclude: ["Admin/Web"]  // embedded by scripts/embed-assets.py (WebAssets.swift)
@@ -169,7 +171,7 @@ let package = Package(
         // Fixtures shared by the test targets: a real embedded API server, real programs.
         .target(
             name: "TestSupport",
-            dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore"],
+            dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "HTTPServing"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport"]),
@@ -196,6 +198,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport",
+                "ControllerRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -2,7 +2,8 @@ import KubeCore
 
 /// RecordingPolicy (`rp`): what the gateway records for the connections that reference it,
 /// how long sessions are kept, what happens when the session store is unavailable, and which
-/// request rates raise an alert (a Warning Event on the AgentConnection and a metric).
+/// request rates raise an alert (a Warning Event on the AgentConnection, a metric, and a POST
+/// to `alertWebhook` when set).
 public struct RecordingPolicy: AgentGateObject {
     public static let kindInfo = AgentGateKinds.recordingPolicy
 
@@ -28,16 +29,26 @@ public struct RecordingPolicySpec: Codable, Sendable, Hashable {
     /// `FailClosed` (default) refuses a request that cannot be recorded; `FailOpen` forwards it.
     public var failureMode: FailureMode?
     public var alerts: [AlertRule]?
+    /// Where the gateway POSTs each alert (JSON with the rule, connection, subject and session id).
+    public var alertWebhook: AlertWebhook?
 
     public static let defaultRetention = "720h"
 
     public init(capture: CaptureSettings? = nil, retention: String? = nil, failureMode: FailureMode? = nil,
-                alerts: [AlertRule]? = nil) {
+                alerts: [AlertRule]? = nil, alertWebhook: AlertWebhook? = nil) {
         self.capture = capture
         self.retention = retention
         self.failureMode = failureMode
         self.alerts = alerts
+        self.alertWebhook = alertWebhook
     }
+}
+
+/// An HTTP(S) endpoint that receives alerts.
+public struct AlertWebhook: Codable, Sendable, Hashable {
+    public var url: String
+
+    public init(url: String) { self.url = url }
 }
 
 /// What each exchange records; defaults capture everything up to 64 KiB per body.
@@ -66,8 +77,9 @@ public enum FailureMode: String, Codable, Sendable, Hashable, CaseIterable {
     case failOpen = "FailOpen"
 }
 
-/// Fires when more than `threshold` matching requests of one session arrive within `window`.
-/// Matchers work as in approval rules (absent list or `*` matches anything).
+/// Fires when `threshold` matching requests of one session arrive within `window` (so 1
+/// means "any"); it fires once per burst and again only after the count fell below the
+/// threshold. Matchers work as in approval rules (absent list or `*` matches anything).
 public struct AlertRule: Codable, Sendable, Hashable {
     public var name: String
     public var verbs: [RequestVerb]?

@@ -29,6 +29,9 @@ import SessionStore
 /// 7. headers rewritten (``UpstreamHeaders``) and forwarded; the answer is decoded, masked,
 ///    recorded and returned — watches and `logs?follow` event by event (see
 ///    `Gateway+Forward.swift`).
+/// `pods/exec`, `pods/attach` and `pods/portforward` upgrades take the same steps 1–6 and
+/// then become recorded streams (see `Streams/Gateway+Streams.swift`). Every admitted request
+/// is counted against the RecordingPolicy's alert rules (``AlertEvaluator``).
 /// Every refusal is a `metav1.Status` with the matching code, and is recorded only when the
 /// agent was authenticated (anonymous noise is not a session).
 public final class Gateway: @unchecked Sendable {
@@ -38,15 +41,19 @@ public final class Gateway: @unchecked Sendable {
     public let metrics = GatewayMetrics()
     let upstreamBase: String
     let http: HTTPClient
+    /// The upstream leg of upgraded requests (AsyncHTTPClient cannot switch protocols).
+    let upstreamConnector: UpstreamConnector
+    /// The RecordingPolicy alert rules of every connection.
+    public let alerts: AlertEvaluator
+    /// Requests held for approval, and decisions (see ``ApprovalBroker``).
+    public let approvals: ApprovalBroker
+    let announcer: ApprovalAnnouncer
     let logger: Logger
     let resolver = RequestInfoResolver()
     /// Session ids already resolved for token-keyed sessions (see ``SessionCache``).
     let sessions = SessionCache()
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
-    /// Requests held for approval, and decisions (see ``ApprovalBroker``).
-    public let approvals: ApprovalBroker
-    let announcer: ApprovalAnnouncer
     /// Largest non-streamed upstream body read into memory.
     public var maxResponseBytes = 256 * 1024 * 1024
 
@@ -84,6 +91,12 @@ public final class Gateway: @unchecked Sendable {
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         verifier = OIDCVerifier(http: http)
+        do {
+            upstreamConnector = try UpstreamConnector(server: base, tls: tls)
+        } catch {
+            throw GatewayConfigError("\(upstream.origin): \(error)")
+        }
+        alerts = AlertEvaluator(metrics: metrics, http: http, logger: logger)
         approvals = ApprovalBroker(store: store, logger: logger)
         let announcer = ApprovalAnnouncer(registry: registry, http: http, logger: logger)
         self.announcer = announcer
@@ -102,7 +115,8 @@ public final class Gateway: @unchecked Sendable {
     public func start(host: String, port: Int, tls: NIOSSLContext?) async throws -> Int {
         let server = HTTPServer(maxBodyBytes: 3 * 1024 * 1024)
         serversLock.withLock { servers.append(server) }
-        return try await server.start(host: host, port: port, tls: tls) { [self] request in
+        return try await server.start(host: host, port: port, tls: tls, webSocket: StreamUpgrades(gateway: self),
+                                      byteStreams: [SPDYStreamUpgrades(gateway: self)]) { [self] request in
             await self.handle(request)
         }
     }
@@ -120,63 +134,22 @@ public final class Gateway: @unchecked Sendable {
     // MARK: - Pipeline
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
-        let started = DispatchTime.now()
-        let route: GatewayRoute
-        switch GatewayRoute.parse(request.uri) {
-        case .success(let parsed): route = parsed
-        case .failure(.invalidPath(let message)): return refuse(.badRequest(message))
-        case .failure(.notAConnectionPath):
-            return refuse(Status(message: "the server could not find the requested resource; agent endpoints are /c/<namespace>/<connection>",
-                                 reason: "NotFound", code: 404))
+        var context: ExchangeContext
+        switch await admit(request) {
+        case .refused(let response): return response
+        case .admitted(let admitted): context = admitted
         }
-        guard let connection = registry.connection(namespace: route.namespace, name: route.name) else {
-            return refuse(Status(message: "agentconnection \"\(route.namespace)/\(route.name)\" is not served by this gateway",
-                                 reason: "NotFound", details: StatusDetails(name: route.name, group: "agentgate.io", kind: "agentconnections"),
-                                 code: 404))
-        }
-        let ref = ConnectionRef(namespace: route.namespace, name: route.name)
-        let authorizations = request.headers["authorization"]
-        guard authorizations.count == 1, let bearer = Self.bearer(authorizations[0]) else {
-            metrics.count(connection: ref, verb: "", code: 401)
-            return refuse(.unauthorized(authorizations.count > 1 ? "more than one Authorization header" : "a bearer token is required"))
-        }
-        let agent: VerifiedAgent
-        do {
-            agent = try await verifier.verify(bearer, identity: connection.config.identity)
-            try OIDCVerifier.authorize(agent, identity: connection.config.identity)
-        } catch let error as AgentForbidden {
-            metrics.count(connection: ref, verb: "", code: 403)
-            return refuse(.forbidden(error.message))
-        } catch {
-            metrics.count(connection: ref, verb: "", code: 401)
-            return refuse(.unauthorized("Unauthorized: \(error)"))
-        }
-        let query = RequestInfoResolver.parseQuery(route.rawQuery ?? "")
-        let info: RequestInfo
-        do {
-            info = try resolver.resolveStrictly(method: request.method, path: route.decodedPath, query: query)
-        } catch {
-            return refuse(.badRequest("\(error)"))
-        }
-        var context = ExchangeContext(request: request, route: route, connection: connection, ref: ref,
-                                      agent: agent, info: info, query: query, started: started)
-        if case .denied(let message) = AccessCheck.evaluate(connection.config.access, info) {
-            return await refuseRecorded(.forbidden(message), context)
-        }
-        if request.bodyTooLarge {
-            return await refuseRecorded(.requestEntityTooLarge(), context)
-        }
-        if ["exec", "attach", "portforward"].contains(info.subresource) || request.headers["upgrade"].first != nil {
-            return await refuseRecorded(Status(message: "\(info.subresource.isEmpty ? "protocol upgrades" : "pods/\(info.subresource)") through the gateway are not supported yet",
+        let connection = context.connection
+        let ref = context.ref
+        let info = context.info
+        if request.headers["upgrade"].first != nil {
+            // Upgrades the stream services accept never get here (see `Gateway+Streams.swift`).
+            return await refuseRecorded(Status(message: "this protocol upgrade is not proxied by the gateway; pods/exec, pods/attach and pods/portforward are (WebSocket, and SPDY/3.1 for port-forward)",
                                                reason: "BadRequest", code: 400), context)
         }
-        // Known before recording, so the exchange carries its approval id from the start
-        // (an exec/attach upgrade sets it the same way, then calls awaitApproval before it
-        // opens the upstream stream).
-        if let rule = ApprovalMatcher.match(connection.config.approval, info, body: request.body,
-                                            contentType: request.header("Content-Type")) {
-            context.heldBy = HeldBy(rule: rule, id: SortableID.make(at: Date()))
-        }
+        // Known before recording, so the exchange carries its approval id from the start (an
+        // exec/attach upgrade does the same in `admitStream`).
+        context.heldBy = approvalHold(context)
         let recording: Recording
         do {
             recording = try await beginRecording(context)
@@ -197,7 +170,73 @@ public final class Gateway: @unchecked Sendable {
             metrics.count(connection: ref, verb: info.verb, code: status.code ?? 403)
             return .json(status.code ?? 403, body)
         }
+        alerts.observe(context, sessionID: recording.sessionID)
         return await forward(context, recording: recording)
+    }
+
+    /// The `spec.approval` rule that holds this request, with the id its approval will get.
+    func approvalHold(_ context: ExchangeContext) -> HeldBy? {
+        guard let rule = ApprovalMatcher.match(context.connection.config.approval, context.info, body: context.request.body,
+                                               contentType: context.request.header("Content-Type")) else { return nil }
+        return HeldBy(rule: rule, id: SortableID.make(at: Date()))
+    }
+
+    /// The outcome of steps 1–4 of the pipeline.
+    enum Admission {
+        case admitted(ExchangeContext)
+        case refused(HTTPResponse)
+    }
+
+    /// Route, authentication, RequestInfo and `spec.access`: everything decided before a
+    /// request (or an upgrade) is recorded and forwarded.
+    func admit(_ request: HTTPRequest) async -> Admission {
+        let started = DispatchTime.now()
+        let route: GatewayRoute
+        switch GatewayRoute.parse(request.uri) {
+        case .success(let parsed): route = parsed
+        case .failure(.invalidPath(let message)): return .refused(refuse(.badRequest(message)))
+        case .failure(.notAConnectionPath):
+            return .refused(refuse(Status(message: "the server could not find the requested resource; agent endpoints are /c/<namespace>/<connection>",
+                                          reason: "NotFound", code: 404)))
+        }
+        guard let connection = registry.connection(namespace: route.namespace, name: route.name) else {
+            return .refused(refuse(Status(message: "agentconnection \"\(route.namespace)/\(route.name)\" is not served by this gateway",
+                                          reason: "NotFound", details: StatusDetails(name: route.name, group: "agentgate.io", kind: "agentconnections"),
+                                          code: 404)))
+        }
+        let ref = ConnectionRef(namespace: route.namespace, name: route.name)
+        let authorizations = request.headers["authorization"]
+        guard authorizations.count == 1, let bearer = Self.bearer(authorizations[0]) else {
+            metrics.count(connection: ref, verb: "", code: 401)
+            return .refused(refuse(.unauthorized(authorizations.count > 1 ? "more than one Authorization header" : "a bearer token is required")))
+        }
+        let agent: VerifiedAgent
+        do {
+            agent = try await verifier.verify(bearer, identity: connection.config.identity)
+            try OIDCVerifier.authorize(agent, identity: connection.config.identity)
+        } catch let error as AgentForbidden {
+            metrics.count(connection: ref, verb: "", code: 403)
+            return .refused(refuse(.forbidden(error.message)))
+        } catch {
+            metrics.count(connection: ref, verb: "", code: 401)
+            return .refused(refuse(.unauthorized("Unauthorized: \(error)")))
+        }
+        let query = RequestInfoResolver.parseQuery(route.rawQuery ?? "")
+        let info: RequestInfo
+        do {
+            info = try resolver.resolveStrictly(method: request.method, path: route.decodedPath, query: query)
+        } catch {
+            return .refused(refuse(.badRequest("\(error)")))
+        }
+        let context = ExchangeContext(request: request, route: route, connection: connection, ref: ref,
+                                      agent: agent, info: info, query: query, started: started)
+        if case .denied(let message) = AccessCheck.evaluate(connection.config.access, info) {
+            return .refused(await refuseRecorded(.forbidden(message), context))
+        }
+        if request.bodyTooLarge {
+            return .refused(await refuseRecorded(.requestEntityTooLarge(), context))
+        }
+        return .admitted(context)
     }
 
     static func bearer(_ header: String) -> String? {

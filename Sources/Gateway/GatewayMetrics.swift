@@ -11,6 +11,7 @@ import SessionStore
 ///   `agentgate_gateway_forwarded_requests_total`
 /// - `agentgate_gateway_approvals_total{connection,state}`: held requests by how they ended
 ///   (approved, denied, expired, abandoned)
+/// - `agentgate_gateway_alerts_total{connection,rule}` (RecordingPolicy alert rules that fired)
 public final class GatewayMetrics: Sendable {
     /// A monotonically increasing count.
     public struct Counter: Sendable {
@@ -62,6 +63,14 @@ public final class GatewayMetrics: Sendable {
             descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_approvals_total", unitName: "",
                                              helpText: "Requests held for approval, by connection and outcome"),
             labels: [("connection", "\(connection)"), ("state", state.rawValue)]
+        ).increment()
+    }
+
+    func alertFired(connection: String, rule: String) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_alerts_total", unitName: "",
+                                             helpText: "RecordingPolicy alert rules that fired, by connection and rule"),
+            labels: [("connection", connection), ("rule", rule)]
         ).increment()
     }
 

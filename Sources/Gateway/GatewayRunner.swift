@@ -1,3 +1,4 @@
+import ControllerRuntime
 import Foundation
 import HTTPServing
 import KubeClient
@@ -9,7 +10,7 @@ import SessionStore
 /// Everything `agentgate gateway` runs, wired together: the session store (recovered, with
 /// heartbeats), the connection Secrets watcher, the gateway listener (its TLS pair reloaded
 /// when the files change), the admin API, the metrics listener, the AgentConnection
-/// `status.sessions` reporter and retention pruning.
+/// `status.sessions` reporter, retention pruning and the alert rules' Events.
 ///
 /// Contract: ``start(_:)`` returns once every listener is bound and the first list of
 /// connection Secrets was applied; interrupted exchanges of dead gateway processes are marked
@@ -79,6 +80,10 @@ public final class GatewayRunner: @unchecked Sendable {
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
         let gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
         let adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
+        // Alerts become Warning Events on the AgentConnection.
+        gateway.alerts.events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway",
+                                                                   instance: ProcessInfo.processInfo.hostName),
+                                              client: client, logger: logger)
         let runner = GatewayRunner(gateway: gateway, store: store, watcher: watcher, client: client, adminToken: adminToken)
         runner.heartbeats = Task { await store.runHeartbeats(onError: { logger.warning("session store heartbeat: \($0)") }) }
         watcher.start()

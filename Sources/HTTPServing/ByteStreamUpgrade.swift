@@ -2,14 +2,33 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
+/// What an upgrade service makes of one `Upgrade` request.
+public enum UpgradeDecision<Session: Sendable>: Sendable {
+    /// Switch protocols: `headers` go on the `101` response, then `session` runs the connection.
+    case accept(headers: [(String, String)], session: Session)
+    /// Not for this service: the request goes on to the normal HTTP handler.
+    case decline
+    /// Answer the request with this response (a refusal with its `metav1.Status`) and keep
+    /// serving HTTP on the connection; the normal handler is not called.
+    case refuse(HTTPResponse)
+}
+
 /// Decides upgrades to a protocol that takes over the raw connection after
 /// `101 Switching Protocols` (`Upgrade: SPDY/3.1` for port-forward). A request it declines
 /// is served by the normal HTTP handler, which answers with the right error (401, 403, 404).
 public protocol ByteStreamUpgradeService: Sendable {
     /// The protocol token clients send in `Upgrade`, e.g. `SPDY/3.1` (compared case-insensitively).
     var upgradeProtocol: String { get }
-    /// Returns headers to add to the 101 response and the session to run, or nil to decline.
-    func accept(_ request: HTTPRequest) async -> (headers: [(String, String)], session: ByteStreamSession)?
+    func decide(_ request: HTTPRequest) async -> UpgradeDecision<any ByteStreamSession>
+}
+
+/// A response an upgrader chose to answer with instead of upgrading, handed to the
+/// connection's request handler (one per connection, like the pending sessions).
+final class PendingRefusal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var response: HTTPResponse?
+    func set(_ response: HTTPResponse) { lock.lock(); self.response = response; lock.unlock() }
+    func take() -> HTTPResponse? { lock.lock(); defer { lock.unlock() }; let r = response; response = nil; return r }
 }
 
 /// One upgraded connection's logic: bytes in, bytes out.
@@ -53,6 +72,7 @@ struct ByteStreamUpgradeDeclined: Error {}
 struct ByteStreamUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     let service: ByteStreamUpgradeService
     let pending: PendingByteStreamSession
+    let refusal: PendingRefusal
 
     var supportedProtocol: String { service.upgradeProtocol }
     var requiredUpgradeHeaders: [String] { [] }
@@ -64,9 +84,19 @@ struct ByteStreamUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
                                   bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)
         let service = self.service
         let pending = self.pending
+        let refusal = self.refusal
         promise.completeWithTask {
-            guard let (headers, session) = await service.accept(request) else { throw ByteStreamUpgradeDeclined() }
-            pending.set(session)
+            let headers: [(String, String)]
+            switch await service.decide(request) {
+            case .accept(let accepted, let session):
+                headers = accepted
+                pending.set(session)
+            case .decline:
+                throw ByteStreamUpgradeDeclined()
+            case .refuse(let response):
+                refusal.set(response)
+                throw ByteStreamUpgradeDeclined()
+            }
             var response = initialResponseHeaders
             for (name, value) in headers { response.add(name: name, value: value) }
             return response

@@ -84,12 +84,13 @@ public final class HTTPServer: @unchecked Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    let requestHandler = RequestHandler(handler: handler, maxBodyBytes: maxBody)
+                    let refusal = PendingRefusal()
+                    let requestHandler = RequestHandler(handler: handler, maxBodyBytes: maxBody, refusal: refusal)
                     var upgraders: [HTTPServerProtocolUpgrader] = byteStreams.map {
-                        ByteStreamUpgrader(service: $0, pending: PendingByteStreamSession())
+                        ByteStreamUpgrader(service: $0, pending: PendingByteStreamSession(), refusal: refusal)
                     }
                     if let webSocket {
-                        upgraders.append(HTTPServer.webSocketUpgrader(webSocket, pending: PendingSession()))
+                        upgraders.append(HTTPServer.webSocketUpgrader(webSocket, pending: PendingSession(), refusal: refusal))
                     }
                     var upgrade: NIOHTTPServerUpgradeConfiguration?
                     if !upgraders.isEmpty {
@@ -159,14 +160,17 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
 
     private let handler: HTTPServer.Handler
     private let maxBodyBytes: Int
+    /// Set by an upgrader that answered the request itself (``UpgradeDecision/refuse(_:)``).
+    private let refusal: PendingRefusal
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
     private var task: Task<Void, Never>?
 
-    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int) {
+    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, refusal: PendingRefusal = PendingRefusal()) {
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
+        self.refusal = refusal
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -193,8 +197,10 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
             body = []
             let channel = context.channel
             let handler = self.handler
+            let refused = refusal.take()
             task = Task {
-                let response = await handler(request)
+                let response: HTTPResponse
+                if let refused { response = refused } else { response = await handler(request) }
                 await Self.write(response, to: channel, version: version, keepAlive: keepAlive)
             }
         }

@@ -7,8 +7,9 @@ import NIOWebSocket
 /// served by the normal HTTP handler, which answers with the right error (401, 403, 404,
 /// or 400 "Upgrade request required").
 public protocol WebSocketService: Sendable {
-    /// Returns the chosen subprotocol and the session to run, or nil to decline.
-    func accept(_ request: HTTPRequest) async -> (subprotocol: String, session: WebSocketSession)?
+    /// Accepting returns the headers of the `101` (`Sec-WebSocket-Protocol`: the chosen
+    /// subprotocol) and the session to run.
+    func decide(_ request: HTTPRequest) async -> UpgradeDecision<any WebSocketSession>
 }
 
 /// One upgraded connection's logic: binary messages in, binary messages out.
@@ -48,7 +49,8 @@ final class PendingSession: @unchecked Sendable {
 }
 
 extension HTTPServer {
-    static func webSocketUpgrader(_ service: WebSocketService, pending: PendingSession) -> NIOWebSocketServerUpgrader {
+    static func webSocketUpgrader(_ service: WebSocketService, pending: PendingSession,
+                                  refusal: PendingRefusal) -> NIOWebSocketServerUpgrader {
         NIOWebSocketServerUpgrader(
             maxFrameSize: 1 << 20, automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
@@ -56,9 +58,16 @@ extension HTTPServer {
                 let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: [],
                                           bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)
                 promise.completeWithTask {
-                    guard let (subprotocol, session) = await service.accept(request) else { return nil }
-                    pending.set(session)
-                    return HTTPHeaders([("Sec-WebSocket-Protocol", subprotocol)])
+                    switch await service.decide(request) {
+                    case .accept(let headers, let session):
+                        pending.set(session)
+                        return HTTPHeaders(headers)
+                    case .decline:
+                        return nil
+                    case .refuse(let response):
+                        refusal.set(response)
+                        return nil
+                    }
                 }
                 return promise.futureResult
             },

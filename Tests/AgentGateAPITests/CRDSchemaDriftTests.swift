@@ -85,6 +85,7 @@ private struct DriftedRecordingPolicy: Decodable {
         var retention: String?
         var failureMode: FailureMode?
         var alerts: [AlertRule]?
+        var alertWebhook: AlertWebhook?
     }
     struct Capture: Decodable {
         var requestBodies: Bool?

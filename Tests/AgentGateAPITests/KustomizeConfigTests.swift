@@ -90,9 +90,11 @@ final class KustomizeConfigTests: XCTestCase {
         XCTAssertTrue(operatorLocal.contains("coordination.k8s.io/leases/update"))
 
         XCTAssertEqual(grants(roles["agentgate-gateway"]), ["/secrets/get", "/secrets/list", "/secrets/watch"])
+        // Status of the kinds, and approval and alert Events on AgentConnections.
         XCTAssertEqual(grants(clusterRoles["agentgate-gateway"]), Set(AgentGateKinds.all.flatMap { kind in
             ["get", "patch"].map { "agentgate.io/\(kind.plural)/status/\($0)" }
-        } + ["events.k8s.io/events/create", "events.k8s.io/events/patch"]), "status, and approval Events")
+        } + ["/events/create", "/events/patch", "events.k8s.io/events/create", "events.k8s.io/events/patch"]),
+                       "status, and approval and alert Events")
         for (name, role) in clusterRoles.merging(roles, uniquingKeysWith: { a, _ in a }) {
             XCTAssertFalse(grants(role).contains { $0.contains("*") }, "\(name) grants a wildcard")
         }

@@ -46,13 +46,14 @@ final class GatewayHarness {
     let adminToken = "test-admin-token"
     var adminURL: String { "http://127.0.0.1:\(adminPort)" }
 
+    /// - Parameter upstreamTLS: the API server serves HTTPS and the gateway trusts its CA, as in a real cluster.
     init(backend: GatewayStoreBackend = .sqlite, access: AccessPolicy? = nil, approval: ApprovalPolicy? = nil,
-         failureMode: FailureMode? = nil, upstreamOverride: String? = nil) async throws {
+         failureMode: FailureMode? = nil, upstreamOverride: String? = nil, upstreamTLS: Bool = false) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gw-\(UUID().uuidString)")
         self.backend = backend
         storeURL = try backend.freshURL(in: directory)  // before anything exists: a skip leaves nothing behind
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var configuration = LocalCluster.Configuration(dataDirectory: directory.appendingPathComponent("cluster"), port: 0, useTLS: false)
+        var configuration = LocalCluster.Configuration(dataDirectory: directory.appendingPathComponent("cluster"), port: 0, useTLS: upstreamTLS)
         configuration.customResourceDefinitions = AgentGateCRDs.all.map(\.yaml)
         cluster = try await LocalCluster.start(configuration)
         let sa = try await cluster.applyObject(["apiVersion": "v1", "kind": "ServiceAccount",
@@ -73,7 +74,9 @@ final class GatewayHarness {
             approval: approval, access: access, recording: RecordingPolicySpec(failureMode: failureMode),
             recordingPolicyName: nil, maskingRules: [], credentialExpiresAt: nil)
         registry.put(config, token: saToken)
-        gateway = try Gateway(upstream: KubeConfig(server: upstreamOverride ?? cluster.url), registry: registry, store: store)
+        gateway = try Gateway(upstream: KubeConfig(server: upstreamOverride ?? cluster.url,
+                                                   certificateAuthorityPEM: cluster.certificateAuthority.map { Array($0.caPEM.utf8) }),
+                              registry: registry, store: store)
         port = try await gateway.start(host: "127.0.0.1", port: 0, tls: nil)
         certificateAuthority = try ClusterCertificateAuthority.loadOrCreate(in: directory.appendingPathComponent("gateway-tls"))
         tlsPort = try await gateway.start(host: "127.0.0.1", port: 0,

@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import TestSupport
 import XCTest
 @testable import LocalCluster
 

@@ -108,6 +108,16 @@ extension AgentGateCRDs {
                       enum:
                         - FailClosed
                         - FailOpen
+                    alertWebhook:
+                      description: Where each alert is POSTed as JSON (rule, connection, subject, session id).
+                      type: object
+                      required:
+                        - url
+                      properties:
+                        url:
+                          type: string
+                          maxLength: 2048
+                          pattern: '^https?://'
                     alerts:
                       description: Request rates that raise a Warning Event on the AgentConnection.
                       type: array
@@ -127,7 +137,7 @@ extension AgentGateCRDs {
                             pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
                           \#(CRDSchemaFragments.indented(CRDSchemaFragments.requestMatchers, by: 22))
                           threshold:
-                            description: Alert when more than this many matching requests of one session fall in a window.
+                            description: Alert when this many matching requests of one session fall in a window (1 means any).
                             type: integer
                             format: int32
                             minimum: 1

@@ -92,7 +92,10 @@ extension Gateway {
     /// happen (the object it would write or delete, or the error), masked. Nil when the verb
     /// has no dry run or upstream cannot be reached.
     private func dryRun(_ context: ExchangeContext) async -> (code: Int, body: [UInt8])? {
-        guard Self.dryRunVerbs.contains(context.info.verb) else { return nil }
+        // Connect subresources (exec, attach, portforward) have no dry run: they change nothing
+        // by themselves, and their effect is the stream the approver is asked about.
+        guard Self.dryRunVerbs.contains(context.info.verb),
+              !["exec", "attach", "portforward", "proxy"].contains(context.info.subresource) else { return nil }
         let target = context.route.upstreamTarget
         var upstream = HTTPClientRequest(url: upstreamBase + target + (target.contains("?") ? "&" : "?") + "dryRun=All")
         upstream.method = HTTPMethod(rawValue: context.request.method)

@@ -4,12 +4,12 @@ import KubeCore
 
 /// Accepts `pods/exec` and `pods/attach` WebSocket upgrades once the request would be
 /// allowed as a normal request (authenticated, authorized, pod and container exist).
-struct ExecUpgrades: WebSocketService {
+struct ExecUpgrades {
     let server: APIServer
 
     static let supportedProtocols = ["v5.channel.k8s.io": 5, "v4.channel.k8s.io": 4]
 
-    func accept(_ request: HTTPRequest) async -> (subprotocol: String, session: WebSocketSession)? {
+    func accept(_ request: HTTPRequest) -> (subprotocol: String, session: WebSocketSession)? {
         let offered = (request.header("Sec-WebSocket-Protocol") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard let chosen = offered.first(where: { Self.supportedProtocols[$0] != nil }),

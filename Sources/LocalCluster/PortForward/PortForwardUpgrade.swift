@@ -28,14 +28,16 @@ enum PortForwardProtocol {
 struct PodStreamUpgrades: WebSocketService {
     let server: APIServer
 
-    func accept(_ request: HTTPRequest) async -> (subprotocol: String, session: WebSocketSession)? {
+    func decide(_ request: HTTPRequest) async -> UpgradeDecision<any WebSocketSession> {
         let offered = (request.header("Sec-WebSocket-Protocol") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if offered.contains(PortForwardProtocol.webSocketTunnel) {
-            guard let target = PortForwardProtocol.target(request, server: server) else { return nil }
-            return (PortForwardProtocol.webSocketTunnel, TunnelledPortForward(target: target))
+            guard let target = PortForwardProtocol.target(request, server: server) else { return .decline }
+            return .accept(headers: [("Sec-WebSocket-Protocol", PortForwardProtocol.webSocketTunnel)],
+                           session: TunnelledPortForward(target: target))
         }
-        return await ExecUpgrades(server: server).accept(request)
+        guard let (subprotocol, session) = ExecUpgrades(server: server).accept(request) else { return .decline }
+        return .accept(headers: [("Sec-WebSocket-Protocol", subprotocol)], session: session)
     }
 }
 
@@ -44,13 +46,13 @@ struct PortForwardSPDYUpgrades: ByteStreamUpgradeService {
     let server: APIServer
     var upgradeProtocol: String { "SPDY/3.1" }
 
-    func accept(_ request: HTTPRequest) async -> (headers: [(String, String)], session: ByteStreamSession)? {
+    func decide(_ request: HTTPRequest) async -> UpgradeDecision<any ByteStreamSession> {
         // kube's httpstream.Handshake: a client that names protocols must name ours.
         let offered = request.headers["X-Stream-Protocol-Version"]
             .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         guard offered.isEmpty || offered.contains(PortForwardProtocol.name),
-              let target = PortForwardProtocol.target(request, server: server) else { return nil }
-        return ([("X-Stream-Protocol-Version", PortForwardProtocol.name)], RawPortForward(target: target))
+              let target = PortForwardProtocol.target(request, server: server) else { return .decline }
+        return .accept(headers: [("X-Stream-Protocol-Version", PortForwardProtocol.name)], session: RawPortForward(target: target))
     }
 }
 

@@ -91,26 +91,63 @@ struct SessionsCommand: AsyncParsableCommand {
     }
 
     struct Replay: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replay a session: every request and the (masked) answer the agent saw, in order.")
+        static let configuration = CommandConfiguration(
+            abstract: "Replay a session: every request and the (masked) answer the agent saw, in order; exec and attach streams play in the terminal at their recorded pace.",
+            discussion: """
+                --format asciicast writes one exec or attach stream (the first, or --exchange N) as asciicast v2, \
+                for asciinema and other players: agentgate sessions replay ID --format asciicast > session.cast
+                """)
+        enum Format: String, ExpressibleByArgument, CaseIterable { case text, asciicast }
+
         @OptionGroup var target: Target
         @Argument(help: "Session ID.") var id: String
+        @Option(help: "Playback speed of exec/attach streams: 2 is twice as fast, 0 prints them at once.") var speed: Double = 1
+        @Option(help: "text (the session, streams played in the terminal) or asciicast (one stream as asciicast v2).") var format: Format = .text
+        @Option(help: "With --format asciicast: the exchange sequence number of the stream to export.") var exchange: Int64?
+
+        func validate() throws {
+            guard speed >= 0 else { throw ValidationError("--speed \(speed): must be 0 or more") }
+        }
 
         func run() async throws {
             let client = try target.client()
             let detail = try await client.session(id: id)
-            for e in detail["exchanges"]?.arrayValue ?? [] {
+            let exchanges = detail["exchanges"]?.arrayValue ?? []
+            if format == .asciicast {
+                let streams = exchanges.filter { e in
+                    ["exec", "attach"].contains(e["subresource"]?.stringValue ?? "") && (e["streamChunkCount"]?.intValue ?? 0) > 0
+                        && (exchange == nil || e["sequence"]?.intValue == exchange)
+                }
+                guard let e = streams.first, let exchangeID = e["id"]?.stringValue else {
+                    throw ValidationError(exchange.map { "session \(id) has no recorded exec or attach stream with sequence \($0)" }
+                        ?? "session \(id) has no recorded exec or attach stream")
+                }
+                let recording = TerminalRecording(adminChunks: try await client.chunks(exchangeID: exchangeID))
+                let title = "\(e["kubectlCommand"]?.stringValue ?? "kubectl \(e["subresource"]?.stringValue ?? "exec")") \(e["namespace"]?.stringValue ?? "")/\(e["name"]?.stringValue ?? "")"
+                FileHandle.standardOutput.write(Data(recording.asciicast(title: title).utf8))
+                return
+            }
+            for e in exchanges {
                 let query = e["query"]?.stringValue ?? ""
                 print("── #\(e["sequence"].map { $0.serializedString() } ?? "") \(e["time"]?.stringValue ?? "") \(e["kubectlCommand"]?.stringValue ?? "")")
                 print("> \(e["method"]?.stringValue ?? "") \(e["path"]?.stringValue ?? "")\(query.isEmpty ? "" : "?" + query)")
                 if let body = e["requestBody"]?.stringValue { print(body) }
                 print("< \(e["statusCode"].map { $0.serializedString() } ?? "(no answer)") [\(e["state"]?.stringValue ?? "")]")
                 if let body = e["responseBody"]?.stringValue { print(body) }
-                if let count = e["streamChunkCount"]?.intValue, count > 0, let exchangeID = e["id"]?.stringValue {
-                    for chunk in try await client.chunks(exchangeID: exchangeID)["items"]?.arrayValue ?? [] {
-                        print("  [\(chunk["time"]?.stringValue ?? "") \(chunk["channel"]?.stringValue ?? "")] \(chunk["data"]?.stringValue ?? "<binary>")", terminator: "")
+                guard let count = e["streamChunkCount"]?.intValue, count > 0, let exchangeID = e["id"]?.stringValue else { continue }
+                let chunks = try await client.chunks(exchangeID: exchangeID)
+                if ["exec", "attach"].contains(e["subresource"]?.stringValue ?? "") {
+                    fflush(stdout)  // print's buffer, before writing past it
+                    try await TerminalRecording(adminChunks: chunks).play(speed: speed) { bytes in
+                        FileHandle.standardOutput.write(Data(bytes))
                     }
                     print()
+                    continue
                 }
+                for chunk in chunks["items"]?.arrayValue ?? [] {
+                    print("  [\(chunk["time"]?.stringValue ?? "") \(chunk["channel"]?.stringValue ?? "")] \(chunk["data"]?.stringValue ?? "<binary>")", terminator: "")
+                }
+                print()
             }
         }
     }

@@ -7,12 +7,12 @@ import Glibc
 /// Blocking TCP on 127.0.0.1 for tests that talk through a port kubectl forwards, or to
 /// the server's raw socket. Every call has a timeout, so a broken peer fails the test
 /// instead of hanging it.
-final class LoopbackTCP {
-    struct Failure: Error, CustomStringConvertible { var description: String }
+public final class LoopbackTCP {
+    public struct Failure: Error, CustomStringConvertible { public var description: String }
 
     private let fd: Int32
 
-    init(port: Int, timeout: Double = 10) throws {
+    public init(port: Int, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
@@ -33,7 +33,7 @@ final class LoopbackTCP {
 
     deinit { close(fd) }
 
-    func write(_ bytes: [UInt8]) throws {
+    public func write(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -42,13 +42,13 @@ final class LoopbackTCP {
         }
     }
 
-    func write(_ text: String) throws { try write(Array(text.utf8)) }
+    public func write(_ text: String) throws { try write(Array(text.utf8)) }
 
     /// Half-closes: the peer reads end of input.
-    func finishWriting() { shutdown(fd, Int32(SHUT_WR)) }
+    public func finishWriting() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Reads whatever arrives next (empty at end of input); throws on timeout.
-    func readSome(max: Int = 65_536) throws -> [UInt8] {
+    public func readSome(max: Int = 65_536) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max)
         let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, max, 0) }
         guard count >= 0 else { throw Failure(description: "recv: errno \(errno) (timed out?)") }
@@ -56,7 +56,7 @@ final class LoopbackTCP {
     }
 
     /// Reads until `count` bytes or end of input.
-    func read(count: Int) throws -> [UInt8] {
+    public func read(count: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []
         while bytes.count < count {
             let chunk = try readSome(max: count - bytes.count)
@@ -67,7 +67,7 @@ final class LoopbackTCP {
     }
 
     /// Reads until the peer closes.
-    func readToEnd() throws -> [UInt8] {
+    public func readToEnd() throws -> [UInt8] {
         var bytes: [UInt8] = []
         while true {
             let chunk = try readSome()
@@ -77,5 +77,5 @@ final class LoopbackTCP {
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago.
-    static func freePort() throws -> Int { try LoopbackPort.free() }
+    public static func freePort() throws -> Int { try LoopbackPort.free() }
 }

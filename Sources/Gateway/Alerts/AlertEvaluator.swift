@@ -1,0 +1,138 @@
+import AgentGateAPI
+import AsyncHTTPClient
+import ControllerRuntime
+import Foundation
+import KubeCore
+import Logging
+import NIOCore
+import Prometheus
+import SessionStore
+
+/// RecordingPolicy alert rules, evaluated on every request the gateway forwards (exec and
+/// port-forward upgrades included).
+///
+/// Contract (AgentGateAPI ``AlertRule``):
+/// - A rule counts the matching requests of one session (connection + session id; the
+///   subject when the request was not recorded) in a sliding `window`. It fires when the
+///   count reaches `threshold` — the request that makes it `threshold` fires, none before —
+///   and then stays quiet until the count has fallen below the threshold again, so a burst
+///   raises one alert, not one per request.
+/// - Firing: a Warning Event (reason `AlertFired`) on the AgentConnection (when an
+///   ``EventRecorder`` is set), `agentgate_gateway_alerts_total{connection,rule}` incremented,
+///   and, when the policy names `alertWebhook`, a JSON POST with the rule, connection,
+///   subject, session id and count. Event and webhook are sent off the request path; a
+///   failing webhook is logged and never delays or fails the request.
+/// - State is per gateway replica and in memory (a restart starts counting afresh).
+public final class AlertEvaluator: @unchecked Sendable {
+    /// One alert, as the webhook receives it.
+    public struct Firing: Sendable, Hashable, Codable {
+        public var rule: String
+        public var connection: String
+        public var subject: String
+        public var sessionID: String?
+        public var count: Int
+        public var threshold: Int
+        public var window: String
+        public var verb: String
+        public var resource: String
+        public var namespace: String
+        public var name: String
+        public var time: String
+    }
+
+    private struct Key: Hashable {
+        var connection: ConnectionRef
+        var session: String
+        var rule: String
+    }
+
+    private struct Window {
+        var times: [Date] = []
+        var firing = false
+    }
+
+    private let lock = NSLock()
+    private var windows: [Key: Window] = [:]
+    private let metrics: GatewayMetrics
+    private let http: HTTPClient
+    private let logger: Logger
+    private var recorder: EventRecorder?
+
+    init(metrics: GatewayMetrics, http: HTTPClient, logger: Logger) {
+        self.metrics = metrics
+        self.http = http
+        self.logger = logger
+    }
+
+    /// Where Warning Events go (the gateway's Kubernetes client); without one, alerts are
+    /// metrics and webhooks only.
+    public var events: EventRecorder? {
+        get { lock.withLock { recorder } }
+        set { lock.withLock { recorder = newValue } }
+    }
+
+    /// Counts one forwarded request against the connection's rules; fires what it completes.
+    func observe(_ context: ExchangeContext, sessionID: SessionID?, at now: Date = Date()) {
+        let policy = context.connection.config.recording
+        guard let rules = policy.alerts, !rules.isEmpty else { return }
+        let info = context.info
+        var fired: [Firing] = []
+        lock.lock()
+        for rule in rules where RequestMatcher.matches(verbs: rule.verbs, apiGroups: rule.apiGroups, resources: rule.resources,
+                                                       subresources: rule.subresources, namespaces: rule.namespaces, info) {
+            let window = rule.windowSeconds ?? 60
+            let key = Key(connection: context.ref, session: sessionID ?? "subject:\(context.agent.subject)", rule: rule.name)
+            var state = windows[key] ?? Window()
+            state.times.removeAll { now.timeIntervalSince($0) >= window }
+            if state.times.count < Int(rule.threshold) { state.firing = false }
+            state.times.append(now)
+            if state.times.count >= Int(rule.threshold), !state.firing {
+                state.firing = true
+                fired.append(Firing(rule: rule.name, connection: "\(context.ref)", subject: context.agent.subject, sessionID: sessionID,
+                                    count: state.times.count, threshold: Int(rule.threshold), window: rule.window ?? AlertRule.defaultWindow,
+                                    verb: info.verb, resource: info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)",
+                                    namespace: info.namespace, name: info.name, time: KubeTime.format(now)))
+            }
+            windows[key] = state
+        }
+        if windows.count > 100_000 { windows = windows.filter { !$0.value.times.isEmpty && now.timeIntervalSince($0.value.times.last!) < 86_400 } }
+        let recorder = self.recorder
+        lock.unlock()
+        for firing in fired {
+            notify(firing, connection: context.connection.config, webhook: policy.alertWebhook, recorder: recorder)
+        }
+    }
+
+    private func notify(_ firing: Firing, connection: GatewayConnectionConfig, webhook: AlertWebhook?, recorder: EventRecorder?) {
+        metrics.alertFired(connection: firing.connection, rule: firing.rule)
+        logger.warning("alert \(firing.rule) fired on \(firing.connection): \(firing.count) matching requests of \(firing.subject) within \(firing.window) (session \(firing.sessionID ?? "-"))")
+        let http = self.http
+        let logger = self.logger
+        Task {
+            if let recorder {
+                let regarding = EventRecorder.Regarding(apiVersion: AgentGateGroup.apiVersion, kind: "AgentConnection",
+                                                        namespace: connection.namespace, name: connection.name, uid: connection.uid)
+                let resource = firing.namespace.isEmpty ? firing.resource : "\(firing.resource) in \(firing.namespace)"
+                await recorder.record(regarding, type: .warning, reason: "AlertFired", action: "Alert",
+                                      note: "alert \(firing.rule): \(firing.count) \(firing.verb) \(resource) by \(firing.subject) within \(firing.window) (threshold \(firing.threshold)); session \(firing.sessionID ?? "unrecorded")")
+            }
+            if let webhook {
+                do {
+                    var request = HTTPClientRequest(url: webhook.url)
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = .sortedKeys
+                    request.body = .bytes(ByteBuffer(bytes: try encoder.encode(firing)))
+                    let response = try await http.execute(request, timeout: .seconds(10))
+                    _ = try? await response.body.collect(upTo: 64 * 1024)
+                    if response.status.code >= 300 {
+                        logger.warning("alert webhook \(webhook.url) answered \(response.status.code) for \(firing.rule)")
+                    }
+                } catch {
+                    logger.warning("alert webhook \(webhook.url) failed for \(firing.rule): \(error)")
+                }
+            }
+        }
+    }
+}

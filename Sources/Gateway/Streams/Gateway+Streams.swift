@@ -1,0 +1,166 @@
+import Foundation
+import HTTPServing
+import KubeCore
+import NIOHTTP1
+import SessionStore
+
+/// `pods/exec`, `pods/attach` and `pods/portforward` through the gateway.
+///
+/// Contract, per upgrade request (nothing reaches upstream before step 5):
+/// 1. the pipeline's steps 1–4 (``Gateway/admit(_:)``: route, OIDC, RequestInfo,
+///    `spec.access`), with the same refusals;
+/// 2. only the stream subresources of pods upgrade, and only with protocols the gateway
+///    can read: exec/attach over WebSocket (`v5`/`v4.channel.k8s.io`, older binary channel
+///    versions), port-forward over WebSocket (`SPDY/3.1+portforward.k8s.io`,
+///    `v2.portforward.k8s.io`) or `Upgrade: SPDY/3.1`. SPDY exec/attach (kubectl before 1.30,
+///    or its fallback) is refused with 400: its stdout could not be masked;
+/// 3. the exchange is begun (FailClosed: 503 when the store is down);
+/// 4. the approval hold (see the marked call site);
+/// 5. upstream is asked for the same upgrade, with the connection's token; a refusal there
+///    (403, 404, ...) reaches the agent as is (masked) and completes the exchange;
+/// 6. on `101` the agent gets `101` with the subprotocol upstream chose, and a
+///    ``StreamProxy`` relays and records until either side ends.
+extension Gateway {
+    static let channelProtocols: Set<String> = [
+        "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io",
+    ]
+    static let portForwardWebSocketProtocols: Set<String> = [
+        "SPDY/3.1+portforward.k8s.io", "v2.portforward.k8s.io", "portforward.k8s.io",
+    ]
+
+    enum StreamAdmission {
+        case accept(headers: [(String, String)], session: AgentStreamEnd)
+        case refuse(HTTPResponse)
+    }
+
+    func admitStream(_ request: HTTPRequest, transport: UpstreamConnector.Transport) async -> StreamAdmission {
+        var context: ExchangeContext
+        switch await admit(request) {
+        case .refused(let response): return .refuse(response)
+        case .admitted(let admitted): context = admitted
+        }
+        let info = context.info
+        guard info.isResourceRequest, info.apiGroup.isEmpty, info.resource == "pods",
+              ["exec", "attach", "portforward"].contains(info.subresource) else {
+            return .refuse(await refuseRecorded(Status(message: "protocol upgrades are proxied for pods/exec, pods/attach and pods/portforward only",
+                                                       reason: "BadRequest", code: 400), context))
+        }
+        let kind: StreamProxy.Kind = info.subresource == "portforward" ? .portForward : .channels
+        var protocolHeaders: [(String, String)] = []
+        switch transport {
+        case .webSocket:
+            let readable = kind == .channels ? Self.channelProtocols : Self.portForwardWebSocketProtocols
+            let offered = request.headers["Sec-WebSocket-Protocol"].flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { readable.contains($0) }
+            guard !offered.isEmpty else {
+                return .refuse(await refuseRecorded(Status(message: "pods/\(info.subresource) through the gateway needs one of the WebSocket subprotocols \(readable.sorted().joined(separator: ", "))",
+                                                           reason: "BadRequest", code: 400), context))
+            }
+            protocolHeaders.append(("Sec-WebSocket-Protocol", offered.joined(separator: ", ")))
+        case .spdy:
+            guard kind == .portForward else {
+                return .refuse(await refuseRecorded(Status(message: "pods/\(info.subresource) over SPDY is not proxied (its output could not be masked); use a client that speaks the WebSocket protocol v5.channel.k8s.io (kubectl 1.30 or later)",
+                                                           reason: "BadRequest", code: 400), context))
+            }
+            for value in request.headers["X-Stream-Protocol-Version"] { protocolHeaders.append(("X-Stream-Protocol-Version", value)) }
+        }
+
+        context.heldBy = approvalHold(context)
+        let recording: Recording
+        do {
+            recording = try await beginRecording(context)
+        } catch {
+            metrics.recorderErrors.add(1)
+            if context.connection.config.recording.failureMode == .failOpen {
+                logger.warning("recording failed, streaming unrecorded (FailOpen) on \(context.ref): \(error)")
+                recording = Recording(exchangeID: nil, sessionID: nil)
+            } else {
+                logger.error("recording failed on \(context.ref); refusing (FailClosed): \(error)")
+                metrics.count(connection: context.ref, verb: info.verb, code: 503)
+                return .refuse(refuse(.serviceUnavailable("the session recorder is unavailable, so the stream was not opened (RecordingPolicy failureMode FailClosed)")))
+            }
+        }
+        alerts.observe(context, sessionID: recording.sessionID)
+        // The agent's WebSocket handshake headers are its own leg's; NIO writes the upstream ones.
+        var headers = UpstreamHeaders.request(from: request.headers, token: context.connection.token, sessionID: recording.sessionID)
+        for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol",
+                     "Accept-Encoding", "X-Stream-Protocol-Version"] {
+            headers.remove(name: name)
+        }
+        headers.add(contentsOf: protocolHeaders)
+
+        // The upgrade is admitted, recorded and not yet connected upstream: an approval rule
+        // matching pods/exec (attach, portforward) holds it here; a denial or timeout completes
+        // the exchange with its Status and answers it instead of switching protocols.
+        if case .refused(let status, _) = await awaitApproval(context, recording) {
+            let body = status.serializedJSON()
+            await complete(context, recording, code: status.code ?? 403, body: body, bytes: nil, truncated: false, state: .complete)
+            metrics.count(connection: context.ref, verb: info.verb, code: status.code ?? 403)
+            return .refuse(.json(status.code ?? 403, body))
+        }
+
+        let (events, eventsIn) = AsyncStream<StreamEvent>.makeStream()
+        let outcome: UpstreamConnector.Outcome
+        do {
+            outcome = try await upstreamConnector.connect(method: request.method, target: context.route.upstreamTarget,
+                                                          headers: headers, transport: transport, inbound: eventsIn)
+        } catch {
+            let status = Status(message: "the upstream API server cannot be reached: \(context.connection.masker.maskErrorMessage("\(error)"))",
+                                reason: "ServiceUnavailable", code: 502)
+            await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false, state: .complete)
+            metrics.count(connection: context.ref, verb: info.verb, code: 502)
+            return .refuse(refuse(status))
+        }
+        switch outcome {
+        case .refused(let code, let upstreamHeaders, let body):
+            let masked = context.connection.masker.maskBody(body, contentType: upstreamHeaders.first(name: "Content-Type"))
+            await complete(context, recording, code: code, body: masked, bytes: nil, truncated: false, state: .complete)
+            metrics.count(connection: context.ref, verb: info.verb, code: code)
+            return .refuse(HTTPResponse(status: code, headers: UpstreamHeaders.response(from: upstreamHeaders), body: .bytes(masked)))
+        case .upgraded(let upstream, let upstreamHeaders):
+            metrics.forwardedRequests.add(1)
+            metrics.count(connection: context.ref, verb: info.verb, code: 101)
+            let agent = AgentStreamEnd(eventsIn: eventsIn)
+            let capture = context.capture
+            let recorder = StreamRecorder(store: store, exchangeID: recording.exchangeID, captureFrames: capture.execStreams ?? true,
+                                          failClosed: context.connection.config.recording.failureMode != .failOpen,
+                                          metrics: metrics, started: context.started)
+            let proxy = StreamProxy(kind: kind, agent: agent, upstream: upstream, events: events, eventsIn: eventsIn,
+                                    masker: context.connection.masker, recorder: recorder)
+            Task { await proxy.run() }
+            var answer: [(String, String)] = []
+            switch transport {
+            case .webSocket:
+                if let chosen = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { answer.append(("Sec-WebSocket-Protocol", chosen)) }
+            case .spdy:
+                if let chosen = upstreamHeaders.first(name: "X-Stream-Protocol-Version") { answer.append(("X-Stream-Protocol-Version", chosen)) }
+            }
+            return .accept(headers: answer, session: agent)
+        }
+    }
+}
+
+/// WebSocket upgrades on the gateway's listeners.
+struct StreamUpgrades: WebSocketService {
+    let gateway: Gateway
+
+    func decide(_ request: HTTPRequest) async -> UpgradeDecision<any WebSocketSession> {
+        switch await gateway.admitStream(request, transport: .webSocket) {
+        case .accept(let headers, let session): return .accept(headers: headers, session: session)
+        case .refuse(let response): return .refuse(response)
+        }
+    }
+}
+
+/// `Upgrade: SPDY/3.1` on the gateway's listeners (kubectl's port-forward fallback).
+struct SPDYStreamUpgrades: ByteStreamUpgradeService {
+    let gateway: Gateway
+    var upgradeProtocol: String { "SPDY/3.1" }
+
+    func decide(_ request: HTTPRequest) async -> UpgradeDecision<any ByteStreamSession> {
+        switch await gateway.admitStream(request, transport: .spdy) {
+        case .accept(let headers, let session): return .accept(headers: headers, session: session)
+        case .refuse(let response): return .refuse(response)
+        }
+    }
+}

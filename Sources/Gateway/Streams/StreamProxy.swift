@@ -1,0 +1,245 @@
+import Foundation
+import HTTPServing
+import KubeCore
+import Masking
+import SessionStore
+
+/// What happens on an upgraded stream, in the order the proxy handles it.
+enum StreamEvent: Sendable {
+    case fromAgent([UInt8])
+    case fromUpstream([UInt8])
+    case agentClosed
+    case upstreamClosed
+    /// No upstream output for a moment: release what the maskers hold (an interactive prompt).
+    case idle(generation: Int)
+}
+
+/// Relays one upgraded stream between the agent and the API server, recording it.
+///
+/// Contract:
+/// - One task handles every event in arrival order, so a frame is masked, recorded and only
+///   then sent on; the record of a stream is in the order the agent saw it.
+/// - Exec and attach (the channel protocols `v5`/`v4.channel.k8s.io`: one channel byte, then
+///   data): stdout and stderr pass through the connection's text-stream masker before they
+///   reach the agent (a line is held until it ends, or until the output pauses for
+///   ``idleFlush`` so prompts and typed echo show); stdin is forwarded as typed and recorded
+///   masked; resize is recorded; the error channel's `metav1.Status` is the exit status,
+///   recorded as channel `status` and as the exchange's response body.
+/// - Port-forward (SPDY/3.1 tunnelled in WebSocket, or the SPDY/3.1 upgrade): bytes are
+///   relayed unchanged and recorded as they travel (`forward-in` agent→pod, `forward-out`
+///   pod→agent: SPDY frames, whose header blocks are zlib-compressed); nothing is masked,
+///   since a forwarded port carries an arbitrary protocol.
+/// - The exchange is completed when either side ends: `complete` when the exit status
+///   arrived or the agent ended the stream, `incomplete` when upstream cut it first or the
+///   recorder failed under FailClosed (which also cuts the stream).
+final class StreamProxy: Sendable {
+    enum Kind: Sendable {
+        case channels
+        case portForward
+    }
+
+    static let idleFlush: Duration = .milliseconds(30)
+
+    let kind: Kind
+    let agent: AgentStreamEnd
+    let upstream: UpstreamStream
+    let events: AsyncStream<StreamEvent>
+    let eventsIn: AsyncStream<StreamEvent>.Continuation
+    let masker: Masker
+    let recorder: StreamRecorder
+
+    init(kind: Kind, agent: AgentStreamEnd, upstream: UpstreamStream, events: AsyncStream<StreamEvent>,
+         eventsIn: AsyncStream<StreamEvent>.Continuation, masker: Masker, recorder: StreamRecorder) {
+        self.kind = kind
+        self.agent = agent
+        self.upstream = upstream
+        self.events = events
+        self.eventsIn = eventsIn
+        self.masker = masker
+        self.recorder = recorder
+    }
+
+    /// Runs until both sides are closed and the exchange is completed.
+    func run() async {
+        var state = RelayState(masker: masker)
+        var outcome: StreamOutcome?
+        loop: for await event in events {
+            switch event {
+            case .fromAgent(let message):
+                guard await fromAgent(message, &state) else { outcome = .recorderFailed; break loop }
+            case .fromUpstream(let message):
+                guard await fromUpstream(message, &state) else { outcome = .recorderFailed; break loop }
+            case .idle(let generation):
+                guard generation == state.generation else { continue }
+                guard await flushOutput(&state), await flushInput(&state) else { outcome = .recorderFailed; break loop }
+            case .agentClosed:
+                _ = await flushInput(&state)
+                outcome = .agentEnded
+                break loop
+            case .upstreamClosed:
+                _ = await flushOutput(&state)
+                _ = await flushInput(&state)
+                outcome = state.exitStatus != nil || kind == .portForward ? .finished : .upstreamCut
+                break loop
+            }
+        }
+        agent.close()
+        upstream.close()
+        eventsIn.finish()
+        await recorder.complete(outcome: outcome ?? .agentEnded, exitStatus: state.exitStatus, bytesToAgent: state.bytesToAgent)
+    }
+
+    struct RelayState {
+        var stdout: TextStreamMasker
+        var stderr: TextStreamMasker
+        var stdin: TextStreamMasker
+        var generation = 0
+        var exitStatus: [UInt8]?
+        var bytesToAgent: Int64 = 0
+
+        init(masker: Masker) {
+            stdout = masker.textStream()
+            stderr = masker.textStream()
+            stdin = masker.textStream()
+        }
+    }
+
+    private func fromAgent(_ message: [UInt8], _ state: inout RelayState) async -> Bool {
+        upstream.send(message)
+        switch kind {
+        case .portForward:
+            return await recorder.append("forward-in", message)
+        case .channels:
+            guard let channel = message.first else { return true }
+            let payload = Array(message.dropFirst())
+            switch channel {
+            case 0:
+                let masked = state.stdin.feed(payload)
+                scheduleIdle(&state)
+                return await recorder.append("stdin", masked)
+            case 4:
+                return await recorder.append("resize", payload)
+            default:
+                return true
+            }
+        }
+    }
+
+    private func fromUpstream(_ message: [UInt8], _ state: inout RelayState) async -> Bool {
+        guard kind == .channels else {
+            guard await recorder.append("forward-out", message) else { return false }
+            deliver(message, &state)
+            return true
+        }
+        guard let channel = message.first else { return true }
+        let payload = Array(message.dropFirst())
+        switch channel {
+        case 1, 2:
+            let masked = channel == 1 ? state.stdout.feed(payload) : state.stderr.feed(payload)
+            scheduleIdle(&state)
+            return await send(channel, masked, &state)
+        case 3:
+            // Output before the status it ends with.
+            guard await flushOutput(&state) else { return false }
+            let status = Array(masker.maskErrorMessage(String(decoding: payload, as: UTF8.self)).utf8)
+            state.exitStatus = status
+            return await send(3, status, &state)
+        default:
+            deliver(message, &state)
+            return true
+        }
+    }
+
+    private func send(_ channel: UInt8, _ data: [UInt8], _ state: inout RelayState) async -> Bool {
+        guard !data.isEmpty else { return true }
+        let name = channel == 1 ? "stdout" : channel == 2 ? "stderr" : "status"
+        guard await recorder.append(name, data) else { return false }
+        deliver([channel] + data, &state)
+        return true
+    }
+
+    private func deliver(_ message: [UInt8], _ state: inout RelayState) {
+        state.bytesToAgent += Int64(message.count)
+        agent.send(message)
+    }
+
+    private func flushOutput(_ state: inout RelayState) async -> Bool {
+        guard kind == .channels else { return true }
+        let out = state.stdout.flush()
+        let err = state.stderr.flush()
+        guard await send(1, out, &state) else { return false }
+        return await send(2, err, &state)
+    }
+
+    private func flushInput(_ state: inout RelayState) async -> Bool {
+        guard kind == .channels else { return true }
+        return await recorder.append("stdin", state.stdin.flush())
+    }
+
+    private func scheduleIdle(_ state: inout RelayState) {
+        state.generation += 1
+        let generation = state.generation
+        let eventsIn = self.eventsIn
+        Task {
+            try? await Task.sleep(for: Self.idleFlush)
+            eventsIn.yield(.idle(generation: generation))
+        }
+    }
+}
+
+enum StreamOutcome: Sendable {
+    /// Upstream ended the stream after its exit status (or a port-forward closed).
+    case finished
+    /// The agent closed its end (detach, Ctrl-C, done forwarding).
+    case agentEnded
+    /// Upstream dropped an exec or attach without an exit status.
+    case upstreamCut
+    /// The session store failed under FailClosed: the stream was cut.
+    case recorderFailed
+}
+
+/// The agent's end of an upgraded connection, WebSocket or raw bytes. Messages for the agent
+/// that are ready before the `101` is written wait here until it is.
+final class AgentStreamEnd: WebSocketSession, ByteStreamSession, @unchecked Sendable {
+    private let lock = NSLock()
+    private var sender: (([UInt8]) -> Void)?
+    private var closer: (() -> Void)?
+    private var waiting: [[UInt8]] = []
+    private var closeWaiting = false
+    private let eventsIn: AsyncStream<StreamEvent>.Continuation
+
+    init(eventsIn: AsyncStream<StreamEvent>.Continuation) { self.eventsIn = eventsIn }
+
+    func start(_ connection: WebSocketConnection) {
+        attach(send: { connection.send($0) }, close: { connection.close() })
+    }
+
+    func start(_ connection: ByteStreamConnection) {
+        attach(send: { connection.send($0) }, close: { connection.close() })
+    }
+
+    private func attach(send: @escaping ([UInt8]) -> Void, close: @escaping () -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        for message in waiting { send(message) }
+        waiting = []
+        sender = send
+        closer = close
+        if closeWaiting { close() }
+    }
+
+    func receive(_ message: [UInt8]) { eventsIn.yield(.fromAgent(message)) }
+    func closed() { eventsIn.yield(.agentClosed) }
+
+    func send(_ message: [UInt8]) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let sender { sender(message) } else { waiting.append(message) }
+    }
+
+    func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let closer { closer() } else { closeWaiting = true }
+    }
+}

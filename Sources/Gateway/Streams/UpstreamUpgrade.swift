@@ -1,0 +1,297 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+
+/// The gateway's leg to the API server for an upgraded request (`pods/exec`, `pods/attach`,
+/// `pods/portforward`). AsyncHTTPClient cannot switch protocols, so this is a NIO client of
+/// its own: TCP (+TLS trusting the upstream CA of the gateway's kubeconfig), one HTTP/1.1
+/// upgrade request, then either WebSocket frames or raw bytes (SPDY/3.1).
+///
+/// Contract: ``connect(method:target:headers:transport:inbound:)`` returns once upstream
+/// answered: `.upgraded` with the `101` headers (the subprotocol it chose), or `.refused` with
+/// the whole non-`101` answer (its `metav1.Status`), which the agent then gets. After the
+/// upgrade every message (WebSocket: one binary message, reassembled; SPDY: whatever bytes
+/// arrived) and finally one `.upstreamClosed` go to `inbound`, in order — including bytes that
+/// arrived together with the `101`.
+struct UpstreamConnector: Sendable {
+    enum Transport: Sendable {
+        case webSocket
+        /// `Upgrade: SPDY/3.1` on the raw connection.
+        case spdy
+    }
+
+    enum Outcome: Sendable {
+        case upgraded(UpstreamStream, headers: HTTPHeaders)
+        case refused(status: Int, headers: HTTPHeaders, body: [UInt8])
+    }
+
+    let host: String
+    let port: Int
+    /// Path prefix of the upstream server URL (usually empty).
+    let pathPrefix: String
+    let tls: NIOSSLContext?
+    let serverHostname: String?
+
+    init(server: String, tls configuration: TLSConfiguration) throws {
+        guard let url = URL(string: server), let scheme = url.scheme?.lowercased(), let host = url.host else {
+            throw GatewayConfigError("upstream server \(server) is not a URL")
+        }
+        self.host = host
+        port = url.port ?? (scheme == "https" ? 443 : 80)
+        var prefix = url.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        pathPrefix = prefix
+        if scheme == "https" {
+            tls = try NIOSSLContext(configuration: configuration)
+            // SNI and hostname checks take names, not addresses.
+            serverHostname = host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) ? nil : host
+        } else {
+            tls = nil
+            serverHostname = nil
+        }
+    }
+
+    func connect(method: String, target: String, headers: HTTPHeaders, transport: Transport,
+                 inbound: AsyncStream<StreamEvent>.Continuation) async throws -> Outcome {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let eventLoop = group.next()
+        let outcome = eventLoop.makePromise(of: Outcome.self)
+        let tls = self.tls
+        let serverHostname = self.serverHostname
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(10))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    }
+                    let upgrader: NIOHTTPClientProtocolUpgrader
+                    switch transport {
+                    case .webSocket:
+                        upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, automaticErrorHandling: false) { channel, head in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(UpstreamWebSocketHandler(inbound: inbound))
+                                outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: true), headers: head.headers))
+                            }
+                        }
+                    case .spdy:
+                        upgrader = RawStreamClientUpgrader(protocolName: "SPDY/3.1") { channel, head in
+                            try channel.pipeline.syncOperations.addHandler(UpstreamBytesHandler(inbound: inbound))
+                            outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: false), headers: head.headers))
+                        }
+                    }
+                    try channel.pipeline.syncOperations.addHandler(DeferredInactive())
+                    let refusal = RefusedUpgradeCollector(outcome: outcome)
+                    // Stream bytes that arrive with the `101` belong to the upgraded protocol;
+                    // the HTTP-only collector leaves before they are replayed.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(refusal, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(refusal)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let channel = try await bootstrap.connect(host: host, port: port).get()
+        // A silent upstream must not hold the agent forever.
+        let timeout = eventLoop.scheduleTask(in: .seconds(30)) {
+            outcome.fail(UpstreamUpgradeError(message: "no answer to the upgrade within 30s"))
+        }
+        channel.closeFuture.whenComplete { _ in
+            outcome.fail(UpstreamUpgradeError(message: "the API server closed the connection before answering the upgrade"))
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: pathPrefix + target, headers: headers)
+        head.headers.replaceOrAdd(name: "Host", value: port == 443 || port == 80 ? host : "\(host):\(port)")
+        // The SPDY upgrade is a POST without a body; say so rather than let it go chunked.
+        if head.method != .GET { head.headers.replaceOrAdd(name: "Content-Length", value: "0") }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        do {
+            let result = try await outcome.futureResult.get()
+            timeout.cancel()
+            if case .refused = result { channel.close(promise: nil) }
+            return result
+        } catch {
+            timeout.cancel()
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+}
+
+struct UpstreamUpgradeError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// The send side of the upstream leg; safe from any thread.
+final class UpstreamStream: @unchecked Sendable {
+    private let channel: Channel
+    private let webSocket: Bool
+
+    init(channel: Channel, webSocket: Bool) {
+        self.channel = channel
+        self.webSocket = webSocket
+    }
+
+    /// One WebSocket binary message (masked, as a client must), or raw bytes.
+    func send(_ bytes: [UInt8]) {
+        if webSocket {
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: ByteBuffer(bytes: bytes)),
+                                  promise: nil)
+        } else {
+            channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+        }
+    }
+
+    func close() {
+        let channel = self.channel
+        if webSocket {
+            var data = ByteBuffer()
+            data.write(webSocketErrorCode: .normalClosure)
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data))
+                .whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Passes the end of the connection on one event-loop turn later. An API server that writes
+/// `101`, the whole stream and FIN at once would otherwise have the HTTP decoder see EOF while
+/// the upgrade is still being set up, and it drops what it holds on EOF — the whole stream.
+private final class DeferredInactive: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func channelInactive(context: ChannelHandlerContext) {
+        context.eventLoop.execute { context.fireChannelInactive() }
+    }
+}
+
+/// Upstream's answer when it did not switch protocols: collected whole for the agent.
+private final class RefusedUpgradeCollector: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    private let outcome: EventLoopPromise<UpstreamConnector.Outcome>
+    private var head: HTTPResponseHead?
+    private var body: [UInt8] = []
+
+    init(outcome: EventLoopPromise<UpstreamConnector.Outcome>) { self.outcome = outcome }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body(var buffer):
+            if body.count < 1 << 20 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
+        case .end:
+            guard let head else { return }
+            outcome.succeed(.refused(status: Int(head.status.code), headers: head.headers, body: body))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        outcome.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+/// `Upgrade: <protocol>` with nothing protocol-specific: after `101` the connection carries bytes.
+private struct RawStreamClientUpgrader: NIOHTTPClientProtocolUpgrader, @unchecked Sendable {
+    let protocolName: String
+    let onUpgrade: (Channel, HTTPResponseHead) throws -> Void
+
+    init(protocolName: String, onUpgrade: @escaping (Channel, HTTPResponseHead) throws -> Void) {
+        self.protocolName = protocolName
+        self.onUpgrade = onUpgrade
+    }
+
+    var supportedProtocol: String { protocolName }
+    var requiredUpgradeHeaders: [String] { [] }
+    func addCustom(upgradeRequestHeaders: inout HTTPHeaders) {}
+    func shouldAllowUpgrade(upgradeResponse: HTTPResponseHead) -> Bool { true }
+
+    func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
+        let channel = context.channel
+        return context.eventLoop.makeCompletedFuture { try onUpgrade(channel, upgradeResponse) }
+    }
+}
+
+/// Upstream WebSocket messages into the proxy's event stream; answers pings.
+private final class UpstreamWebSocketHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+    private let inbound: AsyncStream<StreamEvent>.Continuation
+    private var fragments: [UInt8] = []
+    private var ended = false
+
+    init(inbound: AsyncStream<StreamEvent>.Continuation) { self.inbound = inbound }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text, .continuation:
+            var payload = frame.unmaskedData
+            fragments += payload.readBytes(length: payload.readableBytes) ?? []
+            if frame.fin {
+                inbound.yield(.fromUpstream(fragments))
+                fragments = []
+            }
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)),
+                                  promise: nil)
+        case .connectionClose:
+            end()
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        end()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func end() {
+        if ended { return }
+        ended = true
+        inbound.yield(.upstreamClosed)
+    }
+}
+
+/// Upstream bytes (SPDY) into the proxy's event stream.
+private final class UpstreamBytesHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let inbound: AsyncStream<StreamEvent>.Continuation
+    private var ended = false
+
+    init(inbound: AsyncStream<StreamEvent>.Continuation) { self.inbound = inbound }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if let bytes = buffer.readBytes(length: buffer.readableBytes), !bytes.isEmpty {
+            inbound.yield(.fromUpstream(bytes))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !ended { ended = true; inbound.yield(.upstreamClosed) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
