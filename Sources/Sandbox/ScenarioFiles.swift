@@ -62,7 +62,7 @@ subjects:
         ("02-recordingpolicy.yaml", #"""
 # Records request and response bodies (masked, up to 64 KiB), watch events and exec streams;
 # keeps sessions 30 days; refuses requests that cannot be recorded; warns when one session
-# execs into pods more than 5 times a minute or deletes more than 10 objects in 5 minutes.
+# execs into pods 5 times within a minute or deletes 10 objects within 5 minutes.
 apiVersion: agentgate.io/v1alpha1
 kind: RecordingPolicy
 metadata:

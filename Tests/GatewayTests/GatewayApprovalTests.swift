@@ -23,6 +23,7 @@ class GatewayApprovalTests: XCTestCase {
         ApprovalRule(name: "scale-to-zero", apiGroups: ["apps"], resources: ["deployments"], scaleToZero: true),
         ApprovalRule(name: "bulk-configmaps", verbs: [.delete, .deletecollection], resources: ["configmaps"], namespaces: ["bulk"]),
         ApprovalRule(name: "prod-configmap-writes", verbs: [.create, .patch, .update], resources: ["configmaps"], namespaces: ["prod"]),
+        ApprovalRule(name: "exec", verbs: [.get, .create], resources: ["pods"], subresources: ["exec"]),
     ], approverGroups: ["sre"], timeout: "1m")
 
     override func setUp() async throws {
@@ -88,6 +89,52 @@ class GatewayApprovalTests: XCTestCase {
     }
 
     // MARK: Approve, deny, expire
+
+    func createShellPod() async throws {
+        try await harness.cluster.applyObject([
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
+            "spec": ["containers": [["name": "main", "image": "busybox"]]],
+        ])
+    }
+
+    func testExecUpgradeIsHeldUntilApprovedThenTheCommandRuns() async throws {
+        try await createShellPod()
+        let agent = try await harness.token()
+        let kubectl = kubectlInBackground(["exec", "shell", "--", "echo", "ran", "after", "approval"], token: agent)
+        let approval = try await pendingApproval()
+        XCTAssertEqual(approval["rule"]?.stringValue, "exec")
+        XCTAssertEqual(approval["subresource"]?.stringValue, "exec")
+        XCTAssertEqual(approval["name"]?.stringValue, "shell")
+        XCTAssertNil(approval["dryRunStatusCode"], "exec has no dry run: \(approval)")
+        let execs = try await harness.exchanges().filter { $0.subresource == "exec" }
+        XCTAssertEqual(execs.count, 1)
+        XCTAssertNil(execs.first?.statusCode, "nothing was streamed while held")
+        let decided = try await decide(try XCTUnwrap(approval["id"]?.stringValue), "approve", token: try await approver(),
+                                       reason: "reading a file")
+        XCTAssertEqual(decided.status, 200, "\(decided.body)")
+        let result = try await kubectl.value
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(result.stdout, "ran after approval\n")
+        let exchange = try XCTUnwrap(try await harness.exchanges().first { $0.subresource == "exec" })
+        XCTAssertEqual(exchange.approvalID, approval["id"]?.stringValue)
+    }
+
+    func testDeniedExecNeverOpensTheStreamAndKubectlSaysWhoDeniedIt() async throws {
+        try await createShellPod()
+        let agent = try await harness.token()
+        let kubectl = kubectlInBackground(["exec", "shell", "--", "echo", "should", "not", "run"], token: agent)
+        let approval = try await pendingApproval()
+        let decided = try await decide(try XCTUnwrap(approval["id"]?.stringValue), "deny", token: try await approver(),
+                                       reason: "no shells in prod")
+        XCTAssertEqual(decided.status, 200, "\(decided.body)")
+        let result = try await kubectl.value
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(result.stdout.contains("should not run"), result.output)
+        XCTAssertTrue(result.stderr.contains("denied by alice") && result.stderr.contains("no shells in prod"), result.stderr)
+        let exchange = try XCTUnwrap(try await harness.exchanges().first { $0.subresource == "exec" })
+        XCTAssertEqual(exchange.statusCode, 403)
+        XCTAssertEqual(exchange.streamChunkCount, 0, "no frame was recorded: the stream never opened")
+    }
 
     func testDeleteDeploymentIsHeldWithItsDryRunUntilApprovedThenKubectlCompletes() async throws {
         try await createDeployment("web")

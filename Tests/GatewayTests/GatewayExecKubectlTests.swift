@@ -166,7 +166,7 @@ final class GatewayExecKubectlTests: XCTestCase {
     }
 
     func testSessionsReplayCommandPrintsTheStreamAndExportsAsciicast() async throws {
-        let binary = GatewayCrashTests.binary.path
+        let binary = GatewayHarness.binary.path
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("\(binary) is missing: run `swift build` first") }
         let result = try harness.kubectl(["exec", "shell", "--", "sh", "-c", "echo first line; echo second line"], token: token)
         XCTAssertEqual(result.status, 0, result.stderr)
