@@ -51,6 +51,11 @@ public final class ByteStreamConnection: @unchecked Sendable {
         channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
     }
 
+    /// Sends `bytes`; `written` runs (on the event loop) once they left for the socket, or failed.
+    public func send(_ bytes: [UInt8], written: @escaping @Sendable () -> Void) {
+        channel.writeAndFlush(ByteBuffer(bytes: bytes)).whenComplete { _ in written() }
+    }
+
     /// Closes the connection once what was sent is flushed.
     public func close() {
         let channel = self.channel

@@ -30,6 +30,12 @@ public final class WebSocketConnection: @unchecked Sendable {
         channel.writeAndFlush(frame, promise: nil)
     }
 
+    /// Sends `bytes`; `written` runs (on the event loop) once they left for the socket, or failed.
+    public func send(_ bytes: [UInt8], written: @escaping @Sendable () -> Void) {
+        let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
+        channel.writeAndFlush(frame).whenComplete { _ in written() }
+    }
+
     /// Sends a close frame (normal closure) and closes the connection.
     public func close() {
         var data = ByteBuffer()

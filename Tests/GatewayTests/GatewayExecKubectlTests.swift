@@ -228,6 +228,34 @@ final class GatewayExecKubectlTests: XCTestCase {
         await secure.stop()
     }
 
+    func testExecStreamsOffRecordsTheExchangeButNoFrames() async throws {
+        harness.config.recording = RecordingPolicySpec(capture: CaptureSettings(execStreams: false))
+        harness.registry.put(harness.config, token: harness.saToken)
+        let result = try harness.kubectl(["exec", "shell", "--", "echo", "unrecorded"], token: token)
+        XCTAssertEqual(result.stdout, "unrecorded\n", result.stderr)
+        let exchange = try await completed("exec")
+        XCTAssertEqual(exchange.statusCode, 101)
+        let chunks = try await harness.store.streamChunks(exchangeID: exchange.id)
+        XCTAssertEqual(chunks, [], "capture.execStreams false: who exec'd what is recorded, not the stream")
+    }
+
+    func testExecIsRefusedWhenTheRecorderIsDownUnderFailClosed() async throws {
+        try await harness.store.close()
+        // kubectl's own discovery would be refused first; this is its exec handshake.
+        let client = try LoopbackTCP(port: harness.port)
+        try client.write("GET /c/default/conn/api/v1/namespaces/default/pods/shell/exec?command=echo&stdout=true HTTP/1.1\r\n"
+            + "Host: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n")
+        var answer = ""
+        while !answer.contains("}") {
+            let bytes = try client.readSome()
+            if bytes.isEmpty { break }
+            answer += String(decoding: bytes, as: UTF8.self)
+        }
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 503"), "the upgrade is refused, not switched: \(answer)")
+        XCTAssertTrue(answer.contains("session recorder is unavailable"), answer)
+    }
+
     func testExecToMissingPodGetsTheAPIServersNotFound() async throws {
         let result = try harness.kubectl(["exec", "nope", "--", "echo"], token: token)
         XCTAssertNotEqual(result.status, 0)

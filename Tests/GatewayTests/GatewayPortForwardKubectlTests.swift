@@ -85,8 +85,9 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
     func assertTrafficFlowsAndIsRecorded(port: Int, forward: Forward) async throws {
         let hello = try roundTrip(port: port, payload: Array("hello through the gateway tunnel\n".utf8))
         XCTAssertEqual(String(decoding: hello, as: UTF8.self), "hello through the gateway tunnel\n", forward.output)
-        // Larger than SPDY/3's initial 64 KiB window: flow control works end to end.
-        let big = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        // Far larger than SPDY/3's initial 64 KiB window and than the gateway's back-pressure
+        // window (1 MiB): flow control works end to end.
+        let big = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         let echoed = try roundTrip(port: port, payload: big)
         XCTAssertTrue(echoed == big, "echoed \(echoed.count) of \(big.count) bytes, or different ones")
         XCTAssertTrue(forward.process.isRunning, forward.output)

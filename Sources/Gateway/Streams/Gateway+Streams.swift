@@ -121,6 +121,7 @@ extension Gateway {
             metrics.forwardedRequests.add(1)
             metrics.count(connection: context.ref, verb: info.verb, code: 101)
             let agent = AgentStreamEnd(eventsIn: eventsIn)
+            agent.backPressure = { upstream.setReading($0) }
             let capture = context.capture
             let recorder = StreamRecorder(store: store, exchangeID: recording.exchangeID, captureFrames: capture.execStreams ?? true,
                                           failClosed: context.connection.config.recording.failureMode != .failOpen,

@@ -29,6 +29,9 @@ enum StreamEvent: Sendable {
 ///   relayed unchanged and recorded as they travel (`forward-in` agent→pod, `forward-out`
 ///   pod→agent: SPDY frames, whose header blocks are zlib-compressed); nothing is masked,
 ///   since a forwarded port carries an arbitrary protocol.
+/// - Back-pressure: when more than ``AgentStreamEnd/pauseAbove`` bytes wait for the agent's
+///   socket, reading from upstream pauses until they drain (a slow agent never makes the
+///   gateway buffer a whole download).
 /// - The exchange is completed when either side ends: `complete` when the exit status
 ///   arrived or the agent ended the stream, `incomplete` when upstream cut it first or the
 ///   recorder failed under FailClosed (which also cuts the stream).
@@ -201,8 +204,18 @@ enum StreamOutcome: Sendable {
 /// The agent's end of an upgraded connection, WebSocket or raw bytes. Messages for the agent
 /// that are ready before the `101` is written wait here until it is.
 final class AgentStreamEnd: WebSocketSession, ByteStreamSession, @unchecked Sendable {
-    private let lock = NSLock()
-    private var sender: (([UInt8]) -> Void)?
+    /// Bytes written to the agent but not yet taken by its socket above which upstream
+    /// reading pauses, and below which it resumes.
+    static let pauseAbove = 1 << 20
+    static let resumeBelow = 256 << 10
+
+    /// Recursive: a write that completes at once (on the event loop, in `attach`) re-enters.
+    private let lock = NSRecursiveLock()
+    private var sender: (([UInt8], @escaping @Sendable () -> Void) -> Void)?
+    private var inFlight = 0
+    private var paused = false
+    /// Told to stop or resume reading upstream (set by the proxy).
+    var backPressure: ((Bool) -> Void)?
     private var closer: (() -> Void)?
     private var waiting: [[UInt8]] = []
     private var closeWaiting = false
@@ -211,17 +224,17 @@ final class AgentStreamEnd: WebSocketSession, ByteStreamSession, @unchecked Send
     init(eventsIn: AsyncStream<StreamEvent>.Continuation) { self.eventsIn = eventsIn }
 
     func start(_ connection: WebSocketConnection) {
-        attach(send: { connection.send($0) }, close: { connection.close() })
+        attach(send: { connection.send($0, written: $1) }, close: { connection.close() })
     }
 
     func start(_ connection: ByteStreamConnection) {
-        attach(send: { connection.send($0) }, close: { connection.close() })
+        attach(send: { connection.send($0, written: $1) }, close: { connection.close() })
     }
 
-    private func attach(send: @escaping ([UInt8]) -> Void, close: @escaping () -> Void) {
+    private func attach(send: @escaping ([UInt8], @escaping @Sendable () -> Void) -> Void, close: @escaping () -> Void) {
         lock.lock()
         defer { lock.unlock() }
-        for message in waiting { send(message) }
+        for message in waiting { send(message, written(message.count)) }
         waiting = []
         sender = send
         closer = close
@@ -233,8 +246,26 @@ final class AgentStreamEnd: WebSocketSession, ByteStreamSession, @unchecked Send
 
     func send(_ message: [UInt8]) {
         lock.lock()
-        defer { lock.unlock() }
-        if let sender { sender(message) } else { waiting.append(message) }
+        inFlight += message.count
+        let pause = !paused && inFlight > Self.pauseAbove
+        if pause { paused = true }
+        if let sender { sender(message, written(message.count)) } else { waiting.append(message) }
+        let backPressure = self.backPressure
+        lock.unlock()
+        if pause { backPressure?(false) }
+    }
+
+    private func written(_ count: Int) -> @Sendable () -> Void {
+        { [weak self] in
+            guard let self else { return }
+            self.lock.lock()
+            self.inFlight -= count
+            let resume = self.paused && self.inFlight < Self.resumeBelow
+            if resume { self.paused = false }
+            let backPressure = self.backPressure
+            self.lock.unlock()
+            if resume { backPressure?(true) }
+        }
     }
 
     func close() {

@@ -152,6 +152,13 @@ final class UpstreamStream: @unchecked Sendable {
         }
     }
 
+    /// Stops (or resumes) reading from the API server while the agent is slow to take what
+    /// was read: the gateway never holds more than a window of a stream in memory.
+    func setReading(_ reading: Bool) {
+        channel.setOption(ChannelOptions.autoRead, value: reading).whenComplete { _ in }
+        if reading { channel.read() }
+    }
+
     func close() {
         let channel = self.channel
         if webSocket {
