@@ -52,6 +52,8 @@ public final class Gateway: @unchecked Sendable {
     let resolver = RequestInfoResolver()
     /// Session ids already resolved for token-keyed sessions (see ``SessionCache``).
     let sessions = SessionCache()
+    /// Refused WebSocket exec/attach upgrades, repeated to kubectl's SPDY fallback.
+    let streamRefusals = StreamRefusals()
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
     /// Largest non-streamed upstream body read into memory.

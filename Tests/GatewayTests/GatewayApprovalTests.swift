@@ -115,7 +115,8 @@ class GatewayApprovalTests: XCTestCase {
         let result = try await kubectl.value
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertEqual(result.stdout, "ran after approval\n")
-        let exchange = try XCTUnwrap(try await harness.exchanges().first { $0.subresource == "exec" })
+        let recorded = try await harness.exchanges()
+        let exchange = try XCTUnwrap(recorded.first { $0.subresource == "exec" })
         XCTAssertEqual(exchange.approvalID, approval["id"]?.stringValue)
     }
 
@@ -131,7 +132,8 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertFalse(result.stdout.contains("should not run"), result.output)
         XCTAssertTrue(result.stderr.contains("denied by alice") && result.stderr.contains("no shells in prod"), result.stderr)
-        let exchange = try XCTUnwrap(try await harness.exchanges().first { $0.subresource == "exec" })
+        let recorded = try await harness.exchanges()
+        let exchange = try XCTUnwrap(recorded.first { $0.subresource == "exec" })
         XCTAssertEqual(exchange.statusCode, 403)
         XCTAssertEqual(exchange.streamChunkCount, 0, "no frame was recorded: the stream never opened")
     }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPServing
 import KubeCore
@@ -148,7 +149,9 @@ struct StreamUpgrades: WebSocketService {
     func decide(_ request: HTTPRequest) async -> UpgradeDecision<any WebSocketSession> {
         switch await gateway.admitStream(request, transport: .webSocket) {
         case .accept(let headers, let session): return .accept(headers: headers, session: session)
-        case .refuse(let response): return .refuse(response)
+        case .refuse(let response):
+            gateway.streamRefusals.remember(response, for: request)
+            return .refuse(response)
         }
     }
 }
@@ -159,9 +162,45 @@ struct SPDYStreamUpgrades: ByteStreamUpgradeService {
     var upgradeProtocol: String { "SPDY/3.1" }
 
     func decide(_ request: HTTPRequest) async -> UpgradeDecision<any ByteStreamSession> {
+        // kubectl retries a refused WebSocket exec/attach over SPDY at once; that retry gets the
+        // answer the WebSocket attempt got (a denial, an expiry, an upstream error), not a
+        // second approval or the SPDY refusal, so kubectl prints what actually happened.
+        if let repeated = gateway.streamRefusals.take(for: request) { return .refuse(repeated) }
         switch await gateway.admitStream(request, transport: .spdy) {
         case .accept(let headers, let session): return .accept(headers: headers, session: session)
         case .refuse(let response): return .refuse(response)
+        }
+    }
+}
+
+/// The refusals of WebSocket upgrades, kept briefly for kubectl's SPDY fallback of the same
+/// request (same URL, same Authorization header: only the agent that got the refusal gets it
+/// again). One use each; forgotten after ``lifetime``.
+final class StreamRefusals: @unchecked Sendable {
+    static let lifetime: TimeInterval = 30
+    private let lock = NSLock()
+    private var entries: [String: (response: HTTPResponse, at: Date)] = [:]
+
+    private static func key(_ request: HTTPRequest) -> String? {
+        guard let authorization = request.headers["authorization"].first else { return nil }
+        let digest = SHA256.hash(data: Data(authorization.utf8)).map { String(format: "%02x", $0) }.joined()
+        return digest + " " + request.uri
+    }
+
+    func remember(_ response: HTTPResponse, for request: HTTPRequest) {
+        guard let key = Self.key(request) else { return }
+        let now = Date()
+        lock.withLock {
+            entries = entries.filter { now.timeIntervalSince($0.value.at) < Self.lifetime }
+            entries[key] = (response, now)
+        }
+    }
+
+    func take(for request: HTTPRequest) -> HTTPResponse? {
+        guard let key = Self.key(request) else { return nil }
+        return lock.withLock {
+            guard let entry = entries.removeValue(forKey: key), Date().timeIntervalSince(entry.at) < Self.lifetime else { return nil }
+            return entry.response
         }
     }
 }
