@@ -177,13 +177,26 @@ async function loadDetail() {
 async function play(exchangeID, screen) {
   const answer = await api(`/api/v1/exchanges/${encodeURIComponent(exchangeID)}/chunks`);
   screen.textContent = "";
+  const forwarded = {};
   let previous = null;
   for (const chunk of answer.items || []) {
     const at = Date.parse(chunk.time);
     if (previous !== null) await new Promise(r => setTimeout(r, Math.min(Math.max(at - previous, 0), 2000)));
     previous = at;
-    if (chunk.channel === "stdin" || chunk.channel === "resize") continue;
-    screen.textContent += chunk.data != null ? chunk.data : atob(chunk.dataBase64 || "");
+    const text = chunk.data != null ? chunk.data : atob(chunk.dataBase64 || "");
+    if (chunk.channel === "stdout" || chunk.channel === "stderr" || chunk.channel === "body") {
+      screen.textContent += text;
+    } else if (chunk.channel === "status") {
+      let message = text;
+      try { const status = JSON.parse(text); message = status.message || status.status || text; } catch (_) {}
+      screen.textContent += `\n[${message}]\n`;
+    } else if (chunk.channel === "forward-in" || chunk.channel === "forward-out") {
+      forwarded[chunk.channel] = (forwarded[chunk.channel] || 0) + text.length;
+      screen.textContent = `port-forward: ${forwarded["forward-in"] || 0} bytes in, ${forwarded["forward-out"] || 0} bytes out`;
+    } else if (chunk.channel === "event") {
+      screen.textContent += text;
+    }
+    // stdin (what was typed, masked) and resize are recorded but not drawn: the terminal echoes.
   }
 }
 
