@@ -141,7 +141,6 @@ public final class Gateway: @unchecked Sendable {
         case .refused(let response): return response
         case .admitted(let admitted): context = admitted
         }
-        let connection = context.connection
         let ref = context.ref
         let info = context.info
         if request.headers["upgrade"].first != nil {
@@ -153,18 +152,9 @@ public final class Gateway: @unchecked Sendable {
         // exec/attach upgrade does the same in `admitStream`).
         context.heldBy = approvalHold(context)
         let recording: Recording
-        do {
-            recording = try await beginRecording(context)
-        } catch {
-            metrics.recorderErrors.add(1)
-            if connection.config.recording.failureMode == .failOpen {
-                logger.warning("recording failed, forwarding unrecorded (FailOpen) on \(ref): \(error)")
-                recording = Recording(exchangeID: nil, sessionID: nil)
-            } else {
-                logger.error("recording failed on \(ref); refusing (FailClosed): \(error)")
-                metrics.count(connection: ref, verb: info.verb, code: 503)
-                return refuse(.serviceUnavailable("the session recorder is unavailable, so the request was not forwarded (RecordingPolicy failureMode FailClosed)"))
-            }
+        switch await beginRecordingOrRefuse(context, unrecorded: "forwarding unrecorded", refusal: "the request was not forwarded") {
+        case .began(let began): recording = began
+        case .refused(let response): return response
         }
         if case .refused(let status, _) = await awaitApproval(context, recording) {
             let body = status.serializedJSON()
@@ -174,6 +164,29 @@ public final class Gateway: @unchecked Sendable {
         }
         alerts.observe(context, sessionID: recording.sessionID)
         return await forward(context, recording: recording)
+    }
+
+    enum RecordingStart {
+        case began(Recording)
+        case refused(HTTPResponse)
+    }
+
+    /// Step 5: the exchange begun before anything goes upstream. When the store fails, the
+    /// request goes on unrecorded only under the RecordingPolicy's `FailOpen`; otherwise it is
+    /// refused with 503 (`refusal` says what did not happen).
+    func beginRecordingOrRefuse(_ context: ExchangeContext, unrecorded: String, refusal: String) async -> RecordingStart {
+        do {
+            return .began(try await beginRecording(context))
+        } catch {
+            metrics.recorderErrors.add(1)
+            if context.connection.config.recording.failureMode == .failOpen {
+                logger.warning("recording failed, \(unrecorded) (FailOpen) on \(context.ref): \(error)")
+                return .began(Recording(exchangeID: nil, sessionID: nil))
+            }
+            logger.error("recording failed on \(context.ref); refusing (FailClosed): \(error)")
+            metrics.count(connection: context.ref, verb: context.info.verb, code: 503)
+            return .refused(refuse(.serviceUnavailable("the session recorder is unavailable, so \(refusal) (RecordingPolicy failureMode FailClosed)")))
+        }
     }
 
     /// The `spec.approval` rule that holds this request, with the id its approval will get.

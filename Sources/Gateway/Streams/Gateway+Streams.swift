@@ -68,18 +68,9 @@ extension Gateway {
 
         context.heldBy = approvalHold(context)
         let recording: Recording
-        do {
-            recording = try await beginRecording(context)
-        } catch {
-            metrics.recorderErrors.add(1)
-            if context.connection.config.recording.failureMode == .failOpen {
-                logger.warning("recording failed, streaming unrecorded (FailOpen) on \(context.ref): \(error)")
-                recording = Recording(exchangeID: nil, sessionID: nil)
-            } else {
-                logger.error("recording failed on \(context.ref); refusing (FailClosed): \(error)")
-                metrics.count(connection: context.ref, verb: info.verb, code: 503)
-                return .refuse(refuse(.serviceUnavailable("the session recorder is unavailable, so the stream was not opened (RecordingPolicy failureMode FailClosed)")))
-            }
+        switch await beginRecordingOrRefuse(context, unrecorded: "streaming unrecorded", refusal: "the stream was not opened") {
+        case .began(let began): recording = began
+        case .refused(let response): return .refuse(response)
         }
         alerts.observe(context, sessionID: recording.sessionID)
         // The agent's WebSocket handshake headers are its own leg's; NIO writes the upstream ones.
