@@ -15,7 +15,7 @@ import SessionStore
 // CPU time per request (getrusage of this process while wrk, a separate process, runs; the
 // gateway is the only thing this process does then).
 //
-// Usage: swift build -c release --product GatewayBenchmark && .build/release/GatewayBenchmark [SECONDS]
+// Usage: bash scripts/bench-gateway.sh [SECONDS] (a release build in .build-release, then this)
 // Needs /usr/sbin/nginx and /usr/bin/wrk (apt-get install -y nginx wrk).
 
 let seconds = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5 : 5
