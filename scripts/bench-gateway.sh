@@ -11,5 +11,6 @@ if ! command -v wrk >/dev/null || [ ! -x /usr/sbin/nginx ]; then
   SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
   $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends nginx wrk
 fi
-swift build -c release --product GatewayBenchmark
-exec .build/release/GatewayBenchmark "${1:-5}"
+# A scratch path of its own: a release build does not invalidate the debug one in .build.
+swift build -c release --scratch-path .build-release --product GatewayBenchmark
+exec .build-release/release/GatewayBenchmark "${1:-5}"

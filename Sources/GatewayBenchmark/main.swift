@@ -15,7 +15,7 @@ import SessionStore
 // CPU time per request (getrusage of this process while wrk, a separate process, runs; the
 // gateway is the only thing this process does then).
 //
-// Usage: swift build -c release --product GatewayBenchmark && .build/release/GatewayBenchmark [SECONDS]
+// Usage: bash scripts/bench-gateway.sh [SECONDS] (a release build in .build-release, then this)
 // Needs /usr/sbin/nginx and /usr/bin/wrk (apt-get install -y nginx wrk).
 
 let seconds = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5 : 5
@@ -141,7 +141,26 @@ for row in rows {
 let recorded = try await store.stats(at: Date())
 print("")
 print("recorded: \(recorded.values.reduce(0) { $0 + $1.bytes }) bytes in \(recorded.values.reduce(0) { $0 + $1.total }) session(s)")
-print("goals: gateway >= 70% of nginx proxy_pass req/s; small GET p99 added < 2 ms; < 0.2 ms CPU per small request")
+print("goals (issue 7): gateway >= 70% of nginx proxy_pass req/s; small GET p99 added < 2 ms; < 0.2 ms CPU per small request")
+for gateway in rows where gateway.target == "gateway" {
+    let same = rows.filter { $0.workload == gateway.workload && $0.clients == gateway.clients }
+    let label = pad("\(gateway.workload), \(gateway.clients) client(s):", 26)
+    var verdicts: [String] = []
+    if let proxy = same.first(where: { $0.target == "nginx proxy_pass" })?.result {
+        let share = 100 * gateway.result.requestsPerSecond / proxy.requestsPerSecond
+        verdicts.append("throughput \(f(share, 0))% of nginx (goal 70%) \(share >= 70 ? "met" : "NOT MET")")
+    }
+    if gateway.workload == "small GET" {
+        if let direct = same.first(where: { $0.target == "direct" })?.result {
+            let added = gateway.result.p99 - direct.p99
+            verdicts.append("p99 added \(f(added, 3)) ms (goal < 2) \(added < 2 ? "met" : "NOT MET")")
+        }
+        if let cpu = gateway.cpuPerRequestMs {
+            verdicts.append("CPU \(f(cpu, 3)) ms/req (goal < 0.2) \(cpu < 0.2 ? "met" : "NOT MET")")
+        }
+    }
+    print(label + verdicts.joined(separator: "; "))
+}
 await gateway.shutdown()
 // Requests wrk abandoned at the end of its last run are still completing their records.
 try await Task.sleep(for: .seconds(2))

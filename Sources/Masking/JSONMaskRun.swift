@@ -19,6 +19,9 @@ struct JSONMaskRun {
     var out: [UInt8] = []
     var cursor = 0
     var hits: [TextScanner.Hit] = []
+    /// First hit not before the last string looked at: strings are visited in document order,
+    /// so finding a string's hits is a short forward step, not a search over all of them.
+    var hitCursor = 0
     /// Inside a docker config or kubeconfig document: credential members are masked outright.
     let credentialDocument: Bool
     /// Set when this run masks a Secret's last-applied annotation: its data is masked with this.
@@ -320,7 +323,7 @@ struct JSONMaskRun {
                 return
             }
         }
-        let first = lowerBound(lo)
+        let first = firstHit(atOrAfter: lo)
         var last = first
         while last < hits.count, hits[last].position < hi { last += 1 }
         if tok.escaped {
@@ -371,6 +374,14 @@ struct JSONMaskRun {
             }
         }
         return false
+    }
+
+    private mutating func firstHit(atOrAfter position: Int) -> Int {
+        if hitCursor > 0, hits[hitCursor - 1].position >= position {
+            hitCursor = lowerBound(position)   // visited out of order: search
+        }
+        while hitCursor < hits.count, hits[hitCursor].position < position { hitCursor += 1 }
+        return hitCursor
     }
 
     private func lowerBound(_ position: Int) -> Int {

@@ -128,12 +128,16 @@ struct JSONTape {
         if close < 0 && !sawBackslash {
             guard let hit = memchr(base + k, 0x22, b.count - k) else { return nil }
             close = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
-            sawBackslash = memchr(base + k, 0x5c, close - k) != nil
+            if let slash = memchr(base + k, 0x5c, close - k) {
+                sawBackslash = true
+                k = UnsafeRawPointer(slash).assumingMemoryBound(to: UInt8.self) - base
+            }
         }
         var escaped = false
         if sawBackslash {
             escaped = true
-            var j = from
+            // Bytes before the first backslash (at `k`) hold no quote: validate from there.
+            var j = k
             while true {
                 guard j < b.count else { return nil }
                 let c = b[j]
@@ -231,8 +235,15 @@ enum JSONEscaper {
             return v
         }
         while i < hi {
-            let c = b[i]
-            guard c == 0x5c, i + 1 < hi else { out.append(c); i += 1; continue }
+            // Runs without a backslash are copied in one go.
+            var run = i
+            while run < hi, b[run] != 0x5c { run += 1 }
+            if run > i {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<run]))
+                i = run
+                continue
+            }
+            guard i + 1 < hi else { out.append(b[i]); i += 1; continue }
             let e = b[i + 1]
             i += 2
             switch e {

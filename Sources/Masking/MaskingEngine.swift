@@ -86,16 +86,38 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     /// `DB_PASSWORD`, `clientSecret`, `api-key`, `aws_secret_access_key`, `private_key`.
     func keyCategory(_ key: UnsafeBufferPointer<UInt8>) -> KeyCategory? {
         guard key.count >= 3, key.count <= 128 else { return nil }
-        // Cheap first test on the last letter, which rejects most names.
-        var last = key[key.count - 1]
-        if last >= 0x41, last <= 0x5a { last |= 0x20 }
-        guard last == UInt8(ascii: "d") || last == UInt8(ascii: "t") || last == UInt8(ascii: "y")
-            || last == UInt8(ascii: "e") || last == UInt8(ascii: "n") else { return nil }
+        // Cheap first test on the last two letters (separators skipped), which rejects most
+        // names: every suffix below ends in rd, wd, se, et, ey or en.
+        guard let pair = MaskingEngine.lastTwoLetters(key) else { return nil }
+        switch pair {
+        case (UInt8(ascii: "r"), UInt8(ascii: "d")), (UInt8(ascii: "w"), UInt8(ascii: "d")),
+             (UInt8(ascii: "s"), UInt8(ascii: "e")), (UInt8(ascii: "e"), UInt8(ascii: "t")),
+             (UInt8(ascii: "e"), UInt8(ascii: "y")), (UInt8(ascii: "e"), UInt8(ascii: "n")):
+            break
+        default:
+            return nil
+        }
         if gcpRule != nil, key.count == 11, memcmp(key.baseAddress!, MaskingEngine.privateKey, 11) == 0 { return .gcpPrivateKey }
         if awsSecretRule != nil, MaskingEngine.hasNormalizedSuffix(key, MaskingEngine.awsSuffix) { return .awsSecretKey }
         if passwordRule != nil,
            MaskingEngine.passwordSuffixes.contains(where: { MaskingEngine.hasNormalizedSuffix(key, $0) }) { return .password }
         return nil
+    }
+
+    /// The last two letters of a member name, lower-cased, `_`, `-` and `.` skipped.
+    @inline(__always) private static func lastTwoLetters(_ key: UnsafeBufferPointer<UInt8>) -> (UInt8, UInt8)? {
+        var i = key.count - 1
+        var found: (UInt8, UInt8) = (0, 0)
+        var n = 0
+        while i >= 0, n < 2 {
+            var c = key[i]
+            i -= 1
+            if c == 0x5f || c == 0x2d || c == 0x2e { continue }
+            if c >= 0x41, c <= 0x5a { c |= 0x20 }
+            if n == 0 { found.1 = c } else { found.0 = c }
+            n += 1
+        }
+        return n == 2 ? found : nil
     }
 
     private static func hasNormalizedSuffix(_ key: UnsafeBufferPointer<UInt8>, _ suffix: [UInt8]) -> Bool {

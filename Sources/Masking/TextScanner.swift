@@ -1,6 +1,6 @@
 /// Finds secrets in text: one JSON string value, a log chunk, an error message.
 ///
-/// The prefilter is a 64 Ki-bit table of the first two bytes of every keyword (detector
+/// The prefilter is a 64 KiB table of the first two bytes of every keyword (detector
 /// keywords such as `eyJ`, `-----BEGIN`, `AKIA`, `ghp_`, `xox`; custom-pattern literals;
 /// always-scrub literals). A byte pair not in the table costs one load and one test, so
 /// ordinary text streams through; a pair in the table is verified against the few keywords
@@ -32,8 +32,19 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
     }
 
     let anchors: [Anchor]
-    private let byFirst: [[Int]]
-    private let bigrams: [UInt64]
+    /// Anchor indices by first byte: `candidates[candidateStart[c]..<candidateStart[c + 1]]`.
+    private let candidateStart: [Int32]
+    private let candidates: [Int32]
+    /// One byte per byte pair (first byte in the low half): nonzero when a keyword starts with it.
+    private let bigrams: [UInt8]
+    /// A 32 Ki-bit set of hashed first three bytes of every keyword: a second cheap test before
+    /// the candidates are compared (ordinary text is full of `gh`, `se`, `to`, `pa`...). Empty
+    /// when some keyword has only two bytes.
+    private let trigrams: [UInt64]
+    /// Every anchor's bytes, concatenated (`keywordStart[i]..<keywordStart[i + 1]`), so the hot
+    /// loop verifies without touching the anchors' arrays.
+    private let keywordBytes: [UInt8]
+    private let keywordStart: [Int32]
     let customPatterns: [CompiledPattern]
     /// Custom patterns with no literal keyword: they run on every segment.
     let unanchoredCustom: [Int]
@@ -79,25 +90,54 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
             add(String(decoding: Replacer.base64(Array(literal.utf8)), as: UTF8.self), .literal, .mask)
         }
         var byFirst = [[Int]](repeating: [], count: 256)
-        var bigrams = [UInt64](repeating: 0, count: 1024)
+        var bigrams = [UInt8](repeating: 0, count: 65536)
         for (index, anchor) in anchors.enumerated() where anchor.bytes.count >= 2 {
             let firsts = anchor.caseInsensitive ? TextScanner.caseVariants(anchor.bytes[0]) : [anchor.bytes[0]]
             let seconds = anchor.caseInsensitive ? TextScanner.caseVariants(anchor.bytes[1]) : [anchor.bytes[1]]
             for f in firsts {
                 byFirst[Int(f)].append(index)
-                for s in seconds {
-                    let key = Int(f) | Int(s) << 8
-                    bigrams[key >> 6] |= 1 << UInt64(key & 63)
+                for s in seconds { bigrams[Int(f) | Int(s) << 8] = 1 }
+            }
+        }
+        var trigrams = [UInt64](repeating: 0, count: 512)
+        for anchor in anchors where anchor.bytes.count >= 3 {
+            let variants = anchor.bytes.prefix(3).map { anchor.caseInsensitive ? TextScanner.caseVariants($0) : [$0] }
+            for a in variants[0] {
+                for b in variants[1] {
+                    for c in variants[2] {
+                        let h = TextScanner.trigramHash(a, b, c)
+                        trigrams[h >> 6] |= 1 << UInt64(h & 63)
+                    }
                 }
             }
         }
+        self.trigrams = anchors.contains { $0.bytes.count == 2 } ? [] : trigrams
+        var candidateStart: [Int32] = [0]
+        var candidates: [Int32] = []
+        for list in byFirst {
+            candidates += list.map(Int32.init)
+            candidateStart.append(Int32(candidates.count))
+        }
+        var keywordBytes: [UInt8] = []
+        var keywordStart: [Int32] = [0]
+        for anchor in anchors {
+            keywordBytes += anchor.bytes
+            keywordStart.append(Int32(keywordBytes.count))
+        }
+        self.candidateStart = candidateStart
+        self.candidates = candidates
+        self.keywordBytes = keywordBytes
+        self.keywordStart = keywordStart
         self.keywordsSurviveEscaping = anchors.allSatisfy { $0.bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5c && $0 != 0x2f } }
         self.anchors = anchors
-        self.byFirst = byFirst
         self.bigrams = bigrams
         self.customPatterns = policy.customPatterns
         self.unanchoredCustom = policy.customPatterns.indices.filter { policy.customPatterns[$0].keyword.isEmpty }
         self.replacer = Replacer(key: policy.hashKey)
+    }
+
+    @inline(__always) static func trigramHash(_ a: UInt8, _ b: UInt8, _ c: UInt8) -> Int {
+        Int(a) ^ Int(b) << 3 ^ Int(c) << 7   // < 32 Ki
     }
 
     private static func caseVariants(_ c: UInt8) -> [UInt8] {
@@ -109,35 +149,53 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
 
     /// Keyword hits in `lo..<hi`, in position order.
     func collectHits(_ b: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, into hits: inout [Hit]) {
-        guard hi - lo >= 2 else { return }
+        guard hi - lo >= 2, let base = b.baseAddress else { return }
+        let useTrigrams = !trigrams.isEmpty
         bigrams.withUnsafeBufferPointer { table in
-            var i = lo
-            let last = hi - 1
-            while i < last {
-                let key = Int(b[i]) | Int(b[i + 1]) << 8
-                if table[key >> 6] & (1 << UInt64(key & 63)) != 0 {
-                    for index in byFirst[Int(b[i])] where verify(anchors[index], b, i, hi) {
-                        hits.append(Hit(position: i, anchor: index))
+            trigrams.withUnsafeBufferPointer { tri in
+                let raw = UnsafeRawPointer(base)
+                var i = lo
+                let last = hi - 1
+                while i < last {
+                    // Little-endian: the first byte is the low half of the key.
+                    let key = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt16.self)))
+                    if table[key] != 0 {
+                        if useTrigrams, i + 2 < hi {
+                            let h = TextScanner.trigramHash(b[i], b[i + 1], b[i + 2])
+                            if tri[h >> 6] & (1 << UInt64(h & 63)) != 0 { verifyCandidates(b, i, hi, into: &hits) }
+                        } else {
+                            verifyCandidates(b, i, hi, into: &hits)
+                        }
                     }
+                    i += 1
                 }
-                i += 1
             }
         }
     }
 
-    @inline(__always) private func verify(_ anchor: Anchor, _ b: UnsafeBufferPointer<UInt8>, _ p: Int, _ hi: Int) -> Bool {
-        let n = anchor.bytes.count
-        guard p + n <= hi else { return false }
-        if anchor.caseInsensitive {
-            for k in 0..<n {
-                var c = b[p + k]
-                if c >= 0x41, c <= 0x5a { c |= 0x20 }
-                if c != anchor.bytes[k] { return false }
+    /// Appends a hit for every keyword starting at `p`.
+    private func verifyCandidates(_ b: UnsafeBufferPointer<UInt8>, _ p: Int, _ hi: Int, into hits: inout [Hit]) {
+        candidates.withUnsafeBufferPointer { candidates in
+            keywordBytes.withUnsafeBufferPointer { keywords in
+                let first = Int(b[p])
+                for slot in Int(candidateStart[first])..<Int(candidateStart[first + 1]) {
+                    let index = Int(candidates[slot])
+                    let start = Int(keywordStart[index]), n = Int(keywordStart[index + 1]) - start
+                    guard p + n <= hi else { continue }
+                    var matched = true
+                    if anchors[index].caseInsensitive {
+                        for k in 0..<n {
+                            var c = b[p + k]
+                            if c >= 0x41, c <= 0x5a { c |= 0x20 }
+                            if c != keywords[start + k] { matched = false; break }
+                        }
+                    } else {
+                        for k in 0..<n where b[p + k] != keywords[start + k] { matched = false; break }
+                    }
+                    if matched { hits.append(Hit(position: p, anchor: index)) }
+                }
             }
-        } else {
-            for k in 0..<n where b[p + k] != anchor.bytes[k] { return false }
         }
-        return true
     }
 
     /// True when a segment with no keyword hit still has to be examined (by an unanchored

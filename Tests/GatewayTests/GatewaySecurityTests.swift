@@ -186,6 +186,32 @@ class GatewaySecurityTests: XCTestCase {
         XCTAssertEqual(spy.requests.count, 1)
     }
 
+    func testACachedVerifiedTokenIsStillRefusedWhenExpiredOrPresentedForAnotherIdentity() async throws {
+        let token = try await harness.token { $0.lifetime = 120 }
+        let verifier = harness.gateway.verifier
+        let identity = harness.config.identity
+        let now = Date()
+        let agent = try await verifier.verify(token, identity: identity, now: now)
+        let again = try await verifier.verify(token, identity: identity, now: now.addingTimeInterval(1))
+        XCTAssertEqual(again, agent, "served from the cache")
+        let lenient = try await verifier.verify(token, identity: identity, now: now.addingTimeInterval(120 + 50))
+        XCTAssertEqual(lenient, agent, "exp 50 s ago is within the 60 s leeway")
+        do {
+            _ = try await verifier.verify(token, identity: identity, now: now.addingTimeInterval(120 + 70))
+            XCTFail("an expired token verified from the cache")
+        } catch let error as OIDCError {
+            XCTAssertTrue("\(error)".contains("expired"), "\(error)")
+        }
+        var other = identity
+        other.audiences = ["another-audience"]
+        do {
+            _ = try await verifier.verify(token, identity: other, now: now)
+            XCTFail("a token verified for one audience was accepted for another")
+        } catch let error as OIDCError {
+            XCTAssertTrue("\(error)".contains("audience"), "\(error)")
+        }
+    }
+
     func testRotatedTokenIsUsedForTheNextRequest() async throws {
         let token = try await harness.token()
         _ = try await GatewayHarness.send(.GET, listURL, headers: [("Authorization", "Bearer \(token)")])

@@ -18,6 +18,7 @@ final class SQLiteSessionStoreTests: XCTestCase {
     func testWritesCancelledMidwayLeaveTheStoreWritable() async throws { try await Behaviours.writesCancelledMidwayLeaveTheStoreWritable(backend) }
     func testInjectionShapedValuesRoundTripHarmlessly() async throws { try await Behaviours.injectionShapedValuesRoundTripHarmlessly(backend) }
     func testConcurrentExchangesAllStoredWithUniqueSequences() async throws { try await Behaviours.concurrentExchangesAllStoredWithUniqueSequences(backend) }
+    func testAFailingWriteAmongConcurrentOnesFailsAlone() async throws { try await Behaviours.aFailingWriteAmongConcurrentOnesFailsAlone(backend) }
     func testStatsCountActiveAndTotalSessionsPerConnection() async throws { try await Behaviours.statsCountActiveAndTotalSessionsPerConnection(backend) }
     func testMigrateIsIdempotentAndDataSurvivesReopen() async throws { try await Behaviours.migrateIsIdempotentAndDataSurvivesReopen(backend) }
     func testApprovalIsDecidedExactlyOnce() async throws { try await Behaviours.approvalIsDecidedExactlyOnce(backend) }

@@ -168,6 +168,37 @@ extension Behaviours {
         try await store.close()
     }
 
+    /// Concurrent writes may share a commit (SQLite groups them): one that fails must fail
+    /// alone, and every other one must be committed exactly once.
+    static func aFailingWriteAmongConcurrentOnesFailsAlone(_ backend: TestBackend) async throws {
+        let store = try await backend.open(try backend.freshURL())
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "mixed"),
+                                                     identity: AgentIdentityInfo(), at: t0)
+        var gone = session
+        gone.id = "no-such-session"
+        let outcomes = try await withThrowingTaskGroup(of: (Bool, ExchangeRecord?).self) { group in
+            for i in 0..<60 {
+                let target = i % 5 == 4 ? gone : session
+                group.addTask {
+                    do {
+                        return (target.id == session.id, try await store.begin(target, at: t0 + Double(i), name: "pod-\(i)"))
+                    } catch SessionStoreError.sessionNotFound {
+                        return (target.id == session.id, nil)
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(outcomes.filter { !$0.0 && $0.1 == nil }.count, 12, "every write to a missing session failed")
+        let stored = outcomes.filter { $0.0 }.compactMap(\.1)
+        XCTAssertEqual(stored.count, 48, "every other write succeeded")
+        XCTAssertEqual(Set(stored.map(\.sequence)), Set(1...48), "sequences unique and gap-free")
+        let listed = try await store.exchanges(sessionID: session.id)
+        XCTAssertEqual(listed.map(\.sequence), Array(1...48), "each committed once")
+        try await assertEqualAsync(try await store.session(id: session.id)?.session.exchangeCount, 48)
+        try await store.close()
+    }
+
     static func statsCountActiveAndTotalSessionsPerConnection(_ backend: TestBackend) async throws {
         let store = try await backend.open(try backend.freshURL())
         let old = try await store.resolveSession(SessionKey(connection: connA, subject: "a", tokenKey: "1"), identity: AgentIdentityInfo(), at: t0)

@@ -25,12 +25,15 @@ public struct VerifiedAgent: Sendable, Hashable {
 ///   its audiences; `exp` is required; `exp` and `nbf` are checked with ``leeway`` (60 s).
 /// - Failures throw ``OIDCError`` (401); ``authorize(_:identity:)`` throws
 ///   ``AgentForbidden`` (403) when neither the subject nor a group is allowed.
+/// - A token that verified is remembered (``VerifiedTokenCache``) until it expires, so the
+///   signature is checked once per token, not once per request.
 public final class OIDCVerifier: Sendable {
     public static let leeway: TimeInterval = 60
     static let acceptedAlgorithms: Set<String> = ["RS256", "ES256", "EdDSA"]
 
     private let http: HTTPClient
     private let keySets = LockedDictionary<String, OIDCKeySet>()
+    private let verified = VerifiedTokenCache()
 
     public init(http: HTTPClient) {
         self.http = http
@@ -43,6 +46,15 @@ public final class OIDCVerifier: Sendable {
 
     /// Verifies `token` for a connection whose identity block is `identity`.
     public func verify(_ token: String, identity: AgentIdentity, now: Date = Date()) async throws -> VerifiedAgent {
+        let key = VerifiedTokenCache.key(token: token, identity: identity)
+        if let agent = verified.agent(for: key, at: now) { return agent }
+        let (agent, expires) = try await verifyUncached(token, identity: identity, now: now)
+        verified.remember(agent, for: key, validUntil: Date(timeIntervalSince1970: expires + Self.leeway), at: now)
+        return agent
+    }
+
+    /// The full check; returns the agent and the token's `exp` (seconds since the epoch).
+    private func verifyUncached(_ token: String, identity: AgentIdentity, now: Date) async throws -> (VerifiedAgent, Double) {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[2].isEmpty else { throw OIDCError("the bearer token is not a signed JWT") }
         guard let headerBytes = Base64URL.decode(parts[0]), let header = try? JSONValue(parsing: headerBytes) else {
@@ -62,7 +74,7 @@ public final class OIDCVerifier: Sendable {
               case .object = claims else {
             throw OIDCError("the token payload is not a JSON object")
         }
-        try Self.checkClaims(claims, identity: identity, now: now)
+        let expires = try Self.checkClaims(claims, identity: identity, now: now)
         let subjectClaim = identity.subjectClaim ?? AgentIdentity.defaultSubjectClaim
         guard let subject = claims[subjectClaim]?.stringValue, !subject.isEmpty else {
             throw OIDCError("the token has no \(subjectClaim) claim")
@@ -75,10 +87,12 @@ public final class OIDCVerifier: Sendable {
         }
         let model = claims[identity.modelClaim ?? AgentIdentity.defaultModelClaim]?.stringValue
         let tokenKey = claims["sid"]?.stringValue ?? claims["jti"]?.stringValue
-        return VerifiedAgent(subject: subject, groups: groups, model: model, tokenKey: tokenKey)
+        return (VerifiedAgent(subject: subject, groups: groups, model: model, tokenKey: tokenKey), expires)
     }
 
-    static func checkClaims(_ claims: JSONValue, identity: AgentIdentity, now: Date) throws {
+    /// Checks `iss`, `aud`, `exp` and `nbf`; returns `exp`.
+    @discardableResult
+    static func checkClaims(_ claims: JSONValue, identity: AgentIdentity, now: Date) throws -> Double {
         guard claims["iss"]?.stringValue == identity.issuer else {
             throw OIDCError("token issuer \(claims["iss"]?.stringValue ?? "<none>") is not \(identity.issuer)")
         }
@@ -97,6 +111,7 @@ public final class OIDCVerifier: Sendable {
         if let nbf = number(claims["nbf"]), time < nbf - leeway {
             throw OIDCError("the token is not valid yet (nbf)")
         }
+        return exp
     }
 
     private static func number(_ value: JSONValue?) -> Double? {

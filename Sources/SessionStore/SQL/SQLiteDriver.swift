@@ -4,9 +4,15 @@ import SQLiteNIO
 
 /// SQLite backend driver: one database file in WAL mode.
 ///
-/// - Two connections: a writer, used by one transaction at a time (a FIFO gate, because a
-///   SQLite connection has a single transaction and our callers are concurrent tasks), and a
-///   reader, which in WAL mode reads committed data without waiting for the writer.
+/// - Two connections: a writer, used by one transaction at a time (a SQLite connection has a
+///   single transaction and our callers are concurrent tasks), and a reader, which in WAL
+///   mode reads committed data without waiting for the writer.
+/// - Group commit: write transactions queue in arrival order; one writer task runs every
+///   transaction queued while the previous group ran inside one `BEGIN IMMEDIATE ... COMMIT`,
+///   and only then answers their callers — so each caller still returns after its writes are
+///   committed, and under concurrency BEGIN and COMMIT are paid once per group. When one body
+///   of a group throws, the group is rolled back and its transactions run again one by one,
+///   so a failure stays that caller's own.
 /// - Writes are `BEGIN IMMEDIATE` transactions, so another process sharing the file waits
 ///   instead of failing half-way.
 /// - Durability: `synchronous=NORMAL` (default) — a commit is in the WAL (in the OS page
@@ -18,7 +24,9 @@ final class SQLiteDriver: SQLDriver {
     let dialect = SQLDialect.sqlite
     private let writer: SQLiteConnection
     private let reader: SQLiteConnection
-    private let gate = SerialGate()
+    private let queue = WriteQueue()
+    /// Most transactions committed together (bounds the wait of the first one in a group).
+    static let maxGroup = 64
 
     private init(writer: SQLiteConnection, reader: SQLiteConnection) {
         self.writer = writer
@@ -48,27 +56,64 @@ final class SQLiteDriver: SQLDriver {
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
-        // Not cancelled with the caller: BEGIN is always followed by COMMIT or ROLLBACK.
-        try await Task { try await self.transaction(body) }.value
+        // Not cancelled with the caller: BEGIN is always followed by COMMIT or ROLLBACK, and the
+        // caller is answered only after either.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            let result = ResultBox<T>()
+            let job = WriteJob(
+                run: { tx in result.value = try await body(tx) },
+                finish: { error in
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: result.value!) }
+                })
+            if queue.enqueue(job) { Task { await self.drain() } }
+        }
     }
 
-    private func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
-        await gate.acquire()
+    /// Runs queued transactions group by group until the queue is empty.
+    private func drain() async {
+        while let group = queue.nextGroup(max: Self.maxGroup) {
+            if group.count == 1 {
+                await runAlone(group[0])
+            } else {
+                await runGroup(group)
+            }
+        }
+    }
+
+    private func runAlone(_ job: WriteJob) async {
+        let tx = Transaction(connection: writer)
+        do {
+            _ = try await Self.run(writer, "BEGIN IMMEDIATE", [])
+        } catch {
+            return job.finish(error)
+        }
+        do {
+            try await job.run(tx)
+            _ = try await Self.run(writer, "COMMIT", [])
+        } catch {
+            _ = try? await Self.run(writer, "ROLLBACK", [])
+            return job.finish(error)
+        }
+        job.finish(nil)
+    }
+
+    private func runGroup(_ group: [WriteJob]) async {
+        let tx = Transaction(connection: writer)
         do {
             _ = try await Self.run(writer, "BEGIN IMMEDIATE", [])
             do {
-                let result = try await body(Transaction(connection: writer))
+                for job in group { try await job.run(tx) }
                 _ = try await Self.run(writer, "COMMIT", [])
-                await gate.release()
-                return result
             } catch {
                 _ = try? await Self.run(writer, "ROLLBACK", [])
                 throw error
             }
         } catch {
-            await gate.release()
-            throw error
+            // One body (or the commit) failed: nothing of the group is kept; each runs alone.
+            for job in group { await runAlone(job) }
+            return
         }
+        for job in group { job.finish(nil) }
     }
 
     /// One process writes a SQLite file, so there is nobody else to hear from.
@@ -122,24 +167,45 @@ final class SQLiteDriver: SQLDriver {
     }
 }
 
-/// A FIFO async mutex: one holder at a time, waiters resumed in arrival order.
-actor SerialGate {
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+/// One queued write transaction: `run` executes the body inside the current transaction;
+/// `finish` answers the caller once the transaction committed (nil) or failed.
+struct WriteJob: Sendable {
+    let run: @Sendable (any SQLTransaction) async throws -> Void
+    let finish: @Sendable (Error?) -> Void
+}
 
-    func acquire() async {
-        if !busy {
-            busy = true
-            return
+/// Holds a body's result between the body and its commit (written and read by the writer task only).
+final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+}
+
+/// Write transactions waiting for the writer, in arrival order.
+final class WriteQueue: @unchecked Sendable {   // state behind `lock`
+    private let lock = NSLock()
+    private var pending: [WriteJob] = []
+    private var draining = false
+
+    /// Queues `job`; true when the caller must start the writer task.
+    func enqueue(_ job: WriteJob) -> Bool {
+        lock.withLock {
+            pending.append(job)
+            if draining { return false }
+            draining = true
+            return true
         }
-        await withCheckedContinuation { waiters.append($0) }
     }
 
-    func release() {
-        if waiters.isEmpty {
-            busy = false
-        } else {
-            waiters.removeFirst().resume()
+    /// The next group (oldest first), or nil — and the writer stops — when none is waiting.
+    func nextGroup(max: Int) -> [WriteJob]? {
+        lock.withLock {
+            if pending.isEmpty {
+                draining = false
+                return nil
+            }
+            let count = min(max, pending.count)
+            let group = Array(pending.prefix(count))
+            pending.removeFirst(count)
+            return group
         }
     }
 }
