@@ -172,15 +172,30 @@ final class UpstreamStream: @unchecked Sendable {
     }
 }
 
-/// Passes the end of the connection on one event-loop turn later. An API server that writes
+/// Holds the end of the connection back until the upgrade is done. An API server that writes
 /// `101`, the whole stream and FIN at once would otherwise have the HTTP decoder see EOF while
-/// the upgrade is still being set up, and it drops what it holds on EOF — the whole stream.
+/// the upgrade is still being set up, and it drops what it holds on EOF — the whole stream
+/// (kubectl then saw a fast `exec` succeed with no output). The upgrade handler replays the
+/// bytes it buffered as it leaves the pipeline, so EOF is passed on once it has left (or after
+/// a bounded number of event-loop turns, for an upgrade that never completes).
 private final class DeferredInactive: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    static let maximumTurns = 1_000
 
     func channelInactive(context: ChannelHandlerContext) {
-        context.eventLoop.execute { context.fireChannelInactive() }
+        passOn(context, turnsLeft: Self.maximumTurns)
+    }
+
+    private func passOn(_ context: ChannelHandlerContext, turnsLeft: Int) {
+        context.eventLoop.execute {
+            let upgrading = (try? context.pipeline.syncOperations.handler(type: NIOHTTPClientUpgradeHandler.self)) != nil
+            if upgrading && turnsLeft > 0 {
+                self.passOn(context, turnsLeft: turnsLeft - 1)
+            } else {
+                context.fireChannelInactive()
+            }
+        }
     }
 }
 
