@@ -28,42 +28,13 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
         await harness?.stop()
     }
 
-    /// A running `kubectl port-forward`, with its combined output so far.
-    final class Forward: @unchecked Sendable {
-        let process: Process
-        private let lock = NSLock()
-        private var text = ""
-
-        init(process: Process, pipe: Pipe) {
-            self.process = process
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                guard let self, !data.isEmpty else { handle.readabilityHandler = nil; return }
-                self.lock.lock()
-                self.text += String(decoding: data, as: UTF8.self)
-                self.lock.unlock()
-            }
-        }
-
-        var output: String { lock.lock(); defer { lock.unlock() }; return text }
-
-        func wait(for marker: String, timeout: Double = 20) -> Bool {
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
-                if output.contains(marker) { return true }
-                usleep(50_000)
-            }
-            return output.contains(marker)
-        }
-    }
-
-    func startPortForward(port: Int, environment: [String: String] = [:]) async throws -> Forward {
+    func startPortForward(port: Int, environment: [String: String] = [:]) async throws -> RunningProcess {
         let kubeconfig = try harness.kubeconfig(token: try await harness.token())
         let (process, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "-v=6", "port-forward",
                                                                   "--address", "127.0.0.1", "pod/web", "\(port):8080"],
                                                       environment: environment)
         forwards.append(process)
-        let forward = Forward(process: process, pipe: pipe)
+        let forward = RunningProcess(process: process, pipe: pipe)
         XCTAssertTrue(forward.wait(for: "Forwarding from 127.0.0.1:\(port) -> 8080"), forward.output)
         return forward
     }
@@ -82,7 +53,7 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
         return echoed
     }
 
-    func assertTrafficFlowsAndIsRecorded(port: Int, forward: Forward) async throws {
+    func assertTrafficFlowsAndIsRecorded(port: Int, forward: RunningProcess) async throws {
         let hello = try roundTrip(port: port, payload: Array("hello through the gateway tunnel\n".utf8))
         XCTAssertEqual(String(decoding: hello, as: UTF8.self), "hello through the gateway tunnel\n", forward.output)
         // Far larger than SPDY/3's initial 64 KiB window and than the gateway's back-pressure

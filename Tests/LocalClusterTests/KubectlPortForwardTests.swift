@@ -37,42 +37,12 @@ final class KubectlPortForwardTests: XCTestCase {
         await tc.stop()
     }
 
-    /// A running `kubectl port-forward`, with its combined output so far.
-    final class Forward: @unchecked Sendable {
-        let process: Process
-        private let lock = NSLock()
-        private var text = ""
-
-        init(process: Process, pipe: Pipe) {
-            self.process = process
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                guard let self, !data.isEmpty else { handle.readabilityHandler = nil; return }
-                self.lock.lock()
-                self.text += String(decoding: data, as: UTF8.self)
-                self.lock.unlock()
-            }
-        }
-
-        var output: String { lock.lock(); defer { lock.unlock() }; return text }
-
-        /// Waits until the output contains `marker` (true) or `timeout` passes (false).
-        func wait(for marker: String, timeout: Double = 20) -> Bool {
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
-                if output.contains(marker) { return true }
-                usleep(50_000)
-            }
-            return output.contains(marker)
-        }
-    }
-
-    func startPortForward(_ arguments: [String], token: String? = nil, environment: [String: String] = [:]) throws -> Forward {
+    func startPortForward(_ arguments: [String], token: String? = nil, environment: [String: String] = [:]) throws -> RunningProcess {
         var args = ["--kubeconfig", kubeconfig, "-v=6"]
         if let token { args += ["--token", token] }
         let (process, pipe) = try ProcessRunner.start("kubectl", args + ["port-forward"] + arguments, environment: environment)
         forwards.append(process)
-        return Forward(process: process, pipe: pipe)
+        return RunningProcess(process: process, pipe: pipe)
     }
 
     /// Sends `payload` through the forwarded port from one thread while reading on another
@@ -94,7 +64,7 @@ final class KubectlPortForwardTests: XCTestCase {
 
     final class ErrorBox: @unchecked Sendable { var error: Error? }
 
-    func assertEchoes(through port: Int, forward: Forward, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertEchoes(through port: Int, forward: RunningProcess, file: StaticString = #filePath, line: UInt = #line) throws {
         let greeting = try roundTrip(port: port, payload: Array("hello through the tunnel\n".utf8))
         XCTAssertEqual(String(decoding: greeting, as: UTF8.self), "hello through the tunnel\n", forward.output, file: file, line: line)
         // Larger than one SPDY frame and than SPDY/3's initial 64 KiB window.

@@ -72,3 +72,32 @@ public final class LockedText: @unchecked Sendable {
     public func append(_ text: String) { lock.withLock { value += text } }
     public var text: String { lock.withLock { value } }
 }
+
+/// A long-running program started by ``ProcessRunner/start(_:_:environment:)`` (`kubectl
+/// port-forward`, `kubectl get -w`), with its combined output collected as it arrives.
+public final class RunningProcess: @unchecked Sendable {
+    public let process: Process
+    private let text = LockedText()
+
+    public init(process: Process, pipe: Pipe) {
+        self.process = process
+        let text = self.text
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            text.append(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    public var output: String { text.text }
+
+    /// Waits until the output contains `marker` (true) or `timeout` passes (false).
+    public func wait(for marker: String, timeout: Double = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if output.contains(marker) { return true }
+            usleep(50_000)
+        }
+        return output.contains(marker)
+    }
+}
