@@ -16,20 +16,18 @@ import Foundation
 ///   request against the connection's current configuration.
 /// - At most ``capacity`` entries (cleared when full), so a flood of distinct tokens cannot
 ///   grow it without bound; forged tokens never enter it.
-final class VerifiedTokenCache: @unchecked Sendable {   // state behind `lock`
+final class VerifiedTokenCache: Sendable {
     struct Key: Hashable {
         var digest: SHA256.Digest
         var identity: AgentIdentity
     }
 
-    let capacity: Int
     let maxAge: TimeInterval
-    private let lock = NSLock()
-    private var entries: [Key: (agent: VerifiedAgent, validUntil: Date)] = [:]
+    private let entries: ExpiringCache<Key, VerifiedAgent>
 
     init(capacity: Int = 10_000, maxAge: TimeInterval = 600) {
-        self.capacity = capacity
         self.maxAge = maxAge
+        entries = ExpiringCache(capacity: capacity)
     }
 
     static func key(token: String, identity: AgentIdentity) -> Key {
@@ -37,23 +35,13 @@ final class VerifiedTokenCache: @unchecked Sendable {   // state behind `lock`
     }
 
     func agent(for key: Key, at now: Date) -> VerifiedAgent? {
-        lock.withLock {
-            guard let entry = entries[key] else { return nil }
-            guard now <= entry.validUntil else {
-                entries[key] = nil
-                return nil
-            }
-            return entry.agent
-        }
+        entries.value(for: key, at: now)
     }
 
     /// `validUntil`: the last instant the full check would accept the token.
     func remember(_ agent: VerifiedAgent, for key: Key, validUntil: Date, at now: Date) {
         let until = min(validUntil, now.addingTimeInterval(maxAge))
         guard until > now else { return }
-        lock.withLock {
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (agent, until)
-        }
+        entries.insert(agent, for: key, expires: until)
     }
 }

@@ -14,38 +14,26 @@ import SessionStore
 ///   and resolves again.
 /// - Entries live at most ``ttl`` and the cache holds at most ``capacity`` of them (cleared
 ///   when full), so churned tokens cannot grow it without bound.
-final class SessionCache: @unchecked Sendable {
+final class SessionCache: Sendable {
     let ttl: TimeInterval
-    let capacity: Int
-    private let lock = NSLock()
-    private var entries: [SessionKey: (id: SessionID, expires: Date)] = [:]
+    private let entries: ExpiringCache<SessionKey, SessionID>
 
     init(ttl: TimeInterval = 300, capacity: Int = 10_000) {
         self.ttl = ttl
-        self.capacity = capacity
+        entries = ExpiringCache(capacity: capacity)
     }
 
     func sessionID(for key: SessionKey, at now: Date = Date()) -> SessionID? {
         guard key.tokenKey != nil else { return nil }
-        return lock.withLock {
-            guard let entry = entries[key] else { return nil }
-            if entry.expires < now {
-                entries[key] = nil
-                return nil
-            }
-            return entry.id
-        }
+        return entries.value(for: key, at: now)
     }
 
     func remember(_ id: SessionID, for key: SessionKey, at now: Date = Date()) {
         guard key.tokenKey != nil else { return }
-        lock.withLock {
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (id, now.addingTimeInterval(ttl))
-        }
+        entries.insert(id, for: key, expires: now.addingTimeInterval(ttl))
     }
 
     func forget(_ key: SessionKey) {
-        lock.withLock { entries[key] = nil }
+        entries.remove(key)
     }
 }

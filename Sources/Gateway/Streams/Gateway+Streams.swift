@@ -167,10 +167,9 @@ struct SPDYStreamUpgrades: ByteStreamUpgradeService {
 /// The refusals of WebSocket upgrades, kept briefly for kubectl's SPDY fallback of the same
 /// request (same URL, same Authorization header: only the agent that got the refusal gets it
 /// again). One use each; forgotten after ``lifetime``.
-final class StreamRefusals: @unchecked Sendable {
+final class StreamRefusals: Sendable {
     static let lifetime: TimeInterval = 30
-    private let lock = NSLock()
-    private var entries: [String: (response: HTTPResponse, at: Date)] = [:]
+    private let entries = ExpiringCache<String, HTTPResponse>(capacity: 10_000)
 
     private static func key(_ request: HTTPRequest) -> String? {
         guard let authorization = request.headers["authorization"].first else { return nil }
@@ -180,18 +179,11 @@ final class StreamRefusals: @unchecked Sendable {
 
     func remember(_ response: HTTPResponse, for request: HTTPRequest) {
         guard let key = Self.key(request) else { return }
-        let now = Date()
-        lock.withLock {
-            entries = entries.filter { now.timeIntervalSince($0.value.at) < Self.lifetime }
-            entries[key] = (response, now)
-        }
+        entries.insert(response, for: key, expires: Date().addingTimeInterval(Self.lifetime))
     }
 
     func take(for request: HTTPRequest) -> HTTPResponse? {
         guard let key = Self.key(request) else { return nil }
-        return lock.withLock {
-            guard let entry = entries.removeValue(forKey: key), Date().timeIntervalSince(entry.at) < Self.lifetime else { return nil }
-            return entry.response
-        }
+        return entries.value(for: key, at: Date(), take: true)
     }
 }
