@@ -3,10 +3,11 @@
 is copied (no resource bundle to lose):
 
   samples/scenario/*.yaml       -> Sources/Sandbox/ScenarioFiles.swift   (what `agentgate dev` applies)
+  config/rbac/ (gateway's part) -> Sources/Sandbox/GatewayRBACFiles.swift (the sandbox gateway's rights)
   Sources/Gateway/Admin/Web/*   -> Sources/Gateway/Admin/WebAssets.swift (the admin web page)
 
-Run it after editing any of those files; SandboxScenarioTests and WebPageTests fail while an
-embedded copy differs from its file."""
+Run it after editing any of those files; EmbeddedAssetTests fail while an embedded copy
+differs from its file."""
 import pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
@@ -27,5 +28,8 @@ def embed(files, output, type_name, header):
 
 embed(sorted((root / "samples/scenario").glob("*.yaml")), "Sources/Sandbox/ScenarioFiles.swift", "ScenarioFiles",
       "samples/scenario/*.yaml")
+embed([root / "config/rbac" / name for name in ("service_accounts.yaml", "gateway_role.yaml", "gateway_cluster_role.yaml")],
+      "Sources/Sandbox/GatewayRBACFiles.swift", "GatewayRBACFiles",
+      "config/rbac/{service_accounts,gateway_role,gateway_cluster_role}.yaml")
 embed(sorted((root / "Sources/Gateway/Admin/Web").iterdir()), "Sources/Gateway/Admin/WebAssets.swift", "WebAssets",
       "Sources/Gateway/Admin/Web/*")

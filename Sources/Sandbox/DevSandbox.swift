@@ -188,37 +188,26 @@ public final class DevSandbox: @unchecked Sendable {
     }
 
 
-    /// The gateway's ServiceAccount with the rights of `config/rbac` (read the connection
-    /// Secrets in its namespace; patch the kinds' status; record Events), and a kubeconfig
-    /// holding its token (the gateway refuses an admin client certificate, and should).
+    /// The gateway's ServiceAccount with the rights `config/rbac` gives it (those manifests,
+    /// embedded: read the connection Secrets in its namespace; patch the kinds' status; record
+    /// Events), and a kubeconfig holding its token (the gateway refuses an admin client
+    /// certificate, and should).
     static func provisionGatewayIdentity(_ cluster: LocalCluster) async throws -> String {
         let ns = gatewayNamespace, sa = gatewayServiceAccount
-        let labels: JSONValue = ["app.kubernetes.io/name": "agentgate", "app.kubernetes.io/component": "gateway"]
-        let objects: [JSONValue] = [
-            ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]],
-            ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": .string(sa), "namespace": .string(ns), "labels": labels]],
-            ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": .string(sa), "labels": labels],
-             "rules": [
-                 ["apiGroups": ["agentgate.io"], "resources": ["agentconnections/status", "maskingrules/status", "recordingpolicies/status"],
-                  "verbs": ["get", "patch"]],
-                 ["apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]],
-             ]],
-            ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": ["name": .string(sa), "labels": labels],
-             "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": .string(sa)],
-             "subjects": [["kind": "ServiceAccount", "name": .string(sa), "namespace": .string(ns)]]],
-            ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": ["name": .string(sa), "namespace": .string(ns), "labels": labels],
-             "rules": [["apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]]]],
-            ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": ["name": .string(sa), "namespace": .string(ns), "labels": labels],
-             "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(sa)],
-             "subjects": [["kind": "ServiceAccount", "name": .string(sa), "namespace": .string(ns)]]],
-        ]
+        try await cluster.applyObject(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]])
         var account: JSONValue = .null
-        for object in objects {
-            let applied = try await cluster.applyObject(object)
-            if object["kind"]?.stringValue == "ServiceAccount" { account = applied }
+        for file in GatewayRBACFiles.all {
+            for object in try JSONValue.parseYAMLDocuments(file.text) {
+                let applied = try await cluster.applyObject(object)
+                if object["kind"]?.stringValue == "ServiceAccount", object[path: ["metadata", "name"]]?.stringValue == sa {
+                    account = applied
+                }
+            }
         }
-        let token = try cluster.tokenIssuer.issue(namespace: ns, name: sa, uid: account[path: ["metadata", "uid"]]?.stringValue ?? "",
-                                                  expirationSeconds: 30 * 86_400).token
+        guard let uid = account[path: ["metadata", "uid"]]?.stringValue else {
+            throw SandboxError("config/rbac declares no ServiceAccount \(ns)/\(sa) for the gateway")
+        }
+        let token = try cluster.tokenIssuer.issue(namespace: ns, name: sa, uid: uid, expirationSeconds: 30 * 86_400).token
         return cluster.kubeconfig(user: sa, token: token, contextName: "agentgate-dev-gateway")
     }
 }
