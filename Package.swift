@@ -217,7 +217,7 @@ let package = Package(
         // Gateway throughput, added latency and CPU per request against nginx (needs nginx and wrk).
         .executableTarget(
             name: "GatewayBenchmark",
-            dependencies: ["Gateway", "SessionStore", "AgentGateAPI", "KubeClient", "KubeCore",
+            dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient", "KubeCore",
                            .product(name: "Logging", package: "swift-log")]
         ),
     ],

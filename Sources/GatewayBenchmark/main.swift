@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import Gateway
+import HTTPServing
 import KubeClient
 import Logging
 import SessionStore
@@ -33,24 +34,9 @@ func cpuSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
 }
 
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw BenchmarkError("no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gateway-bench-\(UUID().uuidString)")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-let nginx = NginxPair(directory: directory.appendingPathComponent("nginx"), directPort: try freePort(), proxyPort: try freePort())
+let nginx = NginxPair(directory: directory.appendingPathComponent("nginx"), directPort: try LoopbackPort.free(), proxyPort: try LoopbackPort.free())
 try nginx.start()
 defer {
     nginx.stop()

@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import KubeCore
+import NIOHTTP1
 import SessionStore
 import TestSupport
 import XCTest
@@ -46,7 +47,10 @@ final class GatewayApprovalReplicaTests: XCTestCase {
         ])
     }
 
-    func testApprovalOnOneGatewayProcessReleasesTheRequestHeldByAnother() async throws {
+    /// Two gateway processes, a and b; an agent's `DELETE deployment web` sent to a and held
+    /// there; its approval id as b lists it.
+    private func deleteHeldOnAListedOnB() async throws
+        -> (a: GatewayProcess, b: GatewayProcess, held: Task<(status: Int, body: String, headers: HTTPHeaders), any Error>, id: String) {
         let a = try await start("gw-a")
         let b = try await start("gw-b")
         try await createDeployment("web")
@@ -55,7 +59,11 @@ final class GatewayApprovalReplicaTests: XCTestCase {
             try await GatewayHarness.send(.DELETE, "\(a.connectionURL)/apis/apps/v1/namespaces/default/deployments/web",
                                           headers: [("Authorization", "Bearer \(agent)")])
         }
-        let id = try await pending(on: b)
+        return (a, b, held, try await pending(on: b))
+    }
+
+    func testApprovalOnOneGatewayProcessReleasesTheRequestHeldByAnother() async throws {
+        let (a, b, held, id) = try await deleteHeldOnAListedOnB()
         let alice = try await harness.token(subject: "alice", groups: ["sre"], model: nil)
         let decided = try await GatewayHarness.send(.POST, "\(b.adminURL)/api/v1/approvals/\(id)/approve",
                                                     headers: [("Authorization", "Bearer \(alice)")], body: #"{"reason":"from replica b"}"#)
@@ -69,15 +77,7 @@ final class GatewayApprovalReplicaTests: XCTestCase {
     }
 
     func testGatewayProcessStoppedWhileHoldingAnswers503AndItsApprovalIsAbandoned() async throws {
-        let a = try await start("gw-a")
-        let b = try await start("gw-b")
-        try await createDeployment("web")
-        let agent = try await harness.token()
-        let held = Task {
-            try await GatewayHarness.send(.DELETE, "\(a.connectionURL)/apis/apps/v1/namespaces/default/deployments/web",
-                                          headers: [("Authorization", "Bearer \(agent)")])
-        }
-        let id = try await pending(on: b)
+        let (a, b, held, id) = try await deleteHeldOnAListedOnB()
         kill(a.process.processIdentifier, SIGTERM)
         let reply = try await withTimeout(30, "the held request is answered") { try await held.value }
         XCTAssertEqual(reply.status, 503, reply.body)

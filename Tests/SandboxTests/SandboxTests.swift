@@ -252,24 +252,32 @@ final class SandboxTests: XCTestCase {
 /// The embedded copies the binary carries match their files (scripts/embed-assets.py).
 final class EmbeddedAssetTests: XCTestCase {
     func testEmbeddedScenarioMatchesSamplesScenario() throws {
-        let directory = SandboxProcess.repositoryRoot.appendingPathComponent("samples/scenario")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }.sorted()
-        let embedded = try Self.embedded("Sources/Sandbox/ScenarioFiles.swift")
-        XCTAssertEqual(embedded.map(\.0), files, "run python3 scripts/embed-assets.py")
-        for (name, text) in embedded {
-            let file = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
-            XCTAssertEqual(text, file.trimmingCharacters(in: .newlines), "\(name) differs from its embedded copy: run python3 scripts/embed-assets.py")
-        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.path("samples/scenario").path)
+            .filter { $0.hasSuffix(".yaml") }.sorted()
+        try assertEmbedded("Sources/Sandbox/ScenarioFiles.swift", equal: files, in: "samples/scenario")
+    }
+
+    func testEmbeddedGatewayRBACMatchesConfigRBAC() throws {
+        try assertEmbedded("Sources/Sandbox/GatewayRBACFiles.swift",
+                           equal: ["service_accounts.yaml", "gateway_role.yaml", "gateway_cluster_role.yaml"], in: "config/rbac")
     }
 
     func testEmbeddedWebPageMatchesItsFiles() throws {
-        let directory = SandboxProcess.repositoryRoot.appendingPathComponent("Sources/Gateway/Admin/Web")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-        let embedded = try Self.embedded("Sources/Gateway/Admin/WebAssets.swift")
-        XCTAssertEqual(embedded.map(\.0), files, "run python3 scripts/embed-assets.py")
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.path("Sources/Gateway/Admin/Web").path).sorted()
+        try assertEmbedded("Sources/Gateway/Admin/WebAssets.swift", equal: files, in: "Sources/Gateway/Admin/Web")
+    }
+
+    static func path(_ relative: String) -> URL { SandboxProcess.repositoryRoot.appendingPathComponent(relative) }
+
+    /// The generated `swiftFile` embeds exactly `names`, each equal to its file in `directory`.
+    func assertEmbedded(_ swiftFile: String, equal names: [String], in directory: String,
+                        file: StaticString = #filePath, line: UInt = #line) throws {
+        let embedded = try Self.embedded(swiftFile)
+        XCTAssertEqual(embedded.map(\.0), names, "run python3 scripts/embed-assets.py", file: file, line: line)
         for (name, text) in embedded {
-            let file = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
-            XCTAssertEqual(text, file.trimmingCharacters(in: .newlines), "\(name) differs from its embedded copy: run python3 scripts/embed-assets.py")
+            let original = try String(contentsOf: Self.path(directory).appendingPathComponent(name), encoding: .utf8)
+            XCTAssertEqual(text, original.trimmingCharacters(in: .newlines),
+                           "\(name) differs from its embedded copy: run python3 scripts/embed-assets.py", file: file, line: line)
         }
     }
 
