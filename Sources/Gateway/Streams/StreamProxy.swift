@@ -231,14 +231,23 @@ final class AgentStreamEnd: WebSocketSession, ByteStreamSession, @unchecked Send
         attach(send: { connection.send($0, written: $1) }, close: { connection.close() })
     }
 
+    /// How long after its `101` the agent gets the first frame. kubectl (client-go's v5
+    /// executor) starts reading before it has registered its streams and drops frames for
+    /// streams it does not know yet ("Unknown stream id 1, discarding message"); a fast
+    /// command's whole output, buffered while the agent's upgrade completed, would otherwise
+    /// arrive in the same segment as the `101` and be lost.
+    static let firstFrameDelay: Double = 0.05
+
     private func attach(send: @escaping ([UInt8], @escaping @Sendable () -> Void) -> Void, close: @escaping () -> Void) {
-        lock.lock()
-        defer { lock.unlock() }
-        for message in waiting { send(message, written(message.count)) }
-        waiting = []
-        sender = send
-        closer = close
-        if closeWaiting { close() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.firstFrameDelay) { [self] in
+            lock.lock()
+            defer { lock.unlock() }
+            for message in waiting { send(message, written(message.count)) }
+            waiting = []
+            sender = send
+            closer = close
+            if closeWaiting { close() }
+        }
     }
 
     func receive(_ message: [UInt8]) { eventsIn.yield(.fromAgent(message)) }
