@@ -1,20 +1,31 @@
 import Foundation
 import Logging
-import SQLiteNIO
+import VaporCSQLite
 
 /// SQLite backend driver: one database file in WAL mode.
 ///
-/// - Two connections: a writer, used by one transaction at a time (a SQLite connection has a
-///   single transaction and our callers are concurrent tasks), and a reader, which in WAL
-///   mode reads committed data without waiting for the writer.
+/// - Three connections (`SQLiteHandle`, statements prepared once and reused), each confined
+///   to a serial queue of its own: the writer, used by one transaction at a time (a SQLite
+///   connection has a single transaction and our callers are concurrent tasks); the reader,
+///   which in WAL mode reads committed data without waiting for the writer; and the
+///   checkpointer (below).
 /// - Group commit: write transactions queue in arrival order; one writer task runs every
 ///   transaction queued while the previous group ran inside one `BEGIN IMMEDIATE ... COMMIT`,
 ///   and only then answers their callers — so each caller still returns after its writes are
 ///   committed, and under concurrency BEGIN and COMMIT are paid once per group. When one body
 ///   of a group throws, the group is rolled back and its transactions run again one by one,
-///   so a failure stays that caller's own.
+///   so a failure stays that caller's own. The writer task runs on the writer's queue (a task
+///   executor), so a transaction's statements run back to back on one thread, without a
+///   thread hop per statement.
 /// - Writes are `BEGIN IMMEDIATE` transactions, so another process sharing the file waits
 ///   instead of failing half-way.
+/// - Checkpoints (copying the WAL back into the database file, with an fsync) run on the
+///   checkpointer's queue once the WAL holds `checkpointPages`, not inside a request's COMMIT
+///   as SQLite's automatic checkpoint would. Under sustained writes a background checkpoint
+///   never quite catches up with the WAL's tail, and SQLite only starts the WAL over once one
+///   has; so past `writerCheckpointPages` the writer checkpoints the remaining tail itself,
+///   between two transactions. The WAL stays bounded, and most of the copying stays off the
+///   request path.
 /// - Durability: `synchronous=NORMAL` (default) — a commit is in the WAL (in the OS page
 ///   cache) when `write` returns, which survives a crash or SIGKILL of this process; a power
 ///   loss may drop the last commits but never corrupts the file. `synchronous=FULL`
@@ -22,15 +33,24 @@ import SQLiteNIO
 ///   `beginExchange`.
 final class SQLiteDriver: SQLDriver {
     let dialect = SQLDialect.sqlite
-    private let writer: SQLiteConnection
-    private let reader: SQLiteConnection
+    private let writer: SQLiteHandle
+    private let reader: SQLiteHandle
+    private let writerQueue: SerialQueueExecutor
+    private let readerQueue = DispatchQueue(label: "agentgate.sqlite.reader")
+    private let checkpoints: WALCheckpointer
     private let queue = WriteQueue()
     /// Most transactions committed together (bounds the wait of the first one in a group).
     static let maxGroup = 64
+    /// WAL size (pages) that starts a background checkpoint; SQLite's own default threshold.
+    static let checkpointPages: Int32 = 1000
+    /// WAL size (pages) at which the writer checkpoints what the background has not.
+    static let writerCheckpointPages: Int32 = 2000
 
-    private init(writer: SQLiteConnection, reader: SQLiteConnection) {
+    private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer) {
         self.writer = writer
         self.reader = reader
+        self.checkpoints = checkpoints
+        self.writerQueue = SerialQueueExecutor(label: "agentgate.sqlite.writer")
     }
 
     static func open(path: String, synchronousFull: Bool, logger: Logger) async throws -> SQLiteDriver {
@@ -40,19 +60,21 @@ final class SQLiteDriver: SQLDriver {
         } catch {
             throw SessionStoreError.database(operation: "create directory \(directory) for \(path)", message: "\(error)")
         }
-        do {
-            let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            _ = try await writer.query("PRAGMA journal_mode=WAL", [])
-            _ = try await writer.query(synchronousFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", [])
-            let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            return SQLiteDriver(writer: writer, reader: reader)
-        } catch let error as SQLiteError {
-            throw SessionStoreError.database(operation: "open SQLite file \(path)", message: error.description)
-        }
+        let writer = try SQLiteHandle(path: path)
+        _ = try writer.execute("PRAGMA journal_mode=WAL", [])
+        _ = try writer.execute(synchronousFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", [])
+        let reader = try SQLiteHandle(path: path)
+        let checkpoints = WALCheckpointer(handle: try SQLiteHandle(path: path), threshold: checkpointPages,
+                                          writerThreshold: writerCheckpointPages, logger: logger)
+        checkpoints.install(on: writer)
+        return SQLiteDriver(writer: writer, reader: reader, checkpoints: checkpoints)
     }
 
     func read(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        try await Self.run(reader, sql, binds)
+        let reader = self.reader
+        return try await withCheckedThrowingContinuation { continuation in
+            readerQueue.async { continuation.resume(with: Result { try reader.execute(sql, binds) }) }
+        }
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
@@ -65,7 +87,9 @@ final class SQLiteDriver: SQLDriver {
                 finish: { error in
                     if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: result.value!) }
                 })
-            if queue.enqueue(job) { Task { await self.drain() } }
+            if queue.enqueue(job) {
+                Task(executorPreference: writerQueue) { await self.drain() }
+            }
         }
     }
 
@@ -77,35 +101,36 @@ final class SQLiteDriver: SQLDriver {
             } else {
                 await runGroup(group)
             }
+            if checkpoints.writerShouldCheckpoint() { writer.checkpointPassive() }
         }
     }
 
     private func runAlone(_ job: WriteJob) async {
-        let tx = Transaction(connection: writer)
+        let tx = Transaction(handle: writer)
         do {
-            _ = try await Self.run(writer, "BEGIN IMMEDIATE", [])
+            _ = try writer.execute("BEGIN IMMEDIATE", [])
         } catch {
             return job.finish(error)
         }
         do {
             try await job.run(tx)
-            _ = try await Self.run(writer, "COMMIT", [])
+            _ = try writer.execute("COMMIT", [])
         } catch {
-            _ = try? await Self.run(writer, "ROLLBACK", [])
+            _ = try? writer.execute("ROLLBACK", [])
             return job.finish(error)
         }
         job.finish(nil)
     }
 
     private func runGroup(_ group: [WriteJob]) async {
-        let tx = Transaction(connection: writer)
+        let tx = Transaction(handle: writer)
         do {
-            _ = try await Self.run(writer, "BEGIN IMMEDIATE", [])
+            _ = try writer.execute("BEGIN IMMEDIATE", [])
             do {
                 for job in group { try await job.run(tx) }
-                _ = try await Self.run(writer, "COMMIT", [])
+                _ = try writer.execute("COMMIT", [])
             } catch {
-                _ = try? await Self.run(writer, "ROLLBACK", [])
+                _ = try? writer.execute("ROLLBACK", [])
                 throw error
             }
         } catch {
@@ -121,48 +146,114 @@ final class SQLiteDriver: SQLDriver {
         AsyncStream { _ in }
     }
 
+    /// Waits for queued writes and a running checkpoint, then closes the three connections.
     func close() async throws {
-        try await reader.close()
-        try await writer.close()
+        await queue.waitUntilIdle()
+        let (reader, writer) = (self.reader, self.writer)
+        await withCheckedContinuation { continuation in
+            readerQueue.async { reader.close(); continuation.resume() }
+        }
+        await checkpoints.close()
+        await writerQueue.run { writer.close() }
     }
 
+    /// Statements of the current transaction: run at once on the writer's queue, where the
+    /// transaction's task runs.
     private struct Transaction: SQLTransaction {
-        let connection: SQLiteConnection
+        let handle: SQLiteHandle
         func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-            try await SQLiteDriver.run(connection, sql, binds)
+            try handle.execute(sql, binds)
+        }
+    }
+}
+
+/// A task executor backed by a serial dispatch queue: a task preferring it runs its
+/// nonisolated code on that queue, one job at a time, in order.
+final class SerialQueueExecutor: TaskExecutor, @unchecked Sendable {   // the queue is thread-safe
+    private let queue: DispatchQueue
+
+    init(label: String) {
+        queue = DispatchQueue(label: label)
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    /// Runs `body` on the queue after everything already queued.
+    func run(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { continuation in
+            queue.async { body(); continuation.resume() }
+        }
+    }
+}
+
+/// Checkpoints the WAL in the background: the writer's WAL hook reports the WAL's size after
+/// each commit, and past the threshold a PASSIVE checkpoint (which never blocks the writer)
+/// runs on a connection and queue of its own — one at a time.
+final class WALCheckpointer: @unchecked Sendable {   // `running` behind `lock`; `handle` confined to `queue`
+    private let handle: SQLiteHandle
+    private let threshold: Int32
+    private let logger: Logger
+    private let writerThreshold: Int32
+    private let queue = DispatchQueue(label: "agentgate.sqlite.checkpoint", qos: .utility)
+    private let lock = NSLock()
+    private var running = false
+    private var closed = false
+    private var walPages: Int32 = 0
+
+    init(handle: SQLiteHandle, threshold: Int32, writerThreshold: Int32, logger: Logger) {
+        self.handle = handle
+        self.threshold = threshold
+        self.writerThreshold = writerThreshold
+        self.logger = logger
+    }
+
+    /// True when the WAL outgrew the background checkpoints (see `SQLiteDriver`); the writer
+    /// then checkpoints at once. Called by the writer after each transaction.
+    func writerShouldCheckpoint() -> Bool {
+        lock.withLock {
+            guard walPages >= writerThreshold else { return false }
+            walPages = 0
+            return true
         }
     }
 
-    static func run(_ connection: SQLiteConnection, _ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        let data: [SQLiteData] = binds.map {
-            switch $0 {
-            case .null: return .null
-            case .int(let i): return .integer(SQLiteInt64(i))
-            case .double(let d): return .float(d)
-            case .text(let s): return .text(s)
-            case .blob(let b): return .blob(ByteBuffer(bytes: b))
-            }
+    /// Turns off the writer's automatic checkpoint and reports its commits to this checkpointer.
+    /// The writer's handle must not outlive this object (the driver holds both).
+    func install(on writer: SQLiteHandle) {
+        guard let db = writer.connection else { return }
+        sqlite_nio_sqlite3_wal_hook(db, { context, _, _, pages in
+            guard let context else { return SQLITE_OK }
+            Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(walPages: pages)
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    private func committed(walPages pages: Int32) {
+        let start: Bool = lock.withLock {
+            walPages = pages
+            guard pages >= threshold, !running, !closed else { return false }
+            running = true
+            return true
         }
-        let rows: [SQLiteRow]
-        do {
-            rows = try await connection.query(sql, data)
-        } catch let error as SQLiteError {
-            throw SessionStoreError.database(operation: "SQLite statement \(sql.prefix(60))…", message: error.description)
-        }
-        return rows.map { row in
-            var values: [String: SQLValue] = [:]
-            for column in row.columns {
-                let value: SQLValue
-                switch column.data {
-                case .null: value = .null
-                case .integer(let i): value = .int(Int64(i))
-                case .float(let d): value = .double(d)
-                case .text(let s): value = .text(s)
-                case .blob(let buffer): value = .blob(Array(buffer.readableBytesView))
-                }
-                values[column.name.lowercased()] = value
+        guard start else { return }
+        queue.async { [self] in
+            do {
+                _ = try handle.execute("PRAGMA wal_checkpoint(PASSIVE)", [])
+            } catch {
+                logger.warning("SQLite WAL checkpoint failed", metadata: ["error": "\(error)"])
             }
-            return SQLRow(values: values)
+            lock.withLock { running = false }
+        }
+    }
+
+    func close() async {
+        lock.withLock { closed = true }
+        let handle = self.handle
+        await withCheckedContinuation { continuation in
+            queue.async { handle.close(); continuation.resume() }
         }
     }
 }
@@ -184,6 +275,7 @@ final class WriteQueue: @unchecked Sendable {   // state behind `lock`
     private let lock = NSLock()
     private var pending: [WriteJob] = []
     private var draining = false
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Queues `job`; true when the caller must start the writer task.
     func enqueue(_ job: WriteJob) -> Bool {
@@ -200,12 +292,25 @@ final class WriteQueue: @unchecked Sendable {   // state behind `lock`
         lock.withLock {
             if pending.isEmpty {
                 draining = false
+                for waiter in idleWaiters { waiter.resume() }
+                idleWaiters.removeAll()
                 return nil
             }
             let count = min(max, pending.count)
             let group = Array(pending.prefix(count))
             pending.removeFirst(count)
             return group
+        }
+    }
+
+    /// Returns once no write is queued or running.
+    func waitUntilIdle() async {
+        await withCheckedContinuation { continuation in
+            let idle = lock.withLock {
+                if draining { idleWaiters.append(continuation) }
+                return !draining
+            }
+            if idle { continuation.resume() }
         }
     }
 }

@@ -1,0 +1,60 @@
+import Foundation
+import SessionStore
+import XCTest
+
+/// What the SQLite driver does with the file itself: the WAL stays bounded although SQLite's
+/// own checkpoint inside COMMIT is off (background checkpoints, and the writer's own when
+/// those cannot catch up), and a second store on the same
+/// file — another process's view — reads what the first committed, despite prepared
+/// statements being reused on both sides.
+final class SQLiteFileTests: XCTestCase {
+    func testWALStaysBoundedUnderSustainedWrites() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let walPath = String(url.dropFirst("sqlite:".count)) + "-wal"
+        let store = try await TestBackend.sqlite.open(url, instanceID: "writer")
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let exchange = try await store.begin(session, at: t0)
+        let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
+        var largestWAL = 0
+        // 32 MiB in 512 commits; without checkpoints the WAL would hold all of it.
+        for index in 0..<512 {
+            try await store.appendStreamChunk(exchange.id, at: t0.addingTimeInterval(Double(index)), channel: "stdout", data: chunk)
+            if index % 16 == 0 {
+                try await Task.sleep(for: .milliseconds(5))   // lets a running checkpoint finish, as idle moments do
+                let size = (try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int) ?? 0
+                largestWAL = max(largestWAL, size)
+            }
+        }
+        XCTAssertGreaterThan(largestWAL, 0, "the database is not in WAL mode")
+        XCTAssertLessThan(largestWAL, 16 * 1024 * 1024, "the WAL grew to \(largestWAL) bytes: it is not being checkpointed")
+        let chunks = try await store.streamChunks(exchangeID: exchange.id)
+        XCTAssertEqual(chunks.count, 512)
+        XCTAssertEqual(chunks.last?.data, chunk)
+        try await store.close()
+    }
+
+    func testASecondStoreOnTheSameFileReadsEachNewCommit() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let writer = try await TestBackend.sqlite.open(url, instanceID: "writer")
+        let reader = try await TestBackend.sqlite.open(url, instanceID: "reader")
+        let session = try await writer.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        for index in 1...5 {
+            let exchange = try await writer.begin(session, at: t0.addingTimeInterval(Double(index)), name: "pod-\(index)")
+            try await writer.completeExchange(exchange.id, result: ExchangeResult(
+                statusCode: 200 + index, completedAt: t0.addingTimeInterval(Double(index)), latencyMs: 1,
+                responseBody: Array("answer \(index)".utf8), responseBytes: 8))
+            // The same SELECT statements each time: a reused statement must see the new commit.
+            let seen = try await reader.exchanges(sessionID: session.id)
+            XCTAssertEqual(seen.map(\.name), (1...index).map { "pod-\($0)" })
+            XCTAssertEqual(seen.last?.statusCode, 200 + index)
+            XCTAssertEqual(seen.last?.responseBody, Array("answer \(index)".utf8))
+        }
+        // Empty values stay empty (not NULL) through binding and reading.
+        let empty = try await writer.begin(session, at: t0.addingTimeInterval(10), namespace: "", body: [])
+        let read = try await reader.exchange(id: empty.id)
+        XCTAssertEqual(read?.namespace, "")
+        XCTAssertEqual(read?.requestBody, [])
+        try await reader.close()
+        try await writer.close()
+    }
+}
