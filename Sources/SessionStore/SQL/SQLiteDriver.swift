@@ -23,8 +23,8 @@ import VaporCSQLite
 ///   checkpointer's queue once the WAL holds `checkpointPages`, not inside a request's COMMIT
 ///   as SQLite's automatic checkpoint would. Under sustained writes a background checkpoint
 ///   never quite catches up with the WAL's tail, and SQLite only starts the WAL over once one
-///   has; so past `writerCheckpointPages` the writer checkpoints the remaining tail itself,
-///   between two transactions. The WAL stays bounded, and most of the copying stays off the
+///   has; so past `writerCheckpointPages`, once no background checkpoint is running, the
+///   writer checkpoints the remaining tail itself, between two transactions. The WAL stays bounded, and most of the copying stays off the
 ///   request path.
 /// - Durability: `synchronous=NORMAL` (default) — a commit is in the WAL (in the OS page
 ///   cache) when `write` returns, which survives a crash or SIGKILL of this process; a power
@@ -44,7 +44,7 @@ final class SQLiteDriver: SQLDriver {
     /// WAL size (pages) that starts a background checkpoint; SQLite's own default threshold.
     static let checkpointPages: Int32 = 1000
     /// WAL size (pages) at which the writer checkpoints what the background has not.
-    static let writerCheckpointPages: Int32 = 2000
+    static let writerCheckpointPages: Int32 = 4000
 
     private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer) {
         self.writer = writer
@@ -214,7 +214,7 @@ final class WALCheckpointer: @unchecked Sendable {   // `running` behind `lock`;
     /// then checkpoints at once. Called by the writer after each transaction.
     func writerShouldCheckpoint() -> Bool {
         lock.withLock {
-            guard walPages >= writerThreshold else { return false }
+            guard walPages >= writerThreshold, !running else { return false }
             walPages = 0
             return true
         }
@@ -234,7 +234,8 @@ final class WALCheckpointer: @unchecked Sendable {   // `running` behind `lock`;
     private func committed(walPages pages: Int32) {
         let start: Bool = lock.withLock {
             walPages = pages
-            guard pages >= threshold, !running, !closed else { return false }
+            // Past the writer's threshold the writer takes over (it waits for this one to end).
+            guard pages >= threshold, pages < writerThreshold, !running, !closed else { return false }
             running = true
             return true
         }
