@@ -19,6 +19,8 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     let schema: String?
     private let lock = NSLock()
     private var closed = false
+    /// Exchanges lasting at least this long move their session's lastActivity when they complete.
+    static let longExchangeMs = 1000.0
 
     var instanceID: String { options.instanceID }
     var dialect: SQLDialect { driver.dialect }
@@ -170,10 +172,16 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                     SQLValue(result.approvalID), .text(result.state.rawValue), .int(size), .text(exchangeID),
                 ])
             guard let row = updated.first else { throw SessionStoreError.exchangeNotFound(exchangeID) }
-            try await tx.query("""
-                UPDATE sessions SET bytes = bytes + ?, last_activity_us = \(dialect.greatest)(last_activity_us, ?)
-                WHERE id = ?
-                """, [.int(size), SQLValue(micros: result.completedAt), .text(row.text("session_id"))])
+            // last_activity_us is in four indexes; a short exchange began (and moved it) within
+            // the second, so only a long one (a watch, a followed log, a held request) moves it again.
+            if result.latencyMs >= Self.longExchangeMs {
+                try await tx.query("""
+                    UPDATE sessions SET bytes = bytes + ?, last_activity_us = \(dialect.greatest)(last_activity_us, ?)
+                    WHERE id = ?
+                    """, [.int(size), SQLValue(micros: result.completedAt), .text(row.text("session_id"))])
+            } else if size > 0 {
+                try await tx.query("UPDATE sessions SET bytes = bytes + ? WHERE id = ?", [.int(size), .text(row.text("session_id"))])
+            }
         }
     }
 

@@ -37,7 +37,9 @@ public protocol SessionStore: Sendable {
     func appendStreamChunk(_ exchangeID: ExchangeID, at: Date, channel: String, data: [UInt8]) async throws
 
     /// Finishes an exchange with its response; `result.state` is normally `.complete`
-    /// (`.incomplete` when the stream was cut).
+    /// (`.incomplete` when the stream was cut). The session's `lastActivity` moves to the
+    /// completion time only for an exchange that lasted a second or more; a shorter one
+    /// already moved it when it began.
     func completeExchange(_ exchangeID: ExchangeID, result: ExchangeResult) async throws
 
     /// Records this instance as alive at `at`. Call every few seconds (see `runHeartbeats`).

@@ -111,7 +111,11 @@ extension Behaviours {
             for task in tasks { task.cancel() }
             for task in tasks { _ = try? await task.value }
         }
-        // The store still takes writes, and every exchange it reported begun is there.
+        // A write is not cancelled with its caller (the gateway relies on it to complete the
+        // exchange of an agent that hung up): all 160 are recorded.
+        let recorded = try await store.exchanges(sessionID: session.id).map(\.name)
+        XCTAssertEqual(Set(recorded.filter { $0.hasPrefix("cancelled-") }).count, 160)
+        // The store still takes writes.
         let after = try await store.begin(session, at: t0 + 100, name: "after")
         try await store.completeExchange(after.id, result: ExchangeResult(statusCode: 200, completedAt: t0 + 101, latencyMs: 1))
         try await assertEqualAsync(try await store.exchange(id: after.id)?.state, .complete)

@@ -121,6 +121,25 @@ enum Behaviours {
         try await gateway.close()
     }
 
+    static func completionMovesLastActivityOnlyForLongExchanges(_ backend: TestBackend) async throws {
+        let store = try await backend.open(try backend.freshURL())
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"),
+                                                     identity: AgentIdentityInfo(), at: t0)
+        let get = try await store.begin(session, at: t0 + 10)
+        try await store.completeExchange(get.id, result: ExchangeResult(
+            statusCode: 200, completedAt: t0 + 10.2, latencyMs: 200, responseBody: [1, 2, 3], responseBytes: 3))
+        var stored = try await store.session(id: session.id)?.session
+        XCTAssertEqual(us(stored?.lastActivity), us(t0 + 10), "a short exchange counts from its start")
+        XCTAssertEqual(stored?.bytes, 3)
+        let watch = try await store.begin(session, at: t0 + 20, verb: "watch", name: "")
+        try await store.completeExchange(watch.id, result: ExchangeResult(
+            statusCode: 200, completedAt: t0 + 620, latencyMs: 600_000, responseBody: [4], responseBytes: 1))
+        stored = try await store.session(id: session.id)?.session
+        XCTAssertEqual(us(stored?.lastActivity), us(t0 + 620), "a ten-minute watch was activity until it ended")
+        XCTAssertEqual(stored?.bytes, 4)
+        try await store.close()
+    }
+
     static func completeSetsStatusLatencyAndBodies(_ backend: TestBackend) async throws {
         let store = try await backend.open(try backend.freshURL())
         let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"),
