@@ -131,12 +131,10 @@ extension Gateway {
         guard let id = recording.exchangeID else { return }
         let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs, responseBody: body,
                                     responseBytes: bytes ?? Int64(body?.count ?? 0), truncated: truncated, state: state)
-        // A fresh task: the agent going away cancels the request's task, but a request that was
-        // forwarded must still get its record (never left in progress while the gateway lives).
-        let store = self.store
-        let done = Task { try await store.completeExchange(id, result: result) }
+        // The agent going away cancels the request's task, but a request that was forwarded must
+        // still get its record: store writes are not cancelled with their caller (SQLDriver.write).
         do {
-            try await done.value
+            try await store.completeExchange(id, result: result)
             metrics.bytesRecorded.add(Int64(body?.count ?? 0))
         } catch {
             metrics.recorderErrors.add(1)
