@@ -91,6 +91,9 @@ public final class Gateway: @unchecked Sendable {
                                                      timeout: .init(connect: .seconds(10), read: nil),
                                                      decompression: .enabled(limit: .none))
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
+        // No distributed tracing is configured; without this the client still parses each
+        // request's URL again for the attributes of a span nobody records (~4% of a small GET).
+        configuration.tracing.tracer = nil
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         verifier = OIDCVerifier(http: http)
         do {
