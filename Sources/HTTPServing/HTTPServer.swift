@@ -218,14 +218,17 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
         case .bytes(let bytes):
             headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-            channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)),
-                          promise: nil)
-            if !bytes.isEmpty {
-                channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
+            let head = HTTPResponseHead(version: version, status: status, headers: headers)
+            // One hop to the event loop for the whole answer (each write from outside it is a hop of its own).
+            channel.eventLoop.execute {
+                channel.write(HTTPServerResponsePart.head(head), promise: nil)
+                if !bytes.isEmpty {
+                    channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
+                }
+                let done = channel.eventLoop.makePromise(of: Void.self)
+                channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: done)
+                if !keepAlive { done.futureResult.whenComplete { _ in channel.close(promise: nil) } }
             }
-            let done = channel.eventLoop.makePromise(of: Void.self)
-            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: done)
-            if !keepAlive { done.futureResult.whenComplete { _ in channel.close(promise: nil) } }
         case .stream(let chunks):
             headers.remove(name: "Content-Length")
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
