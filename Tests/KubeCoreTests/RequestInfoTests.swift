@@ -200,6 +200,9 @@ final class RequestInfoTests: XCTestCase {
             ("/api/v1/namespaces/default/configmaps/a+b", "/api/v1/namespaces/default/configmaps/a+b"),
             ("/api/v1/namespaces/default/configmaps/...", "/api/v1/namespaces/default/configmaps/..."),
             ("/api/v1/namespaces/default/configmaps/.x", "/api/v1/namespaces/default/configmaps/.x"),
+            // An escape in the middle: the plain segments before and after it are kept as they are.
+            ("/api/v1/namespaces/%64efault/pods/web-0/", "/api/v1/namespaces/default/pods/web-0/"),
+            ("/api/v1/namespaces/d%C3%A9j%C3%A0/pods", "/api/v1/namespaces/déjà/pods"),
         ]
         for (raw, cleaned) in cases {
             XCTAssertEqual(try RequestInfoResolver.cleanPath(raw), cleaned, raw)
@@ -231,6 +234,9 @@ final class RequestInfoTests: XCTestCase {
             ("/api/v1/namespaces/default/pods/%ff", .invalidEscape),
             ("/api/v1/namespaces/default/pods/a%00", .controlCharacter),
             ("/api/v1/namespaces/default/pods/a%0Ab", .controlCharacter),
+            ("/api/v1/namespaces/default/pods/a\u{7F}b", .controlCharacter),
+            ("/api/v1/namespaces/%64efault/pods/a\tb", .controlCharacter),
+            ("/api/v1/namespaces/%64efault/pods/..", .dotSegment),
         ]
         for (raw, reason) in cases {
             XCTAssertThrowsError(try RequestInfoResolver.cleanPath(raw), raw) { error in

@@ -47,26 +47,41 @@ extension RequestInfoResolver {
         if segments.last?.isEmpty == true {
             segments.removeLast()  // a single trailing "/" is harmless: both readers trim it
         }
-        var decodedSegments: [String] = []
-        for segment in segments {
+        // Most paths have no escape at all: their segments are checked where they lie, and the
+        // decoded path is the raw one.
+        var decodedSegments: [String]?
+        for (index, segment) in segments.enumerated() {
             if segment.isEmpty { throw RequestPathError(reason: .emptySegment, path: rawPath) }
+            guard segment.contains(UInt8(ascii: "%")) || decodedSegments != nil else {
+                try check(segment, of: rawPath)
+                continue
+            }
             guard let bytes = percentDecode(segment) else {
                 throw RequestPathError(reason: .invalidEscape, path: rawPath)
             }
             if bytes.contains(UInt8(ascii: "/")) { throw RequestPathError(reason: .encodedSlash, path: rawPath) }
-            if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
-                throw RequestPathError(reason: .controlCharacter, path: rawPath)
-            }
-            if bytes == [UInt8(ascii: ".")] || bytes == [UInt8(ascii: "."), UInt8(ascii: ".")] {
-                throw RequestPathError(reason: .dotSegment, path: rawPath)
-            }
+            try check(bytes, of: rawPath)
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw RequestPathError(reason: .invalidEscape, path: rawPath)
             }
-            decodedSegments.append(text)
+            if decodedSegments == nil {
+                decodedSegments = segments[..<index].map { String(Substring($0)) }
+            }
+            decodedSegments?.append(text)
         }
+        guard let decodedSegments else { return rawPath }
         let trailing = rawPath.hasSuffix("/") ? "/" : ""
         return "/" + decodedSegments.joined(separator: "/") + trailing
+    }
+
+    /// A decoded segment may hold no control character and may not be `.` or `..`.
+    private static func check<C: Collection>(_ segment: C, of rawPath: String) throws where C.Element == UInt8 {
+        if segment.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+            throw RequestPathError(reason: .controlCharacter, path: rawPath)
+        }
+        if segment.allSatisfy({ $0 == UInt8(ascii: ".") }), segment.count <= 2 {
+            throw RequestPathError(reason: .dotSegment, path: rawPath)
+        }
     }
 
     /// Go's `url.ParseQuery` as `URL.Query()` uses it: `&`-separated pairs, `+` is a space,
