@@ -51,7 +51,7 @@ extension Gateway {
                                                        reason: "BadRequest", code: 400), context))
         }
         let portForward = info.subresource == "portforward"
-        var kind: StreamProxy.Kind = portForward ? .portForward : .channels
+        var kind: StreamProxy.Kind = portForward ? .portForward(nil) : .channels
         var protocolHeaders: [(String, String)] = []
         switch transport {
         case .webSocket:
@@ -123,6 +123,9 @@ extension Gateway {
         case .upgraded(let upstream, let upstreamHeaders):
             metrics.forwardedRequests.add(1)
             metrics.count(connection: context.ref, verb: info.verb, code: 101)
+            if portForward, transport == .spdy || upstreamHeaders.first(name: "Sec-WebSocket-Protocol") == "SPDY/3.1+portforward.k8s.io" {
+                kind = .portForward(try? PortForwardFrames())
+            }
             let agent = AgentStreamEnd(eventsIn: eventsIn)
             agent.backPressure = { upstream.setReading($0) }
             let capture = context.capture

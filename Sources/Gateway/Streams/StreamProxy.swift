@@ -32,9 +32,10 @@ enum StreamEvent: Sendable {
 ///   agent gets it, a FIN sent once what the masker held is out, the error stream's content
 ///   as the exit status). Every other frame is re-encoded and passed on.
 /// - Port-forward (SPDY/3.1 tunnelled in WebSocket, or the SPDY/3.1 upgrade): bytes are
-///   relayed unchanged and recorded as they travel (`forward-in` agent→pod, `forward-out`
-///   pod→agent: SPDY frames, whose header blocks are zlib-compressed); nothing is masked,
-///   since a forwarded port carries an arbitrary protocol.
+///   relayed unchanged; the SPDY frames are decoded for the record (``PortForwardFrames``:
+///   `forward-in:PORT`, `forward-out:PORT`, `forward-error:PORT`). Other port-forward
+///   protocols are recorded as the raw messages (`forward-in`, `forward-out`). Nothing is
+///   masked, since a forwarded port carries an arbitrary protocol.
 /// - Back-pressure: when more than ``AgentStreamEnd/pauseAbove`` bytes wait for the agent's
 ///   socket, reading from upstream pauses until they drain (a slow agent never makes the
 ///   gateway buffer a whole download).
@@ -47,7 +48,8 @@ final class StreamProxy: Sendable {
         case channels
         /// Exec/attach over the SPDY/3.1 upgrade: a stream per channel.
         case spdyChannels(SPDYChannels)
-        case portForward
+        /// Port-forward; its SPDY frames decoded for the record when it speaks SPDY.
+        case portForward(PortForwardFrames?)
 
         var isPortForward: Bool { if case .portForward = self { true } else { false } }
     }
@@ -124,8 +126,12 @@ final class StreamProxy: Sendable {
         if case .spdyChannels(let spdy) = kind { return await fromAgent(spdy: spdy, message, &state) }
         upstream.send(message)
         switch kind {
-        case .portForward:
-            return await recorder.append("forward-in", message)
+        case .portForward(let frames):
+            guard let frames else { return await recorder.append("forward-in", message) }
+            for (channel, data) in frames.agentSent(message) {
+                guard await recorder.append(channel, data) else { return false }
+            }
+            return true
         case .channels, .spdyChannels:
             guard let channel = message.first else { return true }
             let payload = Array(message.dropFirst())
@@ -144,8 +150,14 @@ final class StreamProxy: Sendable {
 
     private func fromUpstream(_ message: [UInt8], _ state: inout RelayState) async -> Bool {
         if case .spdyChannels(let spdy) = kind { return await fromUpstream(spdy: spdy, message, &state) }
-        guard !kind.isPortForward else {
-            guard await recorder.append("forward-out", message) else { return false }
+        if case .portForward(let frames) = kind {
+            if let frames {
+                for (channel, data) in frames.upstreamSent(message) {
+                    guard await recorder.append(channel, data) else { return false }
+                }
+            } else {
+                guard await recorder.append("forward-out", message) else { return false }
+            }
             deliver(message, &state)
             return true
         }
