@@ -82,13 +82,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // The system zlib, for SPDY/3 header compression (port-forward in LocalCluster).
+        // The system zlib, for SPDY/3 header compression.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // SPDY/3.1 frames, header compression and the server side of a connection: what
+        // kubectl's port-forward and its exec/attach fallback speak. Used by the local
+        // cluster (serving) and the gateway (relaying, decoded).
+        .target(name: "SPDY", dependencies: ["CZlib"]),
         // Embedded, in-memory Kubernetes API server (tests and `agentgate dev`).
         .target(
             name: "LocalCluster",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing", "CZlib",
+                "KubeCore", "AgentGateAPI", "HTTPServing", "SPDY",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -120,7 +124,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking", "ControllerRuntime",
+                "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking", "ControllerRuntime", "SPDY",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -157,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "LocalClusterTests",
             dependencies: [
-                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", "TestSupport",
+                "LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", "TestSupport", "SPDY",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -197,7 +201,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport",
+                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport", "SPDY",
                 "ControllerRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -1,4 +1,4 @@
-// The system zlib (SPDY/3 header compression in LocalCluster's port-forward). zlib's
+// The system zlib (SPDY/3 header compression, module SPDY). zlib's
 // init functions are macros, which Swift cannot call; these wrappers expose them.
 #ifndef AGENTGATE_CZLIB_SHIM_H
 #define AGENTGATE_CZLIB_SHIM_H

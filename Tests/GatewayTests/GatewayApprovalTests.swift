@@ -37,12 +37,13 @@ class GatewayApprovalTests: XCTestCase {
     // MARK: Helpers
 
     /// kubectl as the agent, on a thread of its own (it waits while its request is held).
-    func kubectlInBackground(_ args: [String], token: String, input: String? = nil) -> Task<ProcessResult, any Error> {
+    func kubectlInBackground(_ args: [String], token: String, input: String? = nil,
+                             environment: [String: String] = [:]) -> Task<ProcessResult, any Error> {
         let harness = self.harness!
         return Task {
             try await withCheckedThrowingContinuation { continuation in
                 DispatchQueue.global().async {
-                    continuation.resume(with: Result { try harness.kubectl(args, token: token, input: input) })
+                    continuation.resume(with: Result { try harness.kubectl(args, token: token, input: input, environment: environment) })
                 }
             }
         }
@@ -136,6 +137,47 @@ class GatewayApprovalTests: XCTestCase {
         let exchange = try XCTUnwrap(recorded.first { $0.subresource == "exec" })
         XCTAssertEqual(exchange.statusCode, 403)
         XCTAssertEqual(exchange.streamChunkCount, 0, "no frame was recorded: the stream never opened")
+    }
+
+    func testSPDYExecUpgradeIsHeldUntilApprovedThenTheCommandRuns() async throws {
+        try await createShellPod()
+        let agent = try await harness.token()
+        let kubectl = kubectlInBackground(["exec", "shell", "--", "echo", "ran", "after", "approval"], token: agent,
+                                          environment: GatewayHarness.spdyOnly)
+        let approval = try await pendingApproval()
+        XCTAssertEqual(approval["rule"]?.stringValue, "exec")
+        XCTAssertEqual(approval["verb"]?.stringValue, "create", "the SPDY upgrade is a POST")
+        let execs = try await harness.exchanges().filter { $0.subresource == "exec" }
+        XCTAssertEqual(execs.count, 1)
+        XCTAssertNil(execs.first?.statusCode, "nothing was streamed while held")
+        let decided = try await decide(try XCTUnwrap(approval["id"]?.stringValue), "approve", token: try await approver(),
+                                       reason: "reading a file")
+        XCTAssertEqual(decided.status, 200, "\(decided.body)")
+        let result = try await kubectl.value
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(result.stdout, "ran after approval\n")
+        let recorded = try await harness.exchanges()
+        let exchange = try XCTUnwrap(recorded.first { $0.subresource == "exec" })
+        XCTAssertEqual(exchange.approvalID, approval["id"]?.stringValue)
+        XCTAssertEqual(exchange.statusCode, 101)
+    }
+
+    func testDeniedSPDYExecNeverOpensTheStreamAndKubectlSaysWhoDeniedIt() async throws {
+        try await createShellPod()
+        let agent = try await harness.token()
+        let kubectl = kubectlInBackground(["exec", "shell", "--", "echo", "should", "not", "run"], token: agent,
+                                          environment: GatewayHarness.spdyOnly)
+        let approval = try await pendingApproval()
+        let decided = try await decide(try XCTUnwrap(approval["id"]?.stringValue), "deny", token: try await approver(),
+                                       reason: "no shells in prod")
+        XCTAssertEqual(decided.status, 200, "\(decided.body)")
+        let result = try await kubectl.value
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(result.stdout.contains("should not run"), result.output)
+        XCTAssertTrue(result.stderr.contains("denied by alice") && result.stderr.contains("no shells in prod"), result.stderr)
+        let execs = try await harness.exchanges().filter { $0.subresource == "exec" }
+        XCTAssertEqual(execs.map(\.statusCode), [403], "one held request, one denial")
+        XCTAssertEqual(execs.first?.streamChunkCount, 0, "no frame was recorded: the stream never opened")
     }
 
     func testDeleteDeploymentIsHeldWithItsDryRunUntilApprovedThenKubectlCompletes() async throws {

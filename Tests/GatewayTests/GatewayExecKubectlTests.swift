@@ -200,15 +200,6 @@ final class GatewayExecKubectlTests: XCTestCase {
         XCTAssertEqual(output, result.stdout, "the cast plays back what kubectl printed")
     }
 
-    func testExecOverSPDYIsRefusedBecauseItsOutputCouldNotBeMasked() async throws {
-        let result = try ProcessRunner.run("kubectl", ["--kubeconfig", try harness.kubeconfig(token: token), "exec", "shell", "--", "echo", "x"],
-                                           environment: ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"], timeout: 60)
-        XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("WebSocket"), "the refusal says what to use: \(result.stderr)")
-        let refused = try await streamExchanges("exec")
-        XCTAssertEqual(refused.map(\.statusCode), [400], "recorded as a refused exec")
-    }
-
     func testExecReachesAnHTTPSAPIServerTrustedByItsCA() async throws {
         let secure = try await GatewayHarness(upstreamTLS: true)
         do {

@@ -128,10 +128,14 @@ final class GatewayHarness {
 
     /// Runs kubectl as the agent.
     @discardableResult
-    func kubectl(_ args: [String], token: String, input: String? = nil, timeout: Double = 60) throws -> ProcessResult {
+    func kubectl(_ args: [String], token: String, input: String? = nil, environment: [String: String] = [:],
+                 timeout: Double = 60) throws -> ProcessResult {
         try ProcessRunner.run("kubectl", ["--kubeconfig", try kubeconfig(token: token), "--request-timeout=20s"] + args,
-                              input: input, timeout: timeout)
+                              environment: environment, input: input, timeout: timeout)
     }
+
+    /// kubectl's environment that makes exec, attach and port-forward use SPDY/3.1 instead of WebSocket.
+    static let spdyOnly = ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false", "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"]
 
     /// A raw request to the gateway.
     static func send(_ method: HTTPMethod = .GET, _ url: String, headers: [(String, String)] = [], body: String? = nil) async throws

@@ -7,7 +7,8 @@ import XCTest
 
 /// `kubectl port-forward` (v1.32) through the gateway, both ways kubectl connects: SPDY
 /// tunnelled in a WebSocket (its default) and the `Upgrade: SPDY/3.1` fallback. Bytes sent
-/// to the local port reach the pod's echo service and come back; the stream is recorded.
+/// to the local port reach the pod's echo service and come back; the traffic is recorded per
+/// pod port, decoded from the SPDY frames.
 final class GatewayPortForwardKubectlTests: XCTestCase {
     var harness: GatewayHarness!
     var forwards: [Process] = []
@@ -28,14 +29,14 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
         await harness?.stop()
     }
 
-    func startPortForward(port: Int, environment: [String: String] = [:]) async throws -> RunningProcess {
+    func startPortForward(port: Int, podPort: Int = 8080, environment: [String: String] = [:]) async throws -> RunningProcess {
         let kubeconfig = try harness.kubeconfig(token: try await harness.token())
         let (process, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "-v=6", "port-forward",
-                                                                  "--address", "127.0.0.1", "pod/web", "\(port):8080"],
+                                                                  "--address", "127.0.0.1", "pod/web", "\(port):\(podPort)"],
                                                       environment: environment)
         forwards.append(process)
         let forward = RunningProcess(process: process, pipe: pipe)
-        XCTAssertTrue(forward.wait(for: "Forwarding from 127.0.0.1:\(port) -> 8080"), forward.output)
+        XCTAssertTrue(forward.wait(for: "Forwarding from 127.0.0.1:\(port) -> \(podPort)"), forward.output)
         return forward
     }
 
@@ -54,7 +55,8 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
     }
 
     func assertTrafficFlowsAndIsRecorded(port: Int, forward: RunningProcess) async throws {
-        let hello = try roundTrip(port: port, payload: Array("hello through the gateway tunnel\n".utf8))
+        let greeting = Array("hello through the gateway tunnel\n".utf8)
+        let hello = try roundTrip(port: port, payload: greeting)
         XCTAssertEqual(String(decoding: hello, as: UTF8.self), "hello through the gateway tunnel\n", forward.output)
         // Far larger than SPDY/3's initial 64 KiB window and than the gateway's back-pressure
         // window (1 MiB): flow control works end to end.
@@ -67,10 +69,12 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
         let exchange = try XCTUnwrap(exchanges.last { $0.subresource == "portforward" })
         XCTAssertEqual(exchange.state, .inProgress, "the exchange lasts as long as the tunnel")
         let chunks = try await harness.store.streamChunks(exchangeID: exchange.id)
-        let sent = chunks.filter { $0.channel == "forward-in" }.reduce(0) { $0 + $1.data.count }
-        let received = chunks.filter { $0.channel == "forward-out" }.reduce(0) { $0 + $1.data.count }
-        XCTAssertGreaterThan(sent, big.count, "the agent's bytes (in SPDY frames) are recorded")
-        XCTAssertGreaterThan(received, big.count, "the pod's bytes (in SPDY frames) are recorded")
+        // The SPDY frames are decoded for the record: what went to and came from pod port 8080.
+        let sent = chunks.filter { $0.channel == "forward-in:8080" }.flatMap(\.data)
+        let received = chunks.filter { $0.channel == "forward-out:8080" }.flatMap(\.data)
+        XCTAssertTrue(sent == greeting + big, "the agent's traffic is recorded as sent: \(sent.count) of \(greeting.count + big.count) bytes")
+        XCTAssertTrue(received == greeting + big, "the pod's traffic is recorded as received: \(received.count) bytes")
+        XCTAssertEqual(Set(chunks.map(\.channel)), ["forward-in:8080", "forward-out:8080"], "no raw frames are recorded")
 
         forward.process.terminate()
         forward.process.waitUntilExit()
@@ -99,5 +103,20 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
         try await assertTrafficFlowsAndIsRecorded(port: port, forward: forward)
         XCTAssertTrue(forward.output.contains("POST https://127.0.0.1:\(harness.tlsPort)/c/default/conn/api/v1/namespaces/default/pods/web/portforward 101 Switching Protocols"),
                       "kubectl used the SPDY/3.1 upgrade: \(forward.output)")
+    }
+
+    func testPortForwardErrorFromThePodIsRecordedForItsPort() async throws {
+        let port = try LoopbackTCP.freePort()
+        let forward = try await startPortForward(port: port, podPort: 9090, environment: ["KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"])
+        _ = try? roundTrip(port: port, payload: Array("anyone there?\n".utf8))
+        var errors = ""
+        for _ in 0..<100 {
+            let exchange = try await harness.exchanges().last { $0.subresource == "portforward" }
+            let chunks = try await harness.store.streamChunks(exchangeID: try XCTUnwrap(exchange).id)
+            errors = String(decoding: chunks.filter { $0.channel == "forward-error:9090" }.flatMap(\.data), as: UTF8.self)
+            if !errors.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertTrue(errors.contains("connection refused"), "the pod side's error is recorded for port 9090: \(errors.debugDescription) \(forward.output)")
     }
 }

@@ -3,6 +3,7 @@ import KubeCore
 import TestSupport
 import XCTest
 @testable import LocalCluster
+import SPDY
 
 /// The port-forward upgrade and SPDY/3.1 protocol at the byte level, against the local
 /// cluster's socket: what a client that is not kubectl (or a broken one) gets.

@@ -190,8 +190,10 @@ async function play(exchangeID, screen) {
       let message = text;
       try { const status = JSON.parse(text); message = status.message || status.status || text; } catch (_) {}
       screen.textContent += `\n[${message}]\n`;
-    } else if (chunk.channel === "forward-in" || chunk.channel === "forward-out") {
-      forwarded[chunk.channel] = (forwarded[chunk.channel] || 0) + text.length;
+    } else if (chunk.channel.startsWith("forward-in") || chunk.channel.startsWith("forward-out")) {
+      // forward-in:PORT / forward-out:PORT (decoded SPDY), or forward-in / forward-out (raw).
+      const direction = chunk.channel.split(":")[0];
+      forwarded[direction] = (forwarded[direction] || 0) + text.length;
       screen.textContent = `port-forward: ${forwarded["forward-in"] || 0} bytes in, ${forwarded["forward-out"] || 0} bytes out`;
     } else if (chunk.channel === "event") {
       screen.textContent += text;

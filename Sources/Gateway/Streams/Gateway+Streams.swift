@@ -12,9 +12,10 @@ import SessionStore
 ///    `spec.access`), with the same refusals;
 /// 2. only the stream subresources of pods upgrade, and only with protocols the gateway
 ///    can read: exec/attach over WebSocket (`v5`/`v4.channel.k8s.io`, older binary channel
-///    versions), port-forward over WebSocket (`SPDY/3.1+portforward.k8s.io`,
-///    `v2.portforward.k8s.io`) or `Upgrade: SPDY/3.1`. SPDY exec/attach (kubectl before 1.30,
-///    or its fallback) is refused with 400: its stdout could not be masked;
+///    versions) or `Upgrade: SPDY/3.1` (`v4`/`v3`/`v2.channel.k8s.io` in
+///    `X-Stream-Protocol-Version`: kubectl before 1.30, or its fallback; the gateway decodes
+///    both SPDY legs, see ``SPDYChannels``), port-forward over WebSocket
+///    (`SPDY/3.1+portforward.k8s.io`, `v2.portforward.k8s.io`) or `Upgrade: SPDY/3.1`;
 /// 3. the exchange is begun (FailClosed: 503 when the store is down);
 /// 4. the approval hold (see the marked call site);
 /// 5. upstream is asked for the same upgrade, with the connection's token; a refusal there
@@ -25,6 +26,9 @@ extension Gateway {
     static let channelProtocols: Set<String> = [
         "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io",
     ]
+    /// The exec/attach protocols of the SPDY upgrade the gateway can relay decoded: those that
+    /// name each stream by its `streamType` header (v1's error stream semantics differ).
+    static let spdyChannelProtocols: Set<String> = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io"]
     static let portForwardWebSocketProtocols: Set<String> = [
         "SPDY/3.1+portforward.k8s.io", "v2.portforward.k8s.io", "portforward.k8s.io",
     ]
@@ -46,11 +50,12 @@ extension Gateway {
             return .refuse(await refuseRecorded(Status(message: "protocol upgrades are proxied for pods/exec, pods/attach and pods/portforward only",
                                                        reason: "BadRequest", code: 400), context))
         }
-        let kind: StreamProxy.Kind = info.subresource == "portforward" ? .portForward : .channels
+        let portForward = info.subresource == "portforward"
+        var kind: StreamProxy.Kind = portForward ? .portForward(nil) : .channels
         var protocolHeaders: [(String, String)] = []
         switch transport {
         case .webSocket:
-            let readable = kind == .channels ? Self.channelProtocols : Self.portForwardWebSocketProtocols
+            let readable = portForward ? Self.portForwardWebSocketProtocols : Self.channelProtocols
             let offered = request.headers["Sec-WebSocket-Protocol"].flatMap { $0.split(separator: ",") }
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { readable.contains($0) }
             guard !offered.isEmpty else {
@@ -59,11 +64,17 @@ extension Gateway {
             }
             protocolHeaders.append(("Sec-WebSocket-Protocol", offered.joined(separator: ", ")))
         case .spdy:
-            guard kind == .portForward else {
-                return .refuse(await refuseRecorded(Status(message: "pods/\(info.subresource) over SPDY is not proxied (its output could not be masked); use a client that speaks the WebSocket protocol v5.channel.k8s.io (kubectl 1.30 or later)",
-                                                           reason: "BadRequest", code: 400), context))
+            var offered = request.headers["X-Stream-Protocol-Version"]
+            if !portForward {
+                offered = offered.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { Self.spdyChannelProtocols.contains($0) }
+                guard !offered.isEmpty, let channels = try? SPDYChannels() else {
+                    return .refuse(await refuseRecorded(Status(message: "pods/\(info.subresource) over SPDY through the gateway needs one of the stream protocols \(Self.spdyChannelProtocols.sorted().joined(separator: ", ")) in X-Stream-Protocol-Version",
+                                                               reason: "BadRequest", code: 400), context))
+                }
+                kind = .spdyChannels(channels)
             }
-            for value in request.headers["X-Stream-Protocol-Version"] { protocolHeaders.append(("X-Stream-Protocol-Version", value)) }
+            for value in offered { protocolHeaders.append(("X-Stream-Protocol-Version", value)) }
         }
 
         context.heldBy = approvalHold(context)
@@ -112,6 +123,9 @@ extension Gateway {
         case .upgraded(let upstream, let upstreamHeaders):
             metrics.forwardedRequests.add(1)
             metrics.count(connection: context.ref, verb: info.verb, code: 101)
+            if portForward, transport == .spdy || upstreamHeaders.first(name: "Sec-WebSocket-Protocol") == "SPDY/3.1+portforward.k8s.io" {
+                kind = .portForward(try? PortForwardFrames())
+            }
             let agent = AgentStreamEnd(eventsIn: eventsIn)
             agent.backPressure = { upstream.setReading($0) }
             let capture = context.capture
@@ -147,7 +161,7 @@ struct StreamUpgrades: WebSocketService {
     }
 }
 
-/// `Upgrade: SPDY/3.1` on the gateway's listeners (kubectl's port-forward fallback).
+/// `Upgrade: SPDY/3.1` on the gateway's listeners (kubectl's fallback for exec, attach and port-forward).
 struct SPDYStreamUpgrades: ByteStreamUpgradeService {
     let gateway: Gateway
     var upgradeProtocol: String { "SPDY/3.1" }
@@ -155,7 +169,7 @@ struct SPDYStreamUpgrades: ByteStreamUpgradeService {
     func decide(_ request: HTTPRequest) async -> UpgradeDecision<any ByteStreamSession> {
         // kubectl retries a refused WebSocket exec/attach over SPDY at once; that retry gets the
         // answer the WebSocket attempt got (a denial, an expiry, an upstream error), not a
-        // second approval or the SPDY refusal, so kubectl prints what actually happened.
+        // second approval or a second run of the rules, so kubectl prints what actually happened.
         if let repeated = gateway.streamRefusals.take(for: request) { return .refuse(repeated) }
         switch await gateway.admitStream(request, transport: .spdy) {
         case .accept(let headers, let session): return .accept(headers: headers, session: session)

@@ -3,6 +3,7 @@ import HTTPServing
 import KubeCore
 import Masking
 import SessionStore
+import SPDY
 
 /// What happens on an upgraded stream, in the order the proxy handles it.
 enum StreamEvent: Sendable {
@@ -25,10 +26,16 @@ enum StreamEvent: Sendable {
 ///   ``idleFlush`` so prompts and typed echo show); stdin is forwarded as typed and recorded
 ///   masked; resize is recorded; the error channel's `metav1.Status` is the exit status,
 ///   recorded as channel `status` and as the exchange's response body.
+/// - Exec and attach over `Upgrade: SPDY/3.1` (``SPDYChannels``): both legs are decoded; each
+///   stream's `streamType` gives it the channel it has in the WebSocket protocols, and it is
+///   masked and recorded exactly like that channel (stdout/stderr DATA masked before the
+///   agent gets it, a FIN sent once what the masker held is out, the error stream's content
+///   as the exit status). Every other frame is re-encoded and passed on.
 /// - Port-forward (SPDY/3.1 tunnelled in WebSocket, or the SPDY/3.1 upgrade): bytes are
-///   relayed unchanged and recorded as they travel (`forward-in` agent→pod, `forward-out`
-///   pod→agent: SPDY frames, whose header blocks are zlib-compressed); nothing is masked,
-///   since a forwarded port carries an arbitrary protocol.
+///   relayed unchanged; the SPDY frames are decoded for the record (``PortForwardFrames``:
+///   `forward-in:PORT`, `forward-out:PORT`, `forward-error:PORT`). Other port-forward
+///   protocols are recorded as the raw messages (`forward-in`, `forward-out`). Nothing is
+///   masked, since a forwarded port carries an arbitrary protocol.
 /// - Back-pressure: when more than ``AgentStreamEnd/pauseAbove`` bytes wait for the agent's
 ///   socket, reading from upstream pauses until they drain (a slow agent never makes the
 ///   gateway buffer a whole download).
@@ -37,8 +44,14 @@ enum StreamEvent: Sendable {
 ///   recorder failed under FailClosed (which also cuts the stream).
 final class StreamProxy: Sendable {
     enum Kind: Sendable {
+        /// Exec/attach over WebSocket: one channel byte, then data.
         case channels
-        case portForward
+        /// Exec/attach over the SPDY/3.1 upgrade: a stream per channel.
+        case spdyChannels(SPDYChannels)
+        /// Port-forward; its SPDY frames decoded for the record when it speaks SPDY.
+        case portForward(PortForwardFrames?)
+
+        var isPortForward: Bool { if case .portForward = self { true } else { false } }
     }
 
     static let idleFlush: Duration = .milliseconds(30)
@@ -69,12 +82,12 @@ final class StreamProxy: Sendable {
         loop: for await event in events {
             switch event {
             case .fromAgent(let message):
-                guard await fromAgent(message, &state) else { outcome = .recorderFailed; break loop }
+                guard await fromAgent(message, &state) else { outcome = state.cut ?? .recorderFailed; break loop }
             case .fromUpstream(let message):
-                guard await fromUpstream(message, &state) else { outcome = .recorderFailed; break loop }
+                guard await fromUpstream(message, &state) else { outcome = state.cut ?? .recorderFailed; break loop }
             case .idle(let generation):
                 guard generation == state.generation else { continue }
-                guard await flushOutput(&state), await flushInput(&state) else { outcome = .recorderFailed; break loop }
+                guard await flushOutput(&state), await flushInput(&state) else { outcome = state.cut ?? .recorderFailed; break loop }
             case .agentClosed:
                 _ = await flushInput(&state)
                 outcome = .agentEnded
@@ -82,7 +95,7 @@ final class StreamProxy: Sendable {
             case .upstreamClosed:
                 _ = await flushOutput(&state)
                 _ = await flushInput(&state)
-                outcome = state.exitStatus != nil || kind == .portForward ? .finished : .upstreamCut
+                outcome = state.exitStatus != nil || kind.isPortForward ? .finished : .upstreamCut
                 break loop
             }
         }
@@ -99,6 +112,8 @@ final class StreamProxy: Sendable {
         var generation = 0
         var exitStatus: [UInt8]?
         var bytesToAgent: Int64 = 0
+        /// Why the relay stopped, when not for the recorder.
+        var cut: StreamOutcome?
 
         init(masker: Masker) {
             stdout = masker.textStream()
@@ -108,11 +123,16 @@ final class StreamProxy: Sendable {
     }
 
     private func fromAgent(_ message: [UInt8], _ state: inout RelayState) async -> Bool {
+        if case .spdyChannels(let spdy) = kind { return await fromAgent(spdy: spdy, message, &state) }
         upstream.send(message)
         switch kind {
-        case .portForward:
-            return await recorder.append("forward-in", message)
-        case .channels:
+        case .portForward(let frames):
+            guard let frames else { return await recorder.append("forward-in", message) }
+            for (channel, data) in frames.agentSent(message) {
+                guard await recorder.append(channel, data) else { return false }
+            }
+            return true
+        case .channels, .spdyChannels:
             guard let channel = message.first else { return true }
             let payload = Array(message.dropFirst())
             switch channel {
@@ -129,8 +149,15 @@ final class StreamProxy: Sendable {
     }
 
     private func fromUpstream(_ message: [UInt8], _ state: inout RelayState) async -> Bool {
-        guard kind == .channels else {
-            guard await recorder.append("forward-out", message) else { return false }
+        if case .spdyChannels(let spdy) = kind { return await fromUpstream(spdy: spdy, message, &state) }
+        if case .portForward(let frames) = kind {
+            if let frames {
+                for (channel, data) in frames.upstreamSent(message) {
+                    guard await recorder.append(channel, data) else { return false }
+                }
+            } else {
+                guard await recorder.append("forward-out", message) else { return false }
+            }
             deliver(message, &state)
             return true
         }
@@ -157,6 +184,10 @@ final class StreamProxy: Sendable {
         guard !data.isEmpty else { return true }
         let name = channel == 1 ? "stdout" : channel == 2 ? "stderr" : "status"
         guard await recorder.append(name, data) else { return false }
+        if case .spdyChannels(let spdy) = kind {
+            guard let stream = spdy.stream(for: channel) else { return true }
+            return deliver(spdy: spdy, [.data(streamID: stream, fin: false, payload: data)], &state)
+        }
         deliver([channel] + data, &state)
         return true
     }
@@ -167,7 +198,7 @@ final class StreamProxy: Sendable {
     }
 
     private func flushOutput(_ state: inout RelayState) async -> Bool {
-        guard kind == .channels else { return true }
+        guard !kind.isPortForward else { return true }
         let out = state.stdout.flush()
         let err = state.stderr.flush()
         guard await send(1, out, &state) else { return false }
@@ -175,8 +206,83 @@ final class StreamProxy: Sendable {
     }
 
     private func flushInput(_ state: inout RelayState) async -> Bool {
-        guard kind == .channels else { return true }
+        guard !kind.isPortForward else { return true }
         return await recorder.append("stdin", state.stdin.flush())
+    }
+
+    // MARK: SPDY
+
+    private func fromAgent(spdy: SPDYChannels, _ message: [UInt8], _ state: inout RelayState) async -> Bool {
+        let frames: [SPDYFrame]
+        do {
+            frames = try spdy.fromAgent(message)
+            let bytes = try spdy.encodeForUpstream(frames)
+            if !bytes.isEmpty { upstream.send(bytes) }
+        } catch {
+            state.cut = .malformed
+            return false
+        }
+        for case let .data(streamID, _, payload) in frames where !payload.isEmpty {
+            switch spdy.channel(of: streamID) {
+            case 0?:
+                let masked = state.stdin.feed(payload)
+                scheduleIdle(&state)
+                guard await recorder.append("stdin", masked) else { return false }
+            case 4?:
+                // client-go writes one JSON size per line; recorded one per chunk, as over WebSocket.
+                for size in payload.split(separator: 0x0a) {
+                    guard await recorder.append("resize", Array(size)) else { return false }
+                }
+            default:
+                break
+            }
+        }
+        return true
+    }
+
+    private func fromUpstream(spdy: SPDYChannels, _ message: [UInt8], _ state: inout RelayState) async -> Bool {
+        let frames: [SPDYFrame]
+        do {
+            frames = try spdy.fromUpstream(message)
+        } catch {
+            state.cut = .malformed
+            return false
+        }
+        for frame in frames {
+            guard case let .data(streamID, fin, payload) = frame, let channel = spdy.channel(of: streamID), (1...3).contains(channel) else {
+                guard deliver(spdy: spdy, [frame], &state) else { return false }
+                continue
+            }
+            switch channel {
+            case 1, 2:
+                var masked = channel == 1 ? state.stdout.feed(payload) : state.stderr.feed(payload)
+                // The stream ends: what the masker held goes out before the FIN.
+                if fin { masked += channel == 1 ? state.stdout.flush() : state.stderr.flush() } else { scheduleIdle(&state) }
+                guard await send(channel, masked, &state) else { return false }
+            default:
+                // Output before the status it ends with.
+                guard await flushOutput(&state) else { return false }
+                if !payload.isEmpty {
+                    let status = Array(masker.maskErrorMessage(String(decoding: payload, as: UTF8.self)).utf8)
+                    state.exitStatus = (state.exitStatus ?? []) + status
+                    guard await send(3, status, &state) else { return false }
+                }
+                // v2/v3 say nothing on success: the error stream's end is the exit status.
+                if fin && state.exitStatus == nil { state.exitStatus = [] }
+            }
+            if fin, !deliver(spdy: spdy, [.data(streamID: streamID, fin: true, payload: [])], &state) { return false }
+        }
+        return true
+    }
+
+    private func deliver(spdy: SPDYChannels, _ frames: [SPDYFrame], _ state: inout RelayState) -> Bool {
+        do {
+            deliver(try spdy.encodeForAgent(frames), &state)
+            return true
+        } catch {
+            state.cut = .malformed
+            return false
+        }
     }
 
     private func scheduleIdle(_ state: inout RelayState) {
@@ -199,6 +305,8 @@ enum StreamOutcome: Sendable {
     case upstreamCut
     /// The session store failed under FailClosed: the stream was cut.
     case recorderFailed
+    /// A SPDY leg sent what could not be decoded (or re-encoded): the stream was cut.
+    case malformed
 }
 
 /// The agent's end of an upgraded connection, WebSocket or raw bytes. Messages for the agent

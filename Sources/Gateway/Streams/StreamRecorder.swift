@@ -45,7 +45,7 @@ final class StreamRecorder: @unchecked Sendable {
         guard let exchangeID else { return }
         let state: ExchangeState = switch outcome {
         case .finished, .agentEnded: .complete
-        case .upstreamCut, .recorderFailed: .incomplete
+        case .upstreamCut, .recorderFailed, .malformed: .incomplete
         }
         let latency = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000
         let result = ExchangeResult(statusCode: 101, completedAt: Date(), latencyMs: latency, responseBody: exitStatus,

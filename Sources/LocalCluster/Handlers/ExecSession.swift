@@ -2,19 +2,28 @@ import HTTPServing
 import Foundation
 import KubeCore
 
-/// `pods/exec` and `pods/attach` over WebSocket with the Kubernetes channel protocols
-/// (`v5.channel.k8s.io`, `v4.channel.k8s.io`): every binary message starts with a channel
-/// byte — 0 stdin, 1 stdout, 2 stderr, 3 error (a `metav1.Status` carrying the exit code),
-/// 4 resize (`{"Width":..,"Height":..}`), and in v5, 255 "close this stream" (from the client).
+/// Where a scripted exec writes: WebSocket channel messages (``WebSocketExec``) or SPDY
+/// streams (``SPDYExec``). Called from inside the transport's callbacks.
+protocol ExecOutput: AnyObject {
+    /// Output on channel 1 (stdout) or 2 (stderr).
+    func write(_ channel: UInt8, _ bytes: [UInt8])
+    /// The process ended with `status` (a `metav1.Status`, `Success` or `NonZeroExitCode`);
+    /// nothing is written after this.
+    func exited(_ status: JSONValue)
+}
+
+/// The "process" behind `pods/exec` and `pods/attach`, whatever protocol carries it.
 ///
 /// Pods do not run here, so the "process" is a scripted shell: it knows a handful of
 /// commands (`echo`, `ls`, `env`, `printenv`, `cat`, `hostname`, `stty size`, `exit N`,
 /// `sh -c`, ...), echoes typed input on a TTY, and reports exit codes the way the kubelet
 /// does, so kubectl — and the gateway in front of it — see real protocol traffic.
-final class ExecSession: WebSocketSession, @unchecked Sendable {
+final class ExecSession: @unchecked Sendable {
     struct Options {
         var command: [String]
         var stdin: Bool
+        var stdout = true
+        var stderr = true
         var tty: Bool
         var attach: Bool
         var podName: String
@@ -24,7 +33,7 @@ final class ExecSession: WebSocketSession, @unchecked Sendable {
 
     private let options: Options
     private let lock = NSLock()
-    private var connection: WebSocketConnection?
+    private var output: ExecOutput?
     private var lineBuffer: [UInt8] = []
     private var size = (width: 80, height: 24)
     private var finished = false
@@ -32,9 +41,9 @@ final class ExecSession: WebSocketSession, @unchecked Sendable {
 
     init(options: Options) { self.options = options }
 
-    func start(_ connection: WebSocketConnection) {
+    func start(_ output: ExecOutput) {
         lock.lock()
-        self.connection = connection
+        self.output = output
         lock.unlock()
         let command = options.command
         if options.attach || command.isEmpty || (["sh", "bash", "/bin/sh", "/bin/bash"].contains(command[0]) && command.count == 1) {
@@ -58,33 +67,28 @@ final class ExecSession: WebSocketSession, @unchecked Sendable {
 
     var prompt: String { "/ # " }
 
-    func receive(_ message: [UInt8]) {
-        guard let channel = message.first else { return }
-        let payload = Array(message.dropFirst())
-        switch channel {
-        case 0:
-            handleStdin(payload)
-        case 4:
-            if let value = try? JSONValue(parsing: payload) {
-                lock.lock()
-                size = (Int(value["Width"]?.intValue ?? 80), Int(value["Height"]?.intValue ?? 24))
-                lock.unlock()
-            }
-        case 255:
-            if payload.first == 0 { finish(exitCode: 0, command: options.command) }
-        default:
-            break
-        }
+    /// A terminal size, `{"Width":..,"Height":..}`.
+    func resize(_ payload: [UInt8]) {
+        guard let value = try? JSONValue(parsing: payload) else { return }
+        lock.lock()
+        size = (Int(value["Width"]?.intValue ?? 80), Int(value["Height"]?.intValue ?? 24))
+        lock.unlock()
+    }
+
+    /// The client closed stdin: a shell (or `cat`) reading it ends, as at end of input.
+    func stdinClosed() {
+        finish(exitCode: 0, command: options.command)
     }
 
     func closed() {
         lock.lock()
         finished = true
-        connection = nil
+        output = nil
         lock.unlock()
     }
 
-    private func handleStdin(_ bytes: [UInt8]) {
+    /// Bytes typed or piped on stdin.
+    func stdin(_ bytes: [UInt8]) {
         guard interactive else { return }
         if options.command == ["cat"] {
             write(1, bytes)
@@ -198,16 +202,16 @@ final class ExecSession: WebSocketSession, @unchecked Sendable {
 
     private func write(_ channel: UInt8, _ bytes: [UInt8]) {
         lock.lock()
-        let connection = finished ? nil : self.connection
+        let output = finished ? nil : self.output
         lock.unlock()
-        connection?.send([channel] + bytes)
+        output?.write(channel, bytes)
     }
 
-    /// Reports the exit status on the error channel, as the kubelet does, and closes.
+    /// Reports the exit status, as the kubelet does; the transport then closes.
     private func finish(exitCode: Int, command: [String]) {
         lock.lock()
         if finished { lock.unlock(); return }
-        let connection = self.connection
+        let output = self.output
         finished = true
         lock.unlock()
         var status: JSONValue = ["metadata": [:], "status": "Success"]
@@ -217,6 +221,52 @@ final class ExecSession: WebSocketSession, @unchecked Sendable {
                       "reason": "NonZeroExitCode",
                       "details": ["causes": [["reason": "ExitCode", "message": .string(String(exitCode))]]]]
         }
+        output?.exited(status)
+    }
+}
+
+/// `pods/exec` and `pods/attach` over WebSocket with the Kubernetes channel protocols
+/// (`v5.channel.k8s.io`, `v4.channel.k8s.io`): every binary message starts with a channel
+/// byte — 0 stdin, 1 stdout, 2 stderr, 3 error (a `metav1.Status` carrying the exit code),
+/// 4 resize (`{"Width":..,"Height":..}`), and in v5, 255 "close this stream" (from the client).
+final class WebSocketExec: WebSocketSession, ExecOutput, @unchecked Sendable {
+    private let session: ExecSession
+    private let lock = NSLock()
+    private var connection: WebSocketConnection?
+
+    init(options: ExecSession.Options) { session = ExecSession(options: options) }
+
+    func start(_ connection: WebSocketConnection) {
+        lock.lock()
+        self.connection = connection
+        lock.unlock()
+        session.start(self)
+    }
+
+    func receive(_ message: [UInt8]) {
+        guard let channel = message.first else { return }
+        let payload = Array(message.dropFirst())
+        switch channel {
+        case 0: session.stdin(payload)
+        case 4: session.resize(payload)
+        case 255: if payload.first == 0 { session.stdinClosed() }
+        default: break
+        }
+    }
+
+    func closed() { session.closed() }
+
+    func write(_ channel: UInt8, _ bytes: [UInt8]) {
+        lock.lock()
+        let connection = self.connection
+        lock.unlock()
+        connection?.send([channel] + bytes)
+    }
+
+    func exited(_ status: JSONValue) {
+        lock.lock()
+        let connection = self.connection
+        lock.unlock()
         // No v5 CLOSE (255) messages here: that signal goes from client to server only, and
         // kubectl logs "Unknown stream id 255" for each one it receives.
         connection?.send([3] + status.serialized())

@@ -2,8 +2,9 @@ import HTTPServing
 import Foundation
 import KubeCore
 
-/// Accepts `pods/exec` and `pods/attach` WebSocket upgrades once the request would be
-/// allowed as a normal request (authenticated, authorized, pod and container exist).
+/// Accepts `pods/exec` and `pods/attach` upgrades (WebSocket, or SPDY/3.1 in ``SPDYExec``)
+/// once the request would be allowed as a normal request (authenticated, authorized, pod
+/// and container exist).
 struct ExecUpgrades {
     let server: APIServer
 
@@ -13,7 +14,14 @@ struct ExecUpgrades {
         let offered = (request.header("Sec-WebSocket-Protocol") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard let chosen = offered.first(where: { Self.supportedProtocols[$0] != nil }),
-              let admitted = try? server.admit(request),
+              let options = options(request, protocolVersion: Self.supportedProtocols[chosen] ?? 4) else { return nil }
+        return (chosen, WebSocketExec(options: options))
+    }
+
+    /// What the scripted shell runs for an admitted exec or attach request; nil when the
+    /// request would not be allowed (the normal handler then answers with its error).
+    func options(_ request: HTTPRequest, protocolVersion: Int) -> ExecSession.Options? {
+        guard let admitted = try? server.admit(request),
               admitted.info.resource == "pods", ["exec", "attach"].contains(admitted.info.subresource),
               let pod = server.store.get(admitted.definition.key, namespace: admitted.info.namespace, name: admitted.info.name)?.value()
         else { return nil }
@@ -25,11 +33,10 @@ struct ExecUpgrades {
             return (name, entry["value"]?.stringValue ?? "")
         }
         func flag(_ name: String) -> Bool { ["true", "1"].contains(admitted.query[name]?.first ?? "") }
-        let options = ExecSession.Options(
-            command: admitted.query["command"] ?? [], stdin: flag("stdin"), tty: flag("tty"),
-            attach: admitted.info.subresource == "attach", podName: admitted.info.name,
-            environment: environment, protocolVersion: Self.supportedProtocols[chosen] ?? 4)
-        return (chosen, ExecSession(options: options))
+        return ExecSession.Options(
+            command: admitted.query["command"] ?? [], stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr"),
+            tty: flag("tty"), attach: admitted.info.subresource == "attach", podName: admitted.info.name,
+            environment: environment, protocolVersion: protocolVersion)
     }
 }
 

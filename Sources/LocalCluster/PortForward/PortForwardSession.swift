@@ -1,4 +1,5 @@
 import Foundation
+import SPDY
 import KubeCore
 
 /// The port-forward protocol (`portforward.k8s.io`) on one SPDY connection, as the kubelet

@@ -1,5 +1,6 @@
 import HTTPServing
 import Foundation
+import SPDY
 import KubeCore
 
 /// `pods/portforward` upgrades, both ways kubectl 1.32 tries them:
@@ -41,12 +42,17 @@ struct PodStreamUpgrades: WebSocketService {
     }
 }
 
-/// Port-forward over `Upgrade: SPDY/3.1`.
-struct PortForwardSPDYUpgrades: ByteStreamUpgradeService {
+/// `Upgrade: SPDY/3.1` on the pod subresources: exec and attach (``SPDYExec``), port-forward.
+struct PodSPDYUpgrades: ByteStreamUpgradeService {
     let server: APIServer
     var upgradeProtocol: String { "SPDY/3.1" }
 
     func decide(_ request: HTTPRequest) async -> UpgradeDecision<any ByteStreamSession> {
+        if let admitted = try? server.admit(request), ["exec", "attach"].contains(admitted.info.subresource) {
+            guard let (name, version) = SPDYExec.negotiate(request),
+                  let options = ExecUpgrades(server: server).options(request, protocolVersion: version) else { return .decline }
+            return .accept(headers: [("X-Stream-Protocol-Version", name)], session: SPDYExec(options: options))
+        }
         // kube's httpstream.Handshake: a client that names protocols must name ours.
         let offered = request.headers["X-Stream-Protocol-Version"]
             .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }

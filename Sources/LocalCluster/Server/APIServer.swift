@@ -152,8 +152,8 @@ public final class APIServer: @unchecked Sendable {
     /// `pods/portforward` (SPDY tunnelled in WebSocket).
     public var webSocketService: WebSocketService { PodStreamUpgrades(server: self) }
 
-    /// Raw upgrades: `pods/portforward` over `Upgrade: SPDY/3.1`.
-    public var byteStreamServices: [ByteStreamUpgradeService] { [PortForwardSPDYUpgrades(server: self)] }
+    /// Raw upgrades: `pods/exec`, `pods/attach` and `pods/portforward` over `Upgrade: SPDY/3.1`.
+    public var byteStreamServices: [ByteStreamUpgradeService] { [PodSPDYUpgrades(server: self)] }
 
     /// The RBAC objects currently stored, for the authorizer.
     public static func rbacSnapshot(of store: ObjectStore) -> RBACSnapshot {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a SPDY connection does with the streams its peer opens.
-protocol SPDYStreamHandler: AnyObject {
+public protocol SPDYStreamHandler: AnyObject {
     /// Whether to accept a stream the peer opens with `headers`: nil accepts it (the
     /// connection answers SYN_REPLY), a status refuses it with RST_STREAM.
     func refusal(forStreamWith headers: SPDYHeaders) -> SPDYResetStatus?
@@ -28,10 +28,15 @@ protocol SPDYStreamHandler: AnyObject {
 /// loop, one at a time; the handler's sends happen inside those callbacks. Outgoing frames
 /// are collected and written once per `receive`, in order, which keeps the shared header
 /// compression stream consistent.
-final class SPDYServerConnection: @unchecked Sendable {
-    struct Transport {
-        var send: ([UInt8]) -> Void
-        var close: () -> Void
+public final class SPDYServerConnection: @unchecked Sendable {
+    public struct Transport {
+        public var send: ([UInt8]) -> Void
+        public var close: () -> Void
+
+        public init(send: @escaping ([UInt8]) -> Void, close: @escaping () -> Void) {
+            self.send = send
+            self.close = close
+        }
     }
 
     private struct StreamState {
@@ -47,16 +52,16 @@ final class SPDYServerConnection: @unchecked Sendable {
     private var outbox: [UInt8] = []
     private var isClosed = false
     /// Frames are at most 16 MiB; kubectl writes 32 KiB at a time, so split sends likewise.
-    static let maxDataFrameBytes = 32 * 1024
+    public static let maxDataFrameBytes = 32 * 1024
 
-    init(transport: Transport, handler: SPDYStreamHandler) throws {
+    public init(transport: Transport, handler: SPDYStreamHandler) throws {
         self.transport = transport
         self.handler = handler
         self.codec = try SPDYFrameCodec()
     }
 
     /// Feeds bytes from the peer.
-    func receive(_ bytes: [UInt8]) {
+    public func receive(_ bytes: [UInt8]) {
         guard !isClosed else { return }
         do {
             for frame in try codec.decode(bytes) {
@@ -70,7 +75,7 @@ final class SPDYServerConnection: @unchecked Sendable {
     }
 
     /// The transport closed.
-    func closed() {
+    public func closed() {
         guard !isClosed else { return }
         isClosed = true
         streams.removeAll()
@@ -79,7 +84,7 @@ final class SPDYServerConnection: @unchecked Sendable {
 
     // MARK: Sending (inside handler callbacks)
 
-    func send(_ bytes: [UInt8], on streamID: UInt32, fin: Bool = false) {
+    public func send(_ bytes: [UInt8], on streamID: UInt32, fin: Bool = false) {
         guard let state = streams[streamID], !state.localFinished else { return }
         var offset = 0
         repeat {
@@ -91,11 +96,11 @@ final class SPDYServerConnection: @unchecked Sendable {
     }
 
     /// Half-closes `streamID` from this side (an empty DATA frame with FIN).
-    func finish(_ streamID: UInt32) {
+    public func finish(_ streamID: UInt32) {
         send([], on: streamID, fin: true)
     }
 
-    func reset(_ streamID: UInt32, status: SPDYResetStatus = .cancel) {
+    public func reset(_ streamID: UInt32, status: SPDYResetStatus = .cancel) {
         guard streams.removeValue(forKey: streamID) != nil else { return }
         queue(.rstStream(streamID: streamID, status: status))
     }

@@ -6,10 +6,10 @@ import Foundation
 /// whole life, and every header block ends with a sync flush, so a block can be decoded as
 /// soon as its frame arrives. One ``SPDYHeaderDecompressor`` reads what the client sent; one
 /// ``SPDYHeaderCompressor`` writes what the server sends.
-enum SPDYDictionary {
+public enum SPDYDictionary {
     /// The dictionary of the SPDY/3 specification: header names and common values, each
     /// with a 32-bit big-endian length, then a run of common status lines, dates and media types.
-    static let bytes: [UInt8] = {
+    public static let bytes: [UInt8] = {
         let words = [
             "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset", "accept-encoding",
             "accept-language", "accept-ranges", "age", "allow", "authorization", "cache-control", "connection",
@@ -36,8 +36,8 @@ enum SPDYDictionary {
     }()
 }
 
-struct SPDYCompressionError: Error, CustomStringConvertible {
-    var description: String
+public struct SPDYCompressionError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// Compresses outgoing header blocks on one zlib stream.

@@ -1,11 +1,11 @@
 import Foundation
 
-/// SPDY/3.1 frames, the transport of `kubectl port-forward` (and of the older exec/attach
-/// protocols). Every frame has an 8-byte header: a control bit, then either version and
+/// SPDY/3.1 frames, the transport of `kubectl port-forward` and of exec/attach before
+/// WebSocket (kubectl's fallback, or `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`). Every frame has an 8-byte header: a control bit, then either version and
 /// type (control frames) or a 31-bit stream id (data frames), then 8 bits of flags and a
 /// 24-bit payload length. Header blocks inside SYN_STREAM, SYN_REPLY and HEADERS are
 /// zlib-compressed (``SPDYHeaderCompressor``); ``SPDYFrameCodec`` handles both.
-enum SPDYFrame: Equatable {
+public enum SPDYFrame: Equatable, Sendable {
     case synStream(streamID: UInt32, associatedStreamID: UInt32, priority: UInt8, fin: Bool, unidirectional: Bool,
                    headers: SPDYHeaders)
     case synReply(streamID: UInt32, fin: Bool, headers: SPDYHeaders)
@@ -24,34 +24,42 @@ enum SPDYControlType: UInt16 {
 }
 
 /// RST_STREAM status codes (SPDY/3 section 2.4.2).
-enum SPDYResetStatus: UInt32, Equatable {
+public enum SPDYResetStatus: UInt32, Equatable, Sendable {
     case protocolError = 1, invalidStream, refusedStream, unsupportedVersion, cancel, internalError,
          flowControlError, streamInUse, streamAlreadyClosed, invalidCredentials, frameTooLarge
 }
 
 /// GOAWAY status codes.
-enum SPDYGoAwayStatus {
-    static let ok: UInt32 = 0
-    static let protocolError: UInt32 = 1
-    static let internalError: UInt32 = 2
+public enum SPDYGoAwayStatus {
+    public static let ok: UInt32 = 0
+    public static let protocolError: UInt32 = 1
+    public static let internalError: UInt32 = 2
 }
 
-struct SPDYSetting: Equatable {
-    var flags: UInt8
-    var id: UInt32
-    var value: UInt32
+public struct SPDYSetting: Equatable, Sendable {
+    public var flags: UInt8
+    public var id: UInt32
+    public var value: UInt32
+
+    public init(flags: UInt8, id: UInt32, value: UInt32) {
+        self.flags = flags
+        self.id = id
+        self.value = value
+    }
 }
 
 /// Name/value pairs of a header block. Names are lowercase on the wire; several values of
 /// one name travel NUL-separated in one entry.
-struct SPDYHeaders: Equatable, ExpressibleByDictionaryLiteral {
-    var entries: [(name: String, values: [String])] = []
+public struct SPDYHeaders: Equatable, Sendable, ExpressibleByDictionaryLiteral {
+    public var entries: [(name: String, values: [String])] = []
 
-    init(dictionaryLiteral elements: (String, String)...) {
+    public init() {}
+
+    public init(dictionaryLiteral elements: (String, String)...) {
         for (name, value) in elements { add(name, value) }
     }
 
-    mutating func add(_ name: String, _ value: String) {
+    public mutating func add(_ name: String, _ value: String) {
         let name = name.lowercased()
         if let index = entries.firstIndex(where: { $0.name == name }) {
             entries[index].values.append(value)
@@ -61,17 +69,17 @@ struct SPDYHeaders: Equatable, ExpressibleByDictionaryLiteral {
     }
 
     /// The first value of `name` (case-insensitive), as Go's `http.Header.Get`.
-    subscript(name: String) -> String? {
+    public subscript(name: String) -> String? {
         let name = name.lowercased()
         return entries.first(where: { $0.name == name })?.values.first
     }
 
-    static func == (lhs: SPDYHeaders, rhs: SPDYHeaders) -> Bool {
+    public static func == (lhs: SPDYHeaders, rhs: SPDYHeaders) -> Bool {
         lhs.entries.count == rhs.entries.count
             && zip(lhs.entries, rhs.entries).allSatisfy { $0.name == $1.name && $0.values == $1.values }
     }
 
-    func encoded() -> [UInt8] {
+    public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.appendUInt32(UInt32(entries.count))
         for entry in entries {
@@ -85,7 +93,7 @@ struct SPDYHeaders: Equatable, ExpressibleByDictionaryLiteral {
         return bytes
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> SPDYHeaders {
+    public static func decode(_ bytes: [UInt8]) throws -> SPDYHeaders {
         var reader = ByteReader(bytes)
         var headers = SPDYHeaders()
         let count = try reader.uint32()
@@ -104,9 +112,9 @@ struct SPDYHeaders: Equatable, ExpressibleByDictionaryLiteral {
     }
 }
 
-struct SPDYFrameError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct SPDYFrameError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Big-endian reads over a byte array that fail instead of trapping on short input.
@@ -146,22 +154,22 @@ struct ByteReader {
 /// Turns the bytes of one direction of a SPDY/3.1 connection into frames and frames into
 /// bytes. Input may arrive in any split (TCP segments, WebSocket messages); `decode` keeps
 /// what it could not parse yet. Not thread-safe: one codec per connection, used serially.
-final class SPDYFrameCodec {
-    static let version: UInt16 = 3
+public final class SPDYFrameCodec {
+    public static let version: UInt16 = 3
     /// Control frames carry headers and bookkeeping; nothing legitimate comes near this.
-    static let maxControlFrameBytes = 1 << 20
+    public static let maxControlFrameBytes = 1 << 20
     private var buffered: [UInt8] = []
     private let compressor: SPDYHeaderCompressor
     private let decompressor: SPDYHeaderDecompressor
 
-    init() throws {
+    public init() throws {
         compressor = try SPDYHeaderCompressor()
         decompressor = try SPDYHeaderDecompressor()
     }
 
     /// Appends `bytes` and returns every frame now complete. Throws on a malformed frame
     /// (the connection is then unusable: header compression state is shared).
-    func decode(_ bytes: [UInt8]) throws -> [SPDYFrame] {
+    public func decode(_ bytes: [UInt8]) throws -> [SPDYFrame] {
         buffered += bytes
         var frames: [SPDYFrame] = []
         var start = 0
@@ -238,7 +246,7 @@ final class SPDYFrameCodec {
     }
 
     /// The bytes of `frame`, compressing its header block if it has one.
-    func encode(_ frame: SPDYFrame) throws -> [UInt8] {
+    public func encode(_ frame: SPDYFrame) throws -> [UInt8] {
         func control(_ type: SPDYControlType, flags: UInt8, _ payload: [UInt8]) -> [UInt8] {
             var bytes: [UInt8] = [0x80 | UInt8(Self.version >> 8), UInt8(Self.version & 0xff),
                                   UInt8(type.rawValue >> 8), UInt8(type.rawValue & 0xff), flags]

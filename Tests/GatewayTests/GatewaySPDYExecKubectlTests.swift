@@ -1,0 +1,218 @@
+import AgentGateAPI
+import Foundation
+import Gateway
+import HTTPServing
+import KubeCore
+import SessionStore
+import TestSupport
+import XCTest
+
+/// `kubectl exec` and `kubectl attach` (v1.32) forced onto SPDY/3.1
+/// (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, as kubectl before 1.30 or its fallback) through
+/// the gateway to the embedded API server: the gateway decodes both SPDY legs, so output and
+/// exit codes reach the agent masked, and every stream is recorded like the WebSocket ones.
+final class GatewaySPDYExecKubectlTests: XCTestCase {
+    var harness: GatewayHarness!
+    var token = ""
+    /// An AWS access key id the masker's built-in detectors know.
+    let awsKey = "AKIAQWERTYUIOPASDFGH"
+
+    override func setUp() async throws {
+        harness = try await GatewayHarness()
+        token = try await harness.token()
+        try await harness.cluster.applyObject([
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
+            "spec": ["containers": [["name": "main", "image": "busybox", "env": [
+                ["name": "AWS_ACCESS_KEY_ID", "value": .string(awsKey)],
+                ["name": "LEAKED_TOKEN", "value": .string(harness.saToken)],
+            ]]]],
+        ])
+    }
+
+    override func tearDown() async throws {
+        await harness?.stop()
+    }
+
+    func kubectl(_ args: [String], input: String? = nil) throws -> ProcessResult {
+        try harness.kubectl(args, token: token, input: input, environment: GatewayHarness.spdyOnly)
+    }
+
+    func completed(_ subresource: String) async throws -> ExchangeRecord {
+        for _ in 0..<100 {
+            if let done = try await harness.exchanges().last(where: { $0.subresource == subresource }), done.state != .inProgress {
+                return done
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        struct NeverCompleted: Error, CustomStringConvertible { var description: String }
+        throw NeverCompleted(description: "the \(subresource) exchange was never completed")
+    }
+
+    func text(_ chunks: [StreamChunk], _ channel: String) -> String {
+        String(decoding: chunks.filter { $0.channel == channel }.flatMap(\.data), as: UTF8.self)
+    }
+
+    func testSPDYExecPrintsOutputReturnsTheExitCodeAndIsRecordedPerStream() async throws {
+        let ok = try kubectl(["exec", "shell", "--", "echo", "hello", "over", "spdy"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(ok.stdout, "hello over spdy\n")
+
+        let failed = try kubectl(["exec", "shell", "--", "sh", "-c", "echo partial; cat /nope; exit 3"])
+        XCTAssertEqual(failed.status, 3, "kubectl exits with the command's exit code: \(failed.stderr)")
+        XCTAssertEqual(failed.stdout, "partial\n")
+        XCTAssertTrue(failed.stderr.contains("cat: can't open '/nope'"), failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("command terminated with exit code 3"), failed.stderr)
+
+        let exchange = try await completed("exec")
+        XCTAssertEqual(exchange.statusCode, 101)
+        XCTAssertEqual(exchange.state, .complete)
+        XCTAssertEqual(exchange.verb, "create", "kubectl's SPDY exec is a POST")
+        XCTAssertEqual(exchange.kubectlCommand, "kubectl exec")
+        let status = try JSONValue(parsing: exchange.responseBody ?? [])
+        XCTAssertEqual(status["reason"]?.stringValue, "NonZeroExitCode", "the exit status is the exchange's response body")
+        XCTAssertEqual(status[path: ["details", "causes"]]?.arrayValue?.first?["message"]?.stringValue, "3")
+        let chunks = try await harness.store.streamChunks(exchangeID: exchange.id)
+        XCTAssertEqual(text(chunks, "stdout"), "partial\n")
+        XCTAssertEqual(text(chunks, "stderr"), "cat: can't open '/nope': No such file or directory\n")
+        XCTAssertEqual(chunks.last?.channel, "status")
+    }
+
+    func testSPDYExecWithPipedStdinAndAttachAreRecordedAsTyped() async throws {
+        let cat = try kubectl(["exec", "-i", "shell", "--", "cat"], input: "first line\nsecond line\n")
+        XCTAssertEqual(cat.status, 0, cat.stderr)
+        XCTAssertEqual(cat.stdout, "first line\nsecond line\n")
+        let exec = try await completed("exec")
+        let execChunks = try await harness.store.streamChunks(exchangeID: exec.id)
+        XCTAssertEqual(text(execChunks, "stdin"), "first line\nsecond line\n", "piped input is recorded")
+
+        let attached = try kubectl(["attach", "-i", "shell"], input: "echo attached-hello\nexit 4\n")
+        XCTAssertEqual(attached.status, 4, attached.stderr)
+        XCTAssertTrue(attached.stdout.contains("attached-hello\n"), attached.stdout + attached.stderr)
+        let attach = try await completed("attach")
+        XCTAssertEqual(attach.statusCode, 101)
+        let chunks = try await harness.store.streamChunks(exchangeID: attach.id)
+        XCTAssertEqual(text(chunks, "stdin"), "echo attached-hello\nexit 4\n", "typed input is recorded")
+        XCTAssertTrue(text(chunks, "stdout").contains("attached-hello\n"))
+    }
+
+    func testSecretPrintedOverSPDYIsMaskedForTheAgentAndInTheRecord() async throws {
+        let result = try kubectl(["exec", "shell", "--", "env"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("AWS_ACCESS_KEY_ID="), result.stdout)
+        XCTAssertFalse(result.stdout.contains(awsKey), "the agent never sees the key: \(result.stdout)")
+        XCTAssertFalse(result.stdout.contains(harness.saToken), "nor the gateway's credential")
+        XCTAssertTrue(result.stdout.contains("HOSTNAME=shell"), "the rest of the output is intact: \(result.stdout)")
+
+        let exchange = try await completed("exec")
+        let recorded = String(decoding: try await harness.store.streamChunks(exchangeID: exchange.id).flatMap(\.data), as: UTF8.self)
+        XCTAssertTrue(recorded.contains("AWS_ACCESS_KEY_ID="), recorded)
+        XCTAssertFalse(recorded.contains(awsKey), "the record holds the masked output")
+        XCTAssertFalse(recorded.contains(harness.saToken))
+    }
+
+    func testSecretSplitAcrossTwoSPDYDataFramesIsStillMasked() async throws {
+        // The API server sends at most 32 KiB per DATA frame: this key straddles the first boundary.
+        let padding = String(repeating: "x", count: 32_760)
+        let result = try kubectl(["exec", "shell", "--", "echo", padding, awsKey])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.hasPrefix(padding + " "), "the output arrived: \(result.stdout.count) bytes")
+        XCTAssertFalse(result.stdout.contains(awsKey), "the key is masked though no frame held it whole")
+        XCTAssertFalse(result.stdout.contains("AKIAQWER"), "not even its first frame's part")
+        let exchange = try await completed("exec")
+        let recorded = String(decoding: try await harness.store.streamChunks(exchangeID: exchange.id).flatMap(\.data), as: UTF8.self)
+        XCTAssertFalse(recorded.contains("AKIAQWER"), "nor in the record")
+    }
+
+    func testRecordedSPDYExecReplaysWithSessionsReplayToWhatKubectlPrinted() async throws {
+        let binary = GatewayHarness.binary.path
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("\(binary) is missing: run `swift build` first") }
+        let result = try kubectl(["exec", "shell", "--", "sh", "-c", "echo first line; echo second line"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        _ = try await completed("exec")
+        let admin = AdminAPI(store: harness.store, token: "admin-token-for-replay")
+        let server = HTTPServer()
+        let port = try await server.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
+        defer { Task { await server.shutdown() } }
+        let sessions = try await harness.store.listSessions(SessionFilter(limit: 10))
+        let session = try XCTUnwrap(sessions.first).id
+        let target = ["--admin-url", "http://127.0.0.1:\(port)", "--token", "admin-token-for-replay"]
+
+        let replay = try ProcessRunner.run(binary, ["sessions", "replay", session, "--speed", "4"] + target, timeout: 30)
+        XCTAssertEqual(replay.status, 0, replay.stderr)
+        XCTAssertTrue(replay.stdout.contains("first line\nsecond line\n"), "the SPDY exec is played as the terminal showed it: \(replay.stdout)")
+
+        let cast = try ProcessRunner.run(binary, ["sessions", "replay", session, "--format", "asciicast"] + target, timeout: 30)
+        XCTAssertEqual(cast.status, 0, cast.stderr)
+        let output = try cast.stdout.split(separator: "\n").dropFirst().map { line -> String in
+            let event = try JSONValue(parsing: Array(line.utf8)).arrayValue ?? []
+            XCTAssertEqual(event[1].stringValue, "o")
+            return event[2].stringValue ?? ""
+        }.joined()
+        XCTAssertEqual(output, result.stdout, "the cast plays back what kubectl printed")
+    }
+
+    func testSPDYExecDeniedByAnAccessRuleFailsNamingTheRule() async throws {
+        harness.config.access = AccessPolicy(rules: [AccessRule(name: "no-exec", action: .deny, resources: ["pods/exec"])])
+        harness.registry.put(harness.config, token: harness.saToken)
+        let result = try kubectl(["exec", "shell", "--", "echo", "no"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("\"no-exec\""), "kubectl prints the rule that refused it: \(result.stderr)")
+        XCTAssertFalse(result.stdout.contains("no"))
+        let refused = try await harness.exchanges().filter { $0.subresource == "exec" }
+        XCTAssertEqual(refused.map(\.statusCode), [403])
+    }
+}
+
+/// `kubectl exec -it` over SPDY through the gateway in a real terminal (tmux): the TTY's
+/// resize stream, typed input and the exit code, and their recording.
+final class GatewayInteractiveSPDYExecTests: XCTestCase {
+    var harness: GatewayHarness!
+    var terminal: TmuxTerminal!
+
+    override func setUp() async throws {
+        guard let terminal = TmuxTerminal(width: 100, height: 30) else {
+            throw XCTSkip("tmux is not installed (apt-get install -y tmux; .ci/run installs it)")
+        }
+        self.terminal = terminal
+        harness = try await GatewayHarness()
+        try await harness.cluster.applyObject([
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
+            "spec": ["containers": [["name": "main", "image": "busybox"]]],
+        ])
+    }
+
+    override func tearDown() async throws {
+        terminal?.kill()
+        await harness?.stop()
+    }
+
+    func testInteractiveSPDYExecRunsTypedCommandsAndRecordsTheTerminalSize() async throws {
+        let kubeconfig = try harness.kubeconfig(token: try await harness.token())
+        let command = "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false kubectl --kubeconfig \(kubeconfig) exec -it shell -- sh; echo KUBECTL-EXIT=$?; sleep 60"
+        XCTAssertEqual(try terminal.start(command), 0, "tmux new-session")
+        _ = try terminal.screen(containing: "/ #")
+        try terminal.send("echo hello over spdy", "Enter")
+        _ = try terminal.screen(containing: "\nhello over spdy")
+        try terminal.send("stty size", "Enter")
+        _ = try terminal.screen(containing: "\n30 100")
+        try terminal.send("exit 6", "Enter")
+        let end = try terminal.screen(containing: "KUBECTL-EXIT=")
+        XCTAssertTrue(end.contains("KUBECTL-EXIT=6"), "kubectl exits with the shell's exit code: \(end)")
+
+        var exchange: ExchangeRecord?
+        for _ in 0..<100 {
+            exchange = try await harness.exchanges().last { $0.subresource == "exec" && $0.state != .inProgress }
+            if exchange != nil { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let exec = try XCTUnwrap(exchange)
+        XCTAssertEqual(exec.verb, "create", "the SPDY upgrade was used")
+        let chunks = try await harness.store.streamChunks(exchangeID: exec.id)
+        let typed = String(decoding: chunks.filter { $0.channel == "stdin" }.flatMap(\.data), as: UTF8.self)
+        XCTAssertTrue(typed.contains("echo hello over spdy\r"), "typed input is recorded: \(typed.debugDescription)")
+        let recording = TerminalRecording(chunks)
+        XCTAssertEqual(recording.width, 100, "the resize stream is recorded like the WebSocket resize channel")
+        XCTAssertEqual(recording.height, 30)
+        XCTAssertTrue(String(decoding: recording.output, as: UTF8.self).contains("/ # echo hello over spdy\r\nhello over spdy\r\n"))
+    }
+}
