@@ -7,10 +7,10 @@ import SessionStore
 import TestSupport
 import XCTest
 
-/// `kubectl exec` and `kubectl attach` (v1.32, WebSocket `v5.channel.k8s.io`) through the
-/// gateway against the embedded API server's scripted shell: output and exit codes reach
-/// the agent, the stream is recorded per channel, masked, and replays to what the agent saw.
-final class GatewayExecKubectlTests: XCTestCase {
+/// A gateway in front of the embedded API server with one pod, `shell`, whose env holds an
+/// AWS key and the connection's own credential (as a careless pod spec might) — what the exec
+/// tests of both transports start from.
+class ExecPodFixture: XCTestCase {
     var harness: GatewayHarness!
     var token = ""
     /// An AWS access key id the masker's built-in detectors know.
@@ -23,7 +23,6 @@ final class GatewayExecKubectlTests: XCTestCase {
             "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
             "spec": ["containers": [["name": "main", "image": "busybox", "env": [
                 ["name": "AWS_ACCESS_KEY_ID", "value": .string(awsKey)],
-                // The connection's own credential, as a careless pod spec might hold it.
                 ["name": "LEAKED_TOKEN", "value": .string(harness.saToken)],
             ]]]],
         ])
@@ -46,7 +45,12 @@ final class GatewayExecKubectlTests: XCTestCase {
         struct NeverCompleted: Error, CustomStringConvertible { var description: String }
         throw NeverCompleted(description: "the \(subresource) exchange was never completed")
     }
+}
 
+/// `kubectl exec` and `kubectl attach` (v1.32, WebSocket `v5.channel.k8s.io`) through the
+/// gateway against the embedded API server's scripted shell: output and exit codes reach
+/// the agent, the stream is recorded per channel, masked, and replays to what the agent saw.
+final class GatewayExecKubectlTests: ExecPodFixture {
     func testExecCommandPrintsOutputAndReturnsItsExitCode() async throws {
         let ok = try harness.kubectl(["exec", "shell", "--", "echo", "hello", "through", "the", "gateway"], token: token)
         XCTAssertEqual(ok.status, 0, ok.stderr)
@@ -277,20 +281,22 @@ final class GatewayInteractiveExecTests: XCTestCase {
         await harness?.stop()
     }
 
-    func testInteractiveExecThroughGatewayRunsTypedCommandsAndRecordsTheTerminal() async throws {
+    /// Runs `kubectl exec -it shell -- sh` in the terminal (after `environment`), types `line`,
+    /// checks the TTY size, exits with `exitCode`; returns the completed exchange and its record.
+    func typeIntoShell(environment: String = "", line: String, exitCode: Int) async throws -> (ExchangeRecord, [StreamChunk]) {
         let kubeconfig = try harness.kubeconfig(token: try await harness.token())
-        let command = "kubectl --kubeconfig \(kubeconfig) exec -it shell -- sh; echo KUBECTL-EXIT=$?; sleep 60"
+        let command = "\(environment)kubectl --kubeconfig \(kubeconfig) exec -it shell -- sh; echo KUBECTL-EXIT=$?; sleep 60"
         XCTAssertEqual(try terminal.start(command), 0, "tmux new-session")
         _ = try terminal.screen(containing: "/ #")
 
-        try terminal.send("echo hello from tmux", "Enter")
-        let afterEcho = try terminal.screen(containing: "\nhello from tmux")
-        XCTAssertTrue(afterEcho.contains("/ # echo hello from tmux"), "typed input is echoed through the gateway: \(afterEcho)")
+        try terminal.send(line, "Enter")
+        let afterEcho = try terminal.screen(containing: "\n" + line.dropFirst("echo ".count))
+        XCTAssertTrue(afterEcho.contains("/ # \(line)"), "typed input is echoed through the gateway: \(afterEcho)")
         try terminal.send("stty size", "Enter")
         _ = try terminal.screen(containing: "\n30 100")
-        try terminal.send("exit 7", "Enter")
+        try terminal.send("exit \(exitCode)", "Enter")
         let end = try terminal.screen(containing: "KUBECTL-EXIT=")
-        XCTAssertTrue(end.contains("KUBECTL-EXIT=7"), "kubectl exits with the shell's exit code: \(end)")
+        XCTAssertTrue(end.contains("KUBECTL-EXIT=\(exitCode)"), "kubectl exits with the shell's exit code: \(end)")
 
         var exchange: ExchangeRecord?
         for _ in 0..<100 {
@@ -302,16 +308,30 @@ final class GatewayInteractiveExecTests: XCTestCase {
         XCTAssertEqual(exec.state, .complete)
         let chunks = try await harness.store.streamChunks(exchangeID: exec.id)
         let typed = String(decoding: chunks.filter { $0.channel == "stdin" }.flatMap(\.data), as: UTF8.self)
-        XCTAssertTrue(typed.contains("echo hello from tmux\r"), "typed input is recorded: \(typed.debugDescription)")
-        XCTAssertTrue(chunks.contains { $0.channel == "resize" }, "the terminal size is recorded")
+        XCTAssertTrue(typed.contains(line + "\r"), "typed input is recorded: \(typed.debugDescription)")
         let recording = TerminalRecording(chunks)
-        XCTAssertEqual(recording.width, 100)
+        XCTAssertEqual(recording.width, 100, "the terminal size is recorded")
         XCTAssertEqual(recording.height, 30)
         let shown = String(decoding: recording.output, as: UTF8.self)
-        XCTAssertTrue(shown.contains("/ # echo hello from tmux\r\nhello from tmux\r\n"), shown.debugDescription)
+        XCTAssertTrue(shown.contains("/ # \(line)\r\n\(line.dropFirst("echo ".count))\r\n"), shown.debugDescription)
         XCTAssertTrue(shown.contains("30 100"), shown.debugDescription)
-        let header = try JSONValue(parsing: Array(recording.asciicast().split(separator: "\n")[0].utf8))
+        return (exec, chunks)
+    }
+
+    func testInteractiveExecThroughGatewayRunsTypedCommandsAndRecordsTheTerminal() async throws {
+        let (_, chunks) = try await typeIntoShell(line: "echo hello from tmux", exitCode: 7)
+        XCTAssertTrue(chunks.contains { $0.channel == "resize" }, "the terminal size is recorded")
+        let header = try JSONValue(parsing: Array(TerminalRecording(chunks).asciicast().split(separator: "\n")[0].utf8))
         XCTAssertEqual(header["width"]?.intValue, 100)
         XCTAssertEqual(header["height"]?.intValue, 30)
+    }
+
+    /// The same over SPDY (kubectl's fallback): the TTY size travels on the resize stream and is
+    /// recorded like the WebSocket resize channel.
+    func testInteractiveSPDYExecRunsTypedCommandsAndRecordsTheTerminalSize() async throws {
+        let (exec, chunks) = try await typeIntoShell(environment: "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false ",
+                                                     line: "echo hello over spdy", exitCode: 6)
+        XCTAssertEqual(exec.verb, "create", "the SPDY upgrade (a POST) was used")
+        XCTAssertTrue(chunks.contains { $0.channel == "resize" })
     }
 }

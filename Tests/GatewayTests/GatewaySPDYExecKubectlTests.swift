@@ -11,41 +11,9 @@ import XCTest
 /// (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, as kubectl before 1.30 or its fallback) through
 /// the gateway to the embedded API server: the gateway decodes both SPDY legs, so output and
 /// exit codes reach the agent masked, and every stream is recorded like the WebSocket ones.
-final class GatewaySPDYExecKubectlTests: XCTestCase {
-    var harness: GatewayHarness!
-    var token = ""
-    /// An AWS access key id the masker's built-in detectors know.
-    let awsKey = "AKIAQWERTYUIOPASDFGH"
-
-    override func setUp() async throws {
-        harness = try await GatewayHarness()
-        token = try await harness.token()
-        try await harness.cluster.applyObject([
-            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
-            "spec": ["containers": [["name": "main", "image": "busybox", "env": [
-                ["name": "AWS_ACCESS_KEY_ID", "value": .string(awsKey)],
-                ["name": "LEAKED_TOKEN", "value": .string(harness.saToken)],
-            ]]]],
-        ])
-    }
-
-    override func tearDown() async throws {
-        await harness?.stop()
-    }
-
+final class GatewaySPDYExecKubectlTests: ExecPodFixture {
     func kubectl(_ args: [String], input: String? = nil) throws -> ProcessResult {
         try harness.kubectl(args, token: token, input: input, environment: GatewayHarness.spdyOnly)
-    }
-
-    func completed(_ subresource: String) async throws -> ExchangeRecord {
-        for _ in 0..<100 {
-            if let done = try await harness.exchanges().last(where: { $0.subresource == subresource }), done.state != .inProgress {
-                return done
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        struct NeverCompleted: Error, CustomStringConvertible { var description: String }
-        throw NeverCompleted(description: "the \(subresource) exchange was never completed")
     }
 
     func text(_ chunks: [StreamChunk], _ channel: String) -> String {
@@ -160,59 +128,5 @@ final class GatewaySPDYExecKubectlTests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("no"))
         let refused = try await harness.exchanges().filter { $0.subresource == "exec" }
         XCTAssertEqual(refused.map(\.statusCode), [403])
-    }
-}
-
-/// `kubectl exec -it` over SPDY through the gateway in a real terminal (tmux): the TTY's
-/// resize stream, typed input and the exit code, and their recording.
-final class GatewayInteractiveSPDYExecTests: XCTestCase {
-    var harness: GatewayHarness!
-    var terminal: TmuxTerminal!
-
-    override func setUp() async throws {
-        guard let terminal = TmuxTerminal(width: 100, height: 30) else {
-            throw XCTSkip("tmux is not installed (apt-get install -y tmux; .ci/run installs it)")
-        }
-        self.terminal = terminal
-        harness = try await GatewayHarness()
-        try await harness.cluster.applyObject([
-            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
-            "spec": ["containers": [["name": "main", "image": "busybox"]]],
-        ])
-    }
-
-    override func tearDown() async throws {
-        terminal?.kill()
-        await harness?.stop()
-    }
-
-    func testInteractiveSPDYExecRunsTypedCommandsAndRecordsTheTerminalSize() async throws {
-        let kubeconfig = try harness.kubeconfig(token: try await harness.token())
-        let command = "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false kubectl --kubeconfig \(kubeconfig) exec -it shell -- sh; echo KUBECTL-EXIT=$?; sleep 60"
-        XCTAssertEqual(try terminal.start(command), 0, "tmux new-session")
-        _ = try terminal.screen(containing: "/ #")
-        try terminal.send("echo hello over spdy", "Enter")
-        _ = try terminal.screen(containing: "\nhello over spdy")
-        try terminal.send("stty size", "Enter")
-        _ = try terminal.screen(containing: "\n30 100")
-        try terminal.send("exit 6", "Enter")
-        let end = try terminal.screen(containing: "KUBECTL-EXIT=")
-        XCTAssertTrue(end.contains("KUBECTL-EXIT=6"), "kubectl exits with the shell's exit code: \(end)")
-
-        var exchange: ExchangeRecord?
-        for _ in 0..<100 {
-            exchange = try await harness.exchanges().last { $0.subresource == "exec" && $0.state != .inProgress }
-            if exchange != nil { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let exec = try XCTUnwrap(exchange)
-        XCTAssertEqual(exec.verb, "create", "the SPDY upgrade was used")
-        let chunks = try await harness.store.streamChunks(exchangeID: exec.id)
-        let typed = String(decoding: chunks.filter { $0.channel == "stdin" }.flatMap(\.data), as: UTF8.self)
-        XCTAssertTrue(typed.contains("echo hello over spdy\r"), "typed input is recorded: \(typed.debugDescription)")
-        let recording = TerminalRecording(chunks)
-        XCTAssertEqual(recording.width, 100, "the resize stream is recorded like the WebSocket resize channel")
-        XCTAssertEqual(recording.height, 30)
-        XCTAssertTrue(String(decoding: recording.output, as: UTF8.self).contains("/ # echo hello over spdy\r\nhello over spdy\r\n"))
     }
 }
