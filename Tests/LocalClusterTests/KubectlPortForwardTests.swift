@@ -25,8 +25,7 @@ final class KubectlPortForwardTests: XCTestCase {
             "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "web", "namespace": "default"],
             "spec": ["containers": [["name": "web", "image": "nginx", "ports": [["containerPort": 8080]]]]],
         ]
-        let created = await tc.send("POST", "/api/v1/namespaces/default/pods", json: pod)
-        XCTAssertEqual(created.status, 201, "\(created.body)")
+        await tc.createPod(pod)
     }
 
     override func tearDown() async throws {

@@ -13,16 +13,12 @@ final class KubectlSPDYExecTests: XCTestCase {
 
     override func setUp() async throws {
         tc = try await TestCluster(useTLS: true)
-        let file = tc.directory.appendingPathComponent("admin.kubeconfig")
-        try FileManager.default.createDirectory(at: tc.directory, withIntermediateDirectories: true)
-        try tc.cluster.writeAdminKubeconfig(to: file)
-        kubeconfig = file.path
+        kubeconfig = try tc.adminKubeconfig()
         let pod: JSONValue = [
             "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
             "spec": ["containers": [["name": "main", "image": "busybox", "env": [["name": "GREETING", "value": "hello-from-env"]]]]],
         ]
-        let created = await tc.send("POST", "/api/v1/namespaces/default/pods", json: pod)
-        XCTAssertEqual(created.status, 201, "\(created.body)")
+        await tc.createPod(pod)
     }
 
     override func tearDown() async throws { await tc?.stop() }

@@ -17,8 +17,7 @@ final class SPDYExecProtocolTests: XCTestCase {
             "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "shell", "namespace": "default"],
             "spec": ["containers": [["name": "main", "image": "busybox"]]],
         ]
-        let created = await tc.send("POST", "/api/v1/namespaces/default/pods", json: pod)
-        XCTAssertEqual(created.status, 201, "\(created.body)")
+        await tc.createPod(pod)
     }
 
     override func tearDown() async throws { await tc.stop() }

@@ -26,6 +26,20 @@ final class TestCluster {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// Writes the admin kubeconfig into the cluster's directory; its path, for real kubectl.
+    func adminKubeconfig() throws -> String {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("admin.kubeconfig")
+        try cluster.writeAdminKubeconfig(to: file)
+        return file.path
+    }
+
+    /// Creates `pod` (in namespace default) through the API handlers; a refusal fails the test.
+    func createPod(_ pod: JSONValue, file: StaticString = #filePath, line: UInt = #line) async {
+        let created = await send("POST", "/api/v1/namespaces/default/pods", json: pod)
+        XCTAssertEqual(created.status, 201, "\(created.body)", file: file, line: line)
+    }
+
     struct Reply {
         var status: Int
         var body: JSONValue
