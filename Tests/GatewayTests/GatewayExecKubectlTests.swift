@@ -36,6 +36,48 @@ class ExecPodFixture: XCTestCase {
         try await harness.exchanges().filter { $0.subresource == subresource }
     }
 
+    /// Runs a two-line command through the gateway (with `environment` for kubectl), then plays
+    /// its session back with `agentgate sessions replay` and `--format asciicast`: the replay
+    /// shows the terminal's lines, and the cast (v2, 80x24) holds exactly what kubectl printed.
+    /// Returns the replay command's result.
+    func execThenReplay(environment: [String: String] = [:], file: StaticString = #filePath,
+                        line: UInt = #line) async throws -> ProcessResult {
+        let binary = GatewayHarness.binary.path
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("\(binary) is missing: run `swift build` first") }
+        let result = try harness.kubectl(["exec", "shell", "--", "sh", "-c", "echo first line; echo second line"], token: token,
+                                         environment: environment)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+        _ = try await completed("exec")
+        let admin = AdminAPI(store: harness.store, token: "admin-token-for-replay")
+        let server = HTTPServer()
+        let port = try await server.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
+        defer { Task { await server.shutdown() } }
+        let sessions = try await harness.store.listSessions(SessionFilter(limit: 10))
+        let session = try XCTUnwrap(sessions.first).id
+        let target = ["--admin-url", "http://127.0.0.1:\(port)", "--token", "admin-token-for-replay"]
+
+        let replay = try ProcessRunner.run(binary, ["sessions", "replay", session, "--speed", "4"] + target, timeout: 30)
+        XCTAssertEqual(replay.status, 0, replay.stderr, file: file, line: line)
+        XCTAssertTrue(replay.stdout.contains("first line\nsecond line\n"), "the exec stream is played as the terminal showed it: \(replay.stdout)",
+                      file: file, line: line)
+
+        let cast = try ProcessRunner.run(binary, ["sessions", "replay", session, "--format", "asciicast"] + target, timeout: 30)
+        XCTAssertEqual(cast.status, 0, cast.stderr, file: file, line: line)
+        let lines = cast.stdout.split(separator: "\n")
+        let header = try JSONValue(parsing: Array(lines[0].utf8))
+        XCTAssertEqual(header["version"]?.intValue, 2, file: file, line: line)
+        XCTAssertEqual(header["width"]?.intValue, 80, file: file, line: line)
+        XCTAssertEqual(header["height"]?.intValue, 24, file: file, line: line)
+        let output = try lines.dropFirst().map { line -> String in
+            let event = try JSONValue(parsing: Array(line.utf8)).arrayValue ?? []
+            XCTAssertEqual(event.count, 3)
+            XCTAssertEqual(event[1].stringValue, "o")
+            return event[2].stringValue ?? ""
+        }.joined()
+        XCTAssertEqual(output, result.stdout, "the cast plays back what kubectl printed", file: file, line: line)
+        return replay
+    }
+
     /// Waits until the stream's exchange is completed (the proxy completes it as the stream ends).
     func completed(_ subresource: String) async throws -> ExchangeRecord {
         for _ in 0..<100 {
@@ -170,38 +212,8 @@ final class GatewayExecKubectlTests: ExecPodFixture {
     }
 
     func testSessionsReplayCommandPrintsTheStreamAndExportsAsciicast() async throws {
-        let binary = GatewayHarness.binary.path
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("\(binary) is missing: run `swift build` first") }
-        let result = try harness.kubectl(["exec", "shell", "--", "sh", "-c", "echo first line; echo second line"], token: token)
-        XCTAssertEqual(result.status, 0, result.stderr)
-        _ = try await completed("exec")
-        let admin = AdminAPI(store: harness.store, token: "admin-token-for-replay")
-        let server = HTTPServer()
-        let port = try await server.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
-        defer { Task { await server.shutdown() } }
-        let sessions = try await harness.store.listSessions(SessionFilter(limit: 10))
-        let session = try XCTUnwrap(sessions.first).id
-        let target = ["--admin-url", "http://127.0.0.1:\(port)", "--token", "admin-token-for-replay"]
-
-        let replay = try ProcessRunner.run(binary, ["sessions", "replay", session, "--speed", "4"] + target, timeout: 30)
-        XCTAssertEqual(replay.status, 0, replay.stderr)
-        XCTAssertTrue(replay.stdout.contains("first line\nsecond line\n"), "the exec stream is played as the terminal showed it: \(replay.stdout)")
+        let replay = try await execThenReplay()
         XCTAssertTrue(replay.stdout.contains("/pods/shell/exec"), replay.stdout)
-
-        let cast = try ProcessRunner.run(binary, ["sessions", "replay", session, "--format", "asciicast"] + target, timeout: 30)
-        XCTAssertEqual(cast.status, 0, cast.stderr)
-        let lines = cast.stdout.split(separator: "\n")
-        let header = try JSONValue(parsing: Array(lines[0].utf8))
-        XCTAssertEqual(header["version"]?.intValue, 2)
-        XCTAssertEqual(header["width"]?.intValue, 80)
-        XCTAssertEqual(header["height"]?.intValue, 24)
-        let output = try lines.dropFirst().map { line -> String in
-            let event = try JSONValue(parsing: Array(line.utf8)).arrayValue ?? []
-            XCTAssertEqual(event.count, 3)
-            XCTAssertEqual(event[1].stringValue, "o")
-            return event[2].stringValue ?? ""
-        }.joined()
-        XCTAssertEqual(output, result.stdout, "the cast plays back what kubectl printed")
     }
 
     func testExecReachesAnHTTPSAPIServerTrustedByItsCA() async throws {
