@@ -21,6 +21,7 @@ struct JSONTape {
         var next: Int32       // index of the token after this value's subtree
         var kind: Kind
         var escaped: Bool     // string holding at least one backslash escape
+        var unicodeEscaped = false   // string holding at least one `\u` escape
     }
 
     private(set) var tokens: [Token] = []
@@ -113,12 +114,23 @@ struct JSONTape {
     private mutating func string(_ b: UnsafeBufferPointer<UInt8>, _ q: Int) -> Int? {
         guard let base = b.baseAddress else { return nil }
         let from = q + 1
-        // Short strings (most keys and values) end within a few bytes: a plain loop beats two
-        // memchr calls there; longer ones switch to memchr.
+        // Short strings (most keys and values) end within a few dozen bytes: a scan eight bytes
+        // at a time beats two memchr calls there; longer ones switch to memchr. A word holds a
+        // quote or a backslash when, xor-ed with that byte repeated, it has a zero byte; the
+        // lowest flagged byte is the first such byte, and the byte loop below stops on it.
         var close = -1
         var sawBackslash = false
         var k = from
-        let shortLimit = min(b.count, from + 48)
+        let shortLimit = min(b.count, from + 64)
+        while k + 8 <= shortLimit {
+            let word = UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(fromByteOffset: k, as: UInt64.self))
+            let flagged = JSONTape.zeroBytes(word ^ 0x2222_2222_2222_2222) | JSONTape.zeroBytes(word ^ 0x5c5c_5c5c_5c5c_5c5c)
+            if flagged != 0 {
+                k += flagged.trailingZeroBitCount >> 3
+                break
+            }
+            k += 8
+        }
         while k < shortLimit {
             let c = b[k]
             if c == 0x22 { close = k; break }
@@ -134,6 +146,7 @@ struct JSONTape {
             }
         }
         var escaped = false
+        var unicodeEscaped = false
         if sawBackslash {
             escaped = true
             // Bytes before the first backslash (at `k`) hold no quote: validate from there.
@@ -148,6 +161,7 @@ struct JSONTape {
                     case 0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74: j += 2
                     case 0x75:
                         guard j + 6 <= b.count, (2..<6).allSatisfy({ JSONEscaper.hexValue(b[j + $0]) != nil }) else { return nil }
+                        unicodeEscaped = true
                         j += 6
                     default: return nil
                     }
@@ -157,8 +171,15 @@ struct JSONTape {
             }
             close = j
         }
-        tokens.append(Token(start: Int32(q), end: Int32(close + 1), next: Int32(tokens.count + 1), kind: .string, escaped: escaped))
+        tokens.append(Token(start: Int32(q), end: Int32(close + 1), next: Int32(tokens.count + 1), kind: .string, escaped: escaped,
+                            unicodeEscaped: unicodeEscaped))
         return close + 1
+    }
+
+    /// The high bit of every zero byte of `x` set, and possibly of bytes above the lowest zero
+    /// byte (a borrow); the lowest set bit is exact.
+    @inline(__always) static func zeroBytes(_ x: UInt64) -> UInt64 {
+        (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
     }
 
     /// End of a number or literal at `i`, validated against the JSON grammar.
