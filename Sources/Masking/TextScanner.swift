@@ -2,9 +2,9 @@
 ///
 /// The prefilter is a 64 KiB table of the first two bytes of every keyword (detector
 /// keywords such as `eyJ`, `-----BEGIN`, `AKIA`, `ghp_`, `xox`; custom-pattern literals;
-/// always-scrub literals). A byte pair not in the table costs one load and one test, so
-/// ordinary text streams through; a pair in the table is verified against the few keywords
-/// that start with it, and only a verified keyword calls its detector.
+/// always-scrub literals). A byte pair not in the table costs one load, and eight of them one
+/// test, so ordinary text streams through; a pair in the table is verified against the few
+/// keywords that start with it, and only a verified keyword calls its detector.
 final class TextScanner: @unchecked Sendable {   // immutable after init
     enum Target {
         case detector(Detector)
