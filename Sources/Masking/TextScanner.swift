@@ -157,18 +157,21 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
                 // Eight positions per step, with one branch: the byte pairs starting at i, i+2,
                 // i+4, i+6 are the 16-bit lanes of the word at i, those at i+1, i+3... the lanes
                 // of the same word shifted by a byte with the ninth byte on top (little-endian:
-                // a pair's first byte is the low half of its key). Ordinary text rarely has a
-                // pair in the table, so most steps end after eight loads and one test; a step
-                // that does have one looks at its eight positions one by one.
+                // a pair's first byte is the low half of its key). The table holds 0 or 1, so
+                // the eight lookups make a bit mask of the positions to look at. Ordinary text
+                // rarely has a pair in the table: most steps end after eight loads and one test.
                 while i + 9 <= hi {
                     let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
                     let odd = word >> 8 | UInt64(base[i + 8]) << 56
-                    let any = table[Int(truncatingIfNeeded: word & 0xffff)] | table[Int(truncatingIfNeeded: odd & 0xffff)]
-                        | table[Int(truncatingIfNeeded: word >> 16 & 0xffff)] | table[Int(truncatingIfNeeded: odd >> 16 & 0xffff)]
-                        | table[Int(truncatingIfNeeded: word >> 32 & 0xffff)] | table[Int(truncatingIfNeeded: odd >> 32 & 0xffff)]
-                        | table[Int(truncatingIfNeeded: word >> 48)] | table[Int(truncatingIfNeeded: odd >> 48)]
-                    if any != 0 {
-                        for p in i..<(i + 8) { checkPosition(b, p, hi, table, tri, into: &hits) }
+                    var candidates: UInt32 = 0   // bit k: position i + k
+                    for lane in 0..<4 {
+                        let shift = UInt64(16 * lane)
+                        candidates |= UInt32(table[Int(truncatingIfNeeded: word >> shift & 0xffff)]) << (2 * lane)
+                        candidates |= UInt32(table[Int(truncatingIfNeeded: odd >> shift & 0xffff)]) << (2 * lane + 1)
+                    }
+                    while candidates != 0 {   // lowest bit first: hits stay in position order
+                        checkPosition(b, i + candidates.trailingZeroBitCount, hi, table, tri, into: &hits)
+                        candidates &= candidates - 1
                     }
                     i += 8
                 }
