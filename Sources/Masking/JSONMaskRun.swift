@@ -328,7 +328,7 @@ struct JSONMaskRun {
         while last < hits.count, hits[last].position < hi { last += 1 }
         if tok.escaped {
             if last == first, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
-               !JSONMaskRun.hasUnicodeEscape(b, lo, hi) { return }
+               !tok.unicodeEscaped { return }
             let content = stringBytes(t)
             content.withUnsafeBufferPointer { cb in
                 var local: [TextScanner.Hit] = []
@@ -361,19 +361,6 @@ struct JSONMaskRun {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
         }
         return engine.keyCategory(Buffer(rebasing: b[(Int(tok.start) + 1)..<(Int(tok.end) - 1)]))
-    }
-
-    static func hasUnicodeEscape(_ b: Buffer, _ lo: Int, _ hi: Int) -> Bool {
-        var i = lo
-        while i + 1 < hi {
-            if b[i] == 0x5c {
-                if b[i + 1] == UInt8(ascii: "u") { return true }
-                i += 2
-            } else {
-                i += 1
-            }
-        }
-        return false
     }
 
     private mutating func firstHit(atOrAfter position: Int) -> Int {

@@ -21,6 +21,7 @@ struct JSONTape {
         var next: Int32       // index of the token after this value's subtree
         var kind: Kind
         var escaped: Bool     // string holding at least one backslash escape
+        var unicodeEscaped = false   // string holding at least one `\u` escape
     }
 
     private(set) var tokens: [Token] = []
@@ -113,52 +114,59 @@ struct JSONTape {
     private mutating func string(_ b: UnsafeBufferPointer<UInt8>, _ q: Int) -> Int? {
         guard let base = b.baseAddress else { return nil }
         let from = q + 1
-        // Short strings (most keys and values) end within a few bytes: a plain loop beats two
-        // memchr calls there; longer ones switch to memchr.
-        var close = -1
-        var sawBackslash = false
-        var k = from
-        let shortLimit = min(b.count, from + 48)
-        while k < shortLimit {
-            let c = b[k]
-            if c == 0x22 { close = k; break }
-            if c == 0x5c { sawBackslash = true; break }
-            k += 1
-        }
-        if close < 0 && !sawBackslash {
+        // Short strings (most keys and values) end within a few dozen bytes: the word-at-a-time
+        // scan beats two memchr calls there; longer ones switch to memchr.
+        let shortLimit = min(b.count, from + 64)
+        var k = JSONTape.quoteOrBackslash(b, from: from, to: shortLimit)
+        if k == shortLimit {
             guard let hit = memchr(base + k, 0x22, b.count - k) else { return nil }
-            close = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
-            if let slash = memchr(base + k, 0x5c, close - k) {
-                sawBackslash = true
-                k = UnsafeRawPointer(slash).assumingMemoryBound(to: UInt8.self) - base
-            }
+            let quote = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+            k = memchr(base + k, 0x5c, quote - k).map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) - base } ?? quote
         }
+        // `k` is at the first quote or backslash: validate each escape, then skip to the next.
         var escaped = false
-        if sawBackslash {
+        var unicodeEscaped = false
+        while true {
+            guard k < b.count else { return nil }
+            if b[k] == 0x22 { break }
             escaped = true
-            // Bytes before the first backslash (at `k`) hold no quote: validate from there.
-            var j = k
-            while true {
-                guard j < b.count else { return nil }
-                let c = b[j]
-                if c == 0x22 { break }
-                if c == 0x5c {
-                    guard j + 1 < b.count else { return nil }
-                    switch b[j + 1] {
-                    case 0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74: j += 2
-                    case 0x75:
-                        guard j + 6 <= b.count, (2..<6).allSatisfy({ JSONEscaper.hexValue(b[j + $0]) != nil }) else { return nil }
-                        j += 6
-                    default: return nil
-                    }
-                } else {
-                    j += 1
-                }
+            guard k + 1 < b.count else { return nil }
+            switch b[k + 1] {
+            case 0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74: k += 2
+            case 0x75:
+                guard k + 6 <= b.count, (2..<6).allSatisfy({ JSONEscaper.hexValue(b[k + $0]) != nil }) else { return nil }
+                unicodeEscaped = true
+                k += 6
+            default: return nil
             }
-            close = j
+            k = JSONTape.quoteOrBackslash(b, from: k, to: b.count)
         }
-        tokens.append(Token(start: Int32(q), end: Int32(close + 1), next: Int32(tokens.count + 1), kind: .string, escaped: escaped))
-        return close + 1
+        tokens.append(Token(start: Int32(q), end: Int32(k + 1), next: Int32(tokens.count + 1), kind: .string, escaped: escaped,
+                            unicodeEscaped: unicodeEscaped))
+        return k + 1
+    }
+
+    /// The index of the first quote or backslash in `from..<end`, or `end`. Eight bytes at a
+    /// time: a word holds a quote or a backslash when, xor-ed with that byte repeated, it has a
+    /// zero byte, and the lowest flagged byte is the first such byte.
+    @inline(__always) static func quoteOrBackslash(_ b: UnsafeBufferPointer<UInt8>, from: Int, to end: Int) -> Int {
+        var k = from
+        if let base = b.baseAddress {
+            while k + 8 <= end {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(fromByteOffset: k, as: UInt64.self))
+                let flagged = zeroBytes(word ^ 0x2222_2222_2222_2222) | zeroBytes(word ^ 0x5c5c_5c5c_5c5c_5c5c)
+                if flagged != 0 { return k + flagged.trailingZeroBitCount >> 3 }
+                k += 8
+            }
+        }
+        while k < end, b[k] != 0x22, b[k] != 0x5c { k += 1 }
+        return k
+    }
+
+    /// The high bit of every zero byte of `x` set, and possibly of bytes above the lowest zero
+    /// byte (a borrow); the lowest set bit is exact.
+    @inline(__always) static func zeroBytes(_ x: UInt64) -> UInt64 {
+        (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
     }
 
     /// End of a number or literal at `i`, validated against the JSON grammar.

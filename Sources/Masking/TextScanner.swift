@@ -2,9 +2,9 @@
 ///
 /// The prefilter is a 64 KiB table of the first two bytes of every keyword (detector
 /// keywords such as `eyJ`, `-----BEGIN`, `AKIA`, `ghp_`, `xox`; custom-pattern literals;
-/// always-scrub literals). A byte pair not in the table costs one load and one test, so
-/// ordinary text streams through; a pair in the table is verified against the few keywords
-/// that start with it, and only a verified keyword calls its detector.
+/// always-scrub literals). A byte pair not in the table costs one load, and eight of them one
+/// test, so ordinary text streams through; a pair in the table is verified against the few
+/// keywords that start with it, and only a verified keyword calls its detector.
 final class TextScanner: @unchecked Sendable {   // immutable after init
     enum Target {
         case detector(Detector)
@@ -150,27 +150,50 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
     /// Keyword hits in `lo..<hi`, in position order.
     func collectHits(_ b: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, into hits: inout [Hit]) {
         guard hi - lo >= 2, let base = b.baseAddress else { return }
-        let useTrigrams = !trigrams.isEmpty
         bigrams.withUnsafeBufferPointer { table in
             trigrams.withUnsafeBufferPointer { tri in
                 let raw = UnsafeRawPointer(base)
                 var i = lo
-                let last = hi - 1
-                while i < last {
-                    // Little-endian: the first byte is the low half of the key.
-                    let key = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt16.self)))
-                    if table[key] != 0 {
-                        if useTrigrams, i + 2 < hi {
-                            let h = TextScanner.trigramHash(b[i], b[i + 1], b[i + 2])
-                            if tri[h >> 6] & (1 << UInt64(h & 63)) != 0 { verifyCandidates(b, i, hi, into: &hits) }
-                        } else {
-                            verifyCandidates(b, i, hi, into: &hits)
-                        }
+                // Eight positions per step, with one branch: the byte pairs starting at i, i+2,
+                // i+4, i+6 are the 16-bit lanes of the word at i, those at i+1, i+3... the lanes
+                // of the same word shifted by a byte with the ninth byte on top (little-endian:
+                // a pair's first byte is the low half of its key). The table holds 0 or 1, so
+                // the eight lookups make a bit mask of the positions to look at. Ordinary text
+                // rarely has a pair in the table: most steps end after eight loads and one test.
+                while i + 9 <= hi {
+                    let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                    let odd = word >> 8 | UInt64(base[i + 8]) << 56
+                    var candidates: UInt32 = 0   // bit k: position i + k
+                    for lane in 0..<4 {
+                        let shift = UInt64(16 * lane)
+                        candidates |= UInt32(table[Int(truncatingIfNeeded: word >> shift & 0xffff)]) << (2 * lane)
+                        candidates |= UInt32(table[Int(truncatingIfNeeded: odd >> shift & 0xffff)]) << (2 * lane + 1)
                     }
+                    while candidates != 0 {   // lowest bit first: hits stay in position order
+                        checkPosition(b, i + candidates.trailingZeroBitCount, hi, table, tri, into: &hits)
+                        candidates &= candidates - 1
+                    }
+                    i += 8
+                }
+                while i < hi - 1 {
+                    checkPosition(b, i, hi, table, tri, into: &hits)
                     i += 1
                 }
             }
         }
+    }
+
+    /// Appends the hits at `p` when its byte pair, then its hashed first three bytes, are in
+    /// the tables.
+    @inline(__always) private func checkPosition(_ b: UnsafeBufferPointer<UInt8>, _ p: Int, _ hi: Int,
+                                                 _ table: UnsafeBufferPointer<UInt8>, _ tri: UnsafeBufferPointer<UInt64>,
+                                                 into hits: inout [Hit]) {
+        guard table[Int(b[p]) | Int(b[p + 1]) << 8] != 0 else { return }
+        if !tri.isEmpty, p + 2 < hi {
+            let h = TextScanner.trigramHash(b[p], b[p + 1], b[p + 2])
+            guard tri[h >> 6] & (1 << UInt64(h & 63)) != 0 else { return }
+        }
+        verifyCandidates(b, p, hi, into: &hits)
     }
 
     /// Appends a hit for every keyword starting at `p`.

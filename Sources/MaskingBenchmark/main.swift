@@ -2,12 +2,17 @@
 /// ConfigMaps and 20 MiB of pod logs with JWTs sprinkled in. Each figure is the best of a few
 /// runs, printed next to a baseline measured in the same process (KubeCore's JSON parse +
 /// serialize of the same bytes, and a plain copy), so runs on a busy machine stay comparable.
+/// Each figure is given twice: per second of wall-clock time and per second of the thread's
+/// CPU time. The goals are per core, so they are judged on CPU time, which other processes
+/// on a shared machine disturb far less than wall-clock time; on an idle machine the two agree.
 /// Build with `swift build -c release --product MaskingBenchmark`.
 import Foundation
 import KubeCore
 import Masking
 
-let target = 20 * 1024 * 1024
+/// MASKING_BENCH_MIB shrinks the inputs (20 MiB each by default), e.g. to 1 for a run under
+/// `valgrind --tool=callgrind`, whose instruction counts do not depend on the machine's load.
+let target = (Int(ProcessInfo.processInfo.environment["MASKING_BENCH_MIB"] ?? "") ?? 20) * 1024 * 1024
 let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImFiYyJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIiwic3ViIjoiYWdlbnQifQ.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl"
 
 struct RNG {
@@ -84,25 +89,35 @@ let logs: [UInt8] = {
     return out
 }()
 
+/// CPU time of the calling thread, in seconds.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+/// Prints the best wall-clock and the best CPU-time throughput of `runs` runs; returns the
+/// CPU-time figure (MB/s per core).
 func measure(_ label: String, bytes: Int, runs: Int = 3, _ body: () -> Int) -> Double {
-    var best = Double.infinity
+    var bestWall = Double.infinity, bestCPU = Double.infinity
     var sink = 0
     for _ in 0..<runs {
         let start = DispatchTime.now().uptimeNanoseconds
+        let startCPU = threadCPUSeconds()
         sink &+= body()
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        best = min(best, seconds)
+        bestCPU = min(bestCPU, threadCPUSeconds() - startCPU)
+        bestWall = min(bestWall, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
-    let mbps = Double(bytes) / 1_048_576 / best
-    print("\(label.padding(toLength: 46, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", mbps)) MB/s  (\(String(format: "%.3f", best)) s, sink \(sink % 10))")
-    return mbps
+    let wall = Double(bytes) / 1_048_576 / bestWall, cpu = Double(bytes) / 1_048_576 / bestCPU
+    print("\(label.padding(toLength: 46, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", wall)) MB/s wall  \(String(format: "%8.1f", cpu)) MB/s CPU  (\(String(format: "%.3f", bestCPU)) s CPU, sink \(sink % 10))")
+    return cpu
 }
 
 let masker = Masker(policy: .standard(hashKey: Array("benchmark-key".utf8), alwaysScrub: ["gateway-credential-0123456789"]))
 let hashMasker = Masker(policy: .standard(replacement: .keyedHash, hashKey: Array("benchmark-key".utf8)))
 
 if ProcessInfo.processInfo.environment["MASKING_BENCH_PROFILE"] == "configmaps" {
-    // For `perf record`: mask only the ConfigMapList, many times.
+    // For `perf record` or callgrind: mask only the ConfigMapList, many times.
     var total = 0
     for _ in 0..<20 { total &+= masker.maskJSON(configMapList).count }
     print(total)
@@ -134,7 +149,7 @@ let st = measure("mask pod logs (stream, 64 KiB chunks)", bytes: logs.count) {
     }
     return total + stream.flush().count
 }
-print("-- goals (issue 8, MB/s on one core)")
+print("-- goals (issue 8, MB/s per core: per second of CPU time)")
 for (label, goal, measured) in [("SecretList (structured)", 200.0, s), ("ConfigMapList (structured)", 200.0, c),
                                 ("pod logs, maskText (text)", 50.0, t), ("pod logs, stream (text)", 50.0, st)] {
     print("\(label.padding(toLength: 30, withPad: " ", startingAt: 0)) goal >= \(String(format: "%4.0f", goal))  measured \(String(format: "%6.1f", measured))  \(measured >= goal ? "met" : "NOT MET")")
