@@ -240,7 +240,9 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
             if let last = found.last, last.range.contains(p), !(anchor.target.isLiteral) { continue }
             switch anchor.target {
             case .literal:
-                found.append(Match(range: p..<(p + anchor.bytes.count), replacement: anchor.replacement))
+                // A literal may hold any byte; one holding a '"' can only line up with a JSON
+                // document across the string's end. Mask up to the end, never past it.
+                found.append(Match(range: p..<min(p + anchor.bytes.count, hi), replacement: anchor.replacement))
             case .detector(let detector):
                 if var match = detect(detector, b, p, anchor.bytes.count, lo, hi) {
                     match.replacement = anchor.replacement

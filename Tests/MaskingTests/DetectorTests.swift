@@ -87,6 +87,22 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(try JSONValue(parsing: m.maskJSON(cm.serialized()))[path: ["data", "x"]], "pre ***MASKED*** post")
     }
 
+    func testAnAlwaysScrubLiteralWithAQuoteNeverBreaksTheDocument() throws {
+        // A static credential may hold any byte. Its raw form can only line up with a document
+        // across a string's closing quote; the value is masked, and the output is still JSON.
+        let credential = #"abcd1234","note"#
+        let m = Masker(policy: MaskingPolicy(alwaysScrub: [credential]))
+        let body = Array(#"{"kind":"ConfigMap","data":{"a":"abcd1234","note":"kept"}}"#.utf8)
+        let out = m.maskJSON(body)
+        let parsed = try JSONValue(parsing: out)
+        XCTAssertFalse(String(decoding: out, as: UTF8.self).contains("abcd1234"), String(decoding: out, as: UTF8.self))
+        XCTAssertEqual(parsed[path: ["data", "note"]], "kept")
+        // Inside one string (escaped there), the whole credential is found and masked.
+        let escaped: JSONValue = ["kind": "ConfigMap", "data": ["a": .string("x \(credential) y")]]
+        XCTAssertEqual(try JSONValue(parsing: m.maskJSON(escaped.serialized()))[path: ["data", "a"]], "x ***MASKED*** y")
+        XCTAssertEqual(m.maskText("sent \(credential)!"), "sent ***MASKED***!")
+    }
+
     func testDetectorsRunOnEscapedJSONStrings() throws {
         let body = #"{"kind":"Event","message":"token \u003c\#(Self.sampleJWT)\u003e"}"#
         let out = try JSONValue(parsing: masker.maskJSON(Array(body.utf8)))
