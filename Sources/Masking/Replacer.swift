@@ -9,6 +9,18 @@ import Crypto
 /// and would fail on a plain mask; they now decode to `***MASKED***` or `hmac:...`.
 struct Replacer: Sendable {
     let key: [UInt8]
+    #if canImport(Crypto)
+    /// HMAC-SHA256 keyed once: each value's code starts from a copy of it rather than from the
+    /// key (which costs two more SHA-256 blocks and allocations per value).
+    private let keyed: HMAC<SHA256>
+    #endif
+
+    init(key: [UInt8]) {
+        self.key = key
+        #if canImport(Crypto)
+        keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
+        #endif
+    }
 
     func render(_ replacement: Replacement, value: UnsafeBufferPointer<UInt8>, base64: Bool = false) -> [UInt8] {
         let text: [UInt8]
@@ -25,8 +37,9 @@ struct Replacer: Sendable {
 
     private func keyedDigest(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         #if canImport(Crypto)
-        let code = HMAC<SHA256>.authenticationCode(for: value, using: SymmetricKey(data: key))
-        return Array(code)
+        var hmac = keyed
+        hmac.update(data: UnsafeRawBufferPointer(value))
+        return Array(hmac.finalize())
         #else
         // Fuzz builds compile the module without swift-crypto; any stable keyed digest will do
         // there. Production builds always have Crypto (Package.swift declares it).

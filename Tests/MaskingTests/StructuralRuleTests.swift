@@ -168,6 +168,9 @@ final class StructuralRuleTests: XCTestCase {
         let first = try hashOf(a, "hunter2")
         XCTAssertTrue(first.hasPrefix("hmac:"))
         XCTAssertEqual(first.count, 17)
+        // HMAC-SHA256(k1, "hunter2"), first 6 bytes in hex (Python's hmac module agrees): an
+        // auditor's records stay comparable across gateway versions.
+        XCTAssertEqual(first, "hmac:1b0ba06e566b")
         XCTAssertEqual(first, try hashOf(a, "hunter2"))
         XCTAssertNotEqual(first, try hashOf(a, "hunter3"))
         XCTAssertNotEqual(first, try hashOf(b, "hunter2"))
