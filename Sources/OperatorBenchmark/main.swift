@@ -43,7 +43,7 @@ operatorProcess.executableURL = binary
 operatorProcess.arguments = ["operator", "--kubeconfig", kubeconfig.path, "--metrics-address", "127.0.0.1:0",
                              "--health-address", "", "--gateway-url", "https://gateway.example.com", "--workers", String(workers)]
 let log = directory.appendingPathComponent("operator.log")
-FileManager.default.createFile(atPath: log.path, contents: nil)
+_ = FileManager.default.createFile(atPath: log.path, contents: nil)
 let logHandle = try FileHandle(forWritingTo: log)
 operatorProcess.standardOutput = logHandle
 operatorProcess.standardError = logHandle

@@ -11,7 +11,7 @@ extension SQLSessionStore {
     func createApproval(_ approval: ApprovalRecord) async throws {
         try checkOpen()
         let owner = instanceID
-        try await driver.write { tx in
+        _ = try await driver.write { tx in
             try await tx.query("""
                 INSERT INTO approvals (id, connection_namespace, connection_name, rule, state, subject, groups_json, model,
                 session_id, exchange_id, verb, api_group, resource, subresource, namespace, name, http_method, path, query,

@@ -63,7 +63,7 @@ final class GatewayApprovalReplicaTests: XCTestCase {
     }
 
     func testApprovalOnOneGatewayProcessReleasesTheRequestHeldByAnother() async throws {
-        let (a, b, held, id) = try await deleteHeldOnAListedOnB()
+        let (_, b, held, id) = try await deleteHeldOnAListedOnB()
         let alice = try await harness.token(subject: "alice", groups: ["sre"], model: nil)
         let decided = try await GatewayHarness.send(.POST, "\(b.adminURL)/api/v1/approvals/\(id)/approve",
                                                     headers: [("Authorization", "Bearer \(alice)")], body: #"{"reason":"from replica b"}"#)

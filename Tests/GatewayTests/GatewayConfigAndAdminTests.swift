@@ -59,6 +59,23 @@ class GatewayConfigAndAdminTests: XCTestCase {
         }
     }
 
+    func testAdminTokenIsCreatedOnceReadBackAndAnUnwritableFileIsAnErrorNamingIt() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admin-token-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("admin-token")
+        let created = try AdminAPI.loadOrCreateToken(at: file)
+        XCTAssertEqual(created.count, 64)
+        XCTAssertEqual(try AdminAPI.loadOrCreateToken(at: file), created, "the same token on the next start")
+        let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o600)
+        // A directory where the file should be: no token anybody could read back.
+        let blocked = directory.appendingPathComponent("blocked")
+        try FileManager.default.createDirectory(at: blocked, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try AdminAPI.loadOrCreateToken(at: blocked)) { error in
+            XCTAssertTrue("\(error)".contains(blocked.path), "\(error)")
+        }
+    }
+
     func testAdminAPIListsAndShowsSessionsWithFiltersBehindItsToken() async throws {
         let token = try await harness.token()
         _ = try await GatewayHarness.send(.GET, "\(harness.connectionURL)/api/v1/namespaces/default/configmaps",

@@ -47,7 +47,7 @@ public final class TmuxTerminal {
 
     /// Types `keys` (tmux key names such as `Enter` are keys).
     public func send(_ keys: String...) throws {
-        try ProcessRunner.run("tmux", ["-L", socket, "send-keys", "-t", "term"] + keys, timeout: 10)
+        _ = try ProcessRunner.run("tmux", ["-L", socket, "send-keys", "-t", "term"] + keys, timeout: 10)
     }
 
     /// The pane's text once it contains `marker`; throws ``ScreenTimeout`` after `timeout`.

@@ -104,7 +104,7 @@ extension ResourceHandlers {
         if definition.key == Self.eventsKey {
             let namespace = object[path: ["metadata", "namespace"]]?.stringValue ?? ""
             let name = object[path: ["metadata", "name"]]?.stringValue ?? ""
-            try? store.mutate(Self.coreEventsKey, namespace: namespace, name: name) { $0 == nil ? .unchanged : .delete }
+            _ = try? store.mutate(Self.coreEventsKey, namespace: namespace, name: name) { $0 == nil ? .unchanged : .delete }
         }
         if definition.key == Self.crdKey {
             let group = object[path: ["spec", "group"]]?.stringValue ?? ""
@@ -112,7 +112,7 @@ extension ResourceHandlers {
             server.registry.uninstall(crdName: object[path: ["metadata", "name"]]?.stringValue ?? "")
             let key = ResourceKey(group: group, resource: plural)
             for stored in store.list(key, namespace: nil).objects {
-                try? store.mutate(key, namespace: stored.namespace, name: stored.name) { _ in .delete }
+                _ = try? store.mutate(key, namespace: stored.namespace, name: stored.name) { _ in .delete }
             }
         }
         if let uid = object[path: ["metadata", "uid"]]?.stringValue {
