@@ -29,38 +29,13 @@ struct ApprovalsCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Approve.self, Deny.self]
     )
 
-    struct Target: ParsableArguments {
-        @Option(name: .long, help: "Admin API URL, e.g. http://127.0.0.1:8444.")
-        var adminURL: String?
-        @Option(name: .long, help: "Admin token, or an approver's OIDC token (required to approve or deny).")
-        var token: String?
-        @Option(name: .long, help: "Sandbox directory holding admin-address and admin-token.")
-        var dataDir: String = ".agentgate"
-
-        /// With `needsApprover`, the admin token of the data directory is not used (it cannot decide).
-        func client(needsApprover: Bool = false) throws -> AdminClient {
-            if let adminURL {
-                guard let token else { throw ValidationError("--admin-url needs --token") }
-                return AdminClient(adminURL: adminURL, token: token)
-            }
-            var client: AdminClient
-            do { client = try AdminClient.fromDataDirectory(dataDir) } catch { throw ValidationError("\(error)") }
-            if let token {
-                client.token = token
-            } else if needsApprover {
-                throw ValidationError("approving and denying need your OIDC token: --token JWT")
-            }
-            return client
-        }
-    }
-
     enum Output: String, ExpressibleByArgument { case table, json }
     /// `name` prints one id per line, for scripts.
     enum ListOutput: String, ExpressibleByArgument { case table, json, name }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List approvals, newest first (pending ones by default).")
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Option(help: "pending, approved, denied, expired, abandoned or all.") var state: String = "pending"
         @Option(name: .shortAndLong, help: "table, json or name (ids only, newest first).") var output: ListOutput = .table
 
@@ -84,7 +59,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one approval: the request, its masked body and the dry-run answer.")
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Argument(help: "Approval ID.") var id: String
         @Option(name: .shortAndLong, help: "table or json.") var output: Output = .table
 
@@ -103,7 +78,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Approve a held request: it is forwarded exactly as it was.")
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Argument(help: "Approval ID.") var id: String
         @Option(help: "Why (recorded with the decision).") var reason: String
 
@@ -115,7 +90,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
     struct Deny: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deny a held request: the agent gets 403 with your name and reason.")
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Argument(help: "Approval ID.") var id: String
         @Option(help: "Why (shown to the agent and recorded).") var reason: String
 

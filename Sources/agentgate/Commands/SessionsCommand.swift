@@ -11,29 +11,12 @@ struct SessionsCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Replay.self]
     )
 
-    struct Target: ParsableArguments {
-        @Option(name: .long, help: "Admin API URL, e.g. http://127.0.0.1:8444.")
-        var adminURL: String?
-        @Option(name: .long, help: "Admin bearer token.")
-        var token: String?
-        @Option(name: .long, help: "Sandbox directory holding admin-address and admin-token.")
-        var dataDir: String = ".agentgate"
-
-        func client() throws -> AdminClient {
-            if let adminURL {
-                guard let token else { throw ValidationError("--admin-url needs --token") }
-                return AdminClient(adminURL: adminURL, token: token)
-            }
-            do { return try AdminClient.fromDataDirectory(dataDir) } catch { throw ValidationError("\(error)") }
-        }
-    }
-
     /// `name` prints one id per line (for scripts: `agentgate sessions replay "$(agentgate sessions list -o name | head -1)"`).
     enum Output: String, ExpressibleByArgument { case table, json, name }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sessions, most recent first.")
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Option(help: "NAMESPACE/NAME of the AgentConnection.") var connection: String?
         @Option(help: "Agent subject.") var subject: String?
         @Option(help: "Model name.") var model: String?
@@ -69,7 +52,7 @@ struct SessionsCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one session and its exchanges.")
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Argument(help: "Session ID.") var id: String
         @Option(name: .shortAndLong, help: "table or json.") var output: Output = .table
 
@@ -99,7 +82,7 @@ struct SessionsCommand: AsyncParsableCommand {
                 """)
         enum Format: String, ExpressibleByArgument, CaseIterable { case text, asciicast }
 
-        @OptionGroup var target: Target
+        @OptionGroup var target: AdminTarget
         @Argument(help: "Session ID.") var id: String
         @Option(help: "Playback speed of exec/attach streams: 2 is twice as fast, 0 prints them at once.") var speed: Double = 1
         @Option(help: "text (the session, streams played in the terminal) or asciicast (one stream as asciicast v2).") var format: Format = .text
