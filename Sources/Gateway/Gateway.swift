@@ -275,10 +275,8 @@ public final class Gateway: @unchecked Sendable {
     func refuseRecorded(_ status: Status, _ context: ExchangeContext) async -> HTTPResponse {
         let body = status.serializedJSON()
         metrics.count(connection: context.ref, verb: context.info.verb, code: status.code ?? 500)
-        if let recording = try? await beginRecording(context), let id = recording.exchangeID {
-            try? await store.completeExchange(id, result: ExchangeResult(
-                statusCode: status.code ?? 500, completedAt: Date(), latencyMs: context.elapsedMs,
-                responseBody: body, responseBytes: Int64(body.count)))
+        if let recording = try? await beginRecording(context) {
+            await complete(context, recording, code: status.code ?? 500, body: body, bytes: nil, truncated: false, state: .complete)
         }
         return .json(status.code ?? 500, body)
     }

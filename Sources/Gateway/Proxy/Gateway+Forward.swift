@@ -215,14 +215,9 @@ extension Gateway {
                 // Cancelled by the agent going away: the exchange ended normally from our side.
                 if !Task.isCancelled { state = .incomplete }
             }
-            // The record is completed before the agent sees the end of the stream.
-            if let id = recording.exchangeID {
-                let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs,
-                                            responseBody: nil, responseBytes: total, state: state)
-                // A fresh task: this one may be cancelled (the agent went away), the record must still land.
-                let done = Task { try await store.completeExchange(id, result: result) }
-                if (try? await done.value) == nil { metrics.recorderErrors.add(1) }
-            }
+            // The record is completed before the agent sees the end of the stream (also when
+            // this task was cancelled by the agent going away: store writes are not).
+            await self.complete(context, recording, code: code, body: nil, bytes: total, truncated: false, state: state)
             continuation.finish()
             metrics.count(connection: context.ref, verb: context.info.verb, code: code)
         }
