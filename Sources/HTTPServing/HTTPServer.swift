@@ -166,6 +166,8 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
     private var body: [UInt8] = []
     private var tooLarge = false
     private var task: Task<Void, Never>?
+    /// The connection's event loop as a task executor, made on the first request.
+    private var executor: EventLoopTaskExecutor?
 
     init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, refusal: PendingRefusal = PendingRefusal()) {
         self.handler = handler
@@ -198,7 +200,12 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
             let channel = context.channel
             let handler = self.handler
             let refused = refusal.take()
-            task = Task {
+            let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
+            self.executor = executor
+            // The handler runs on this connection's event loop: the request was read here, the
+            // answer is written here, and the upstream client prefers the loop it is called
+            // from, so a request crosses no thread unless its handler hands work elsewhere.
+            task = Task(executorPreference: executor) {
                 let response: HTTPResponse
                 if let refused { response = refused } else { response = await handler(request) }
                 await Self.write(response, to: channel, version: version, keepAlive: keepAlive)
@@ -219,8 +226,8 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
             headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             let head = HTTPResponseHead(version: version, status: status, headers: headers)
-            // One hop to the event loop for the whole answer (each write from outside it is a hop of its own).
-            channel.eventLoop.execute {
+            // The whole answer in one go on the event loop (each write from outside it is a hop of its own).
+            let writeAll: @Sendable () -> Void = {
                 channel.write(HTTPServerResponsePart.head(head), promise: nil)
                 if !bytes.isEmpty {
                     channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
@@ -229,6 +236,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
                 channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: done)
                 if !keepAlive { done.futureResult.whenComplete { _ in channel.close(promise: nil) } }
             }
+            if channel.eventLoop.inEventLoop { writeAll() } else { channel.eventLoop.execute(writeAll) }
         case .stream(let chunks):
             headers.remove(name: "Content-Length")
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
@@ -244,5 +252,19 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
                 try? await channel.close()
             }
         }
+    }
+}
+
+/// A task executor running jobs on a NIO event loop, in the order they are enqueued.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: EventLoop
+
+    init(_ eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
