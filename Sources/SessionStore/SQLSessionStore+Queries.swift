@@ -15,7 +15,8 @@ extension SQLSessionStore {
         if let v = filter.model { add("s.model = ?", .text(v)) }
         if let v = filter.since { add("s.last_activity_us >= ?", SQLValue(micros: v)) }
         if let v = filter.until { add("s.started_at_us <= ?", SQLValue(micros: v)) }
-        // Exchange criteria must hold for one and the same exchange.
+        // Exchange criteria must hold for one and the same exchange: a facet row is the
+        // combination one or more exchanges of the session had.
         var exchangeClauses: [String] = []
         if let v = filter.verb { exchangeClauses.append("e.verb = ?"); binds.append(.text(v)) }
         if let v = filter.resource {
@@ -28,7 +29,7 @@ extension SQLSessionStore {
         if let v = filter.namespace { exchangeClauses.append("e.namespace = ?"); binds.append(.text(v)) }
         if let v = filter.name { exchangeClauses.append("e.name = ?"); binds.append(.text(v)) }
         if !exchangeClauses.isEmpty {
-            sql += " AND EXISTS (SELECT 1 FROM exchanges e WHERE e.session_id = s.id AND "
+            sql += " AND EXISTS (SELECT 1 FROM session_facets e WHERE e.session_id = s.id AND "
                 + exchangeClauses.joined(separator: " AND ") + ")"
         }
         sql += " ORDER BY s.last_activity_us DESC, s.id DESC LIMIT ?"
@@ -91,6 +92,7 @@ extension SQLSessionStore {
             try await tx.query(
                 "DELETE FROM stream_chunks WHERE exchange_id IN (SELECT id FROM exchanges WHERE session_id IN (\(old)))", binds)
             try await tx.query("DELETE FROM exchanges WHERE session_id IN (\(old))", binds)
+            try await tx.query("DELETE FROM session_facets WHERE session_id IN (\(old))", binds)
             try await tx.query("DELETE FROM sessions WHERE \(which)", binds)
             return result
         }

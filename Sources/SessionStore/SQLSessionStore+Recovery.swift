@@ -27,6 +27,7 @@ extension SQLSessionStore {
         let id = instanceID
         let staleBefore = SQLTime.micros(at.addingTimeInterval(-staleAfter))
         let dialect = self.dialect
+        let inProgress = Self.inProgress
         return try await driver.write { tx in
             try await Self.upsertHeartbeat(tx, id: id, me: me, at: at)
             var instances: [String: (identity: ProcessIdentity, heartbeat: Int64)] = [:]
@@ -40,16 +41,14 @@ extension SQLSessionStore {
                 return instance.heartbeat < staleBefore || me.provesDead(instance.identity)
             }
             let owners = try await tx.query(
-                "SELECT DISTINCT owner FROM exchanges WHERE state = ? AND owner <> ?",
-                [.text(ExchangeState.inProgress.rawValue), .text(id)]
+                "SELECT DISTINCT owner FROM exchanges WHERE \(inProgress) AND owner <> ?", [.text(id)]
             ).map { $0.text("owner") }
             var marked = 0
             for owner in owners where isDead(owner) {
                 marked += try await tx.query("""
                     UPDATE exchanges SET state = ?, completed_at_us = COALESCE(completed_at_us, ?)
-                    WHERE state = ? AND owner = ? RETURNING id
-                    """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: at),
-                          .text(ExchangeState.inProgress.rawValue), .text(owner)]).count
+                    WHERE \(inProgress) AND owner = ? RETURNING id
+                    """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: at), .text(owner)]).count
             }
             let approvalOwners = try await tx.query(
                 "SELECT DISTINCT owner FROM approvals WHERE state = ? AND owner <> ?",

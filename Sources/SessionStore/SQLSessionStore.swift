@@ -19,8 +19,15 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     let schema: String?
     private let lock = NSLock()
     private var closed = false
+    /// A session's `last_activity_us` is kept to this resolution: an exchange or stream chunk
+    /// moves it only when it is further ahead than this. The column is in four indexes, and
+    /// rewriting them on every request was a third of what a small exchange wrote.
+    static let activityResolutionUs: Int64 = 1_000_000
     /// Exchanges lasting at least this long move their session's lastActivity when they complete.
     static let longExchangeMs = 1000.0
+    /// The state recovery looks for, as a literal: SQLite uses the partial index
+    /// `exchanges_in_progress` only for a query that names its condition verbatim.
+    static let inProgress = "state = 'inProgress'"
 
     var instanceID: String { options.instanceID }
     var dialect: SQLDialect { driver.dialect }
@@ -94,17 +101,22 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     func beginExchange(_ start: ExchangeStart) async throws -> ExchangeRecord {
         try checkOpen()
         let owner = instanceID
-        let dialect = self.dialect
         let storedBytes = Int64(start.requestBody?.count ?? 0)
         return try await driver.write { tx in
             let updated = try await tx.query("""
-                UPDATE sessions SET exchange_count = exchange_count + 1,
-                last_activity_us = \(dialect.greatest)(last_activity_us, ?), bytes = bytes + ?
-                WHERE id = ? RETURNING exchange_count
-                """, [SQLValue(micros: start.time), .int(storedBytes), .text(start.sessionID)])
-            guard let sequence = updated.first?["exchange_count"].int else {
+                UPDATE sessions SET exchange_count = exchange_count + 1, bytes = bytes + ?
+                WHERE id = ? RETURNING exchange_count, last_activity_us
+                """, [.int(storedBytes), .text(start.sessionID)])
+            guard let row = updated.first, let sequence = row["exchange_count"].int else {
                 throw SessionStoreError.sessionNotFound(start.sessionID)
             }
+            try await Self.moveActivity(tx, session: start.sessionID, from: row.int("last_activity_us"), to: start.time)
+            // One row per distinct combination: a repeated request finds its row and writes nothing.
+            try await tx.query("""
+                INSERT INTO session_facets (session_id, verb, resource, subresource, namespace, name)
+                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """, [.text(start.sessionID), .text(start.verb), .text(start.resource), .text(start.subresource),
+                      .text(start.namespace), .text(start.name)])
             let record = ExchangeRecord(
                 id: SortableID.make(at: start.time), sessionID: start.sessionID, sequence: sequence,
                 time: SQLTime.date(SQLTime.micros(start.time)), verb: start.verb, apiGroup: start.apiGroup,
@@ -134,9 +146,17 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         }
     }
 
+    /// Moves a session's last activity to `time` when that is more than `activityResolutionUs`
+    /// ahead of `current` (its stored value).
+    static func moveActivity(_ tx: any SQLTransaction, session: SessionID, from current: Int64, to time: Date) async throws {
+        let micros = SQLTime.micros(time)
+        guard micros - current > activityResolutionUs else { return }
+        try await tx.query("UPDATE sessions SET last_activity_us = ? WHERE id = ? AND last_activity_us < ?",
+                           [.int(micros), .text(session), .int(micros)])
+    }
+
     func appendStreamChunk(_ exchangeID: ExchangeID, at: Date, channel: String, data: [UInt8]) async throws {
         try checkOpen()
-        let dialect = self.dialect
         try await driver.write { tx in
             let size = Int64(data.count)
             let updated = try await tx.query("""
@@ -149,10 +169,12 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             try await tx.query(
                 "INSERT INTO stream_chunks (exchange_id, sequence, at_us, channel, data) VALUES (?, ?, ?, ?, ?)",
                 [.text(exchangeID), .int(sequence), SQLValue(micros: at), .text(channel), .blob(data)])
-            try await tx.query("""
-                UPDATE sessions SET bytes = bytes + ?, last_activity_us = \(dialect.greatest)(last_activity_us, ?)
-                WHERE id = ?
-                """, [.int(size), SQLValue(micros: at), .text(row.text("session_id"))])
+            let session = row.text("session_id")
+            let current = try await tx.query("UPDATE sessions SET bytes = bytes + ? WHERE id = ? RETURNING last_activity_us",
+                                             [.int(size), .text(session)])
+            if let last = current.first?["last_activity_us"].int {
+                try await Self.moveActivity(tx, session: session, from: last, to: at)
+            }
         }
     }
 
@@ -196,9 +218,8 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             try await driver.write { tx in
                 try await tx.query("""
                     UPDATE exchanges SET state = ?, completed_at_us = COALESCE(completed_at_us, ?)
-                    WHERE state = ? AND owner = ?
-                    """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: Date()),
-                          .text(ExchangeState.inProgress.rawValue), .text(owner)])
+                    WHERE \(Self.inProgress) AND owner = ?
+                    """, [.text(ExchangeState.incomplete.rawValue), SQLValue(micros: Date()), .text(owner)])
                 try await Self.abandonApprovals(tx, owner: owner, at: Date(), reason: "the gateway holding the request shut down",
                                                 notify: dialect == .postgres)
                 try await tx.query("DELETE FROM store_instances WHERE id = ?", [.text(owner)])

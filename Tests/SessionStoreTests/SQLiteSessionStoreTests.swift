@@ -11,6 +11,7 @@ final class SQLiteSessionStoreTests: XCTestCase {
     func testExchangeBegunIsVisibleAsInProgressBeforeCompletion() async throws { try await Behaviours.exchangeBegunIsVisibleAsInProgressBeforeCompletion(backend) }
     func testCompleteSetsStatusLatencyAndBodies() async throws { try await Behaviours.completeSetsStatusLatencyAndBodies(backend) }
     func testCompletionMovesLastActivityOnlyForLongExchanges() async throws { try await Behaviours.completionMovesLastActivityOnlyForLongExchanges(backend) }
+    func testLastActivityMovesInWholeSecondStepsWhileCountsStayExact() async throws { try await Behaviours.lastActivityMovesInWholeSecondStepsWhileCountsStayExact(backend) }
     func testStreamChunksReplayInOrderWithTimestamps() async throws { try await Behaviours.streamChunksReplayInOrderWithTimestamps(backend) }
     func testRecoverInterruptedMarksDeadInstancesInProgressIncomplete() async throws { try await Behaviours.recoverInterruptedMarksDeadInstancesInProgressIncomplete(backend) }
     func testReplicaDoesNotMarkLiveReplicasExchangesIncomplete() async throws { try await Behaviours.replicaDoesNotMarkLiveReplicasExchangesIncomplete(backend) }

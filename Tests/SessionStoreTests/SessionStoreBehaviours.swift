@@ -140,6 +140,40 @@ enum Behaviours {
         try await store.close()
     }
 
+    /// `lastActivity` moves when an exchange begins more than a second after it (the column is
+    /// in four indexes, and a busy agent would rewrite them on every request); the count, the
+    /// bytes and the filters are exact whatever the pace.
+    static func lastActivityMovesInWholeSecondStepsWhileCountsStayExact(_ backend: TestBackend) async throws {
+        let store = try await backend.open(try backend.freshURL())
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "t"),
+                                                     identity: AgentIdentityInfo(), at: t0)
+        _ = try await store.begin(session, at: t0 + 10, body: [1, 2])
+        var stored = try await store.session(id: session.id)?.session
+        XCTAssertEqual(us(stored?.lastActivity), us(t0 + 10), "an exchange after an idle second moves it exactly")
+        for step in 1...9 {
+            _ = try await store.begin(session, at: t0 + 10 + Double(step) / 10, body: [3])
+        }
+        stored = try await store.session(id: session.id)?.session
+        XCTAssertEqual(us(stored?.lastActivity), us(t0 + 10), "exchanges within the second leave it")
+        XCTAssertEqual(stored?.exchangeCount, 10)
+        XCTAssertEqual(stored?.bytes, 2 + 9)
+        _ = try await store.begin(session, at: t0 + 11.5, verb: "delete", name: "web-1")
+        stored = try await store.session(id: session.id)?.session
+        XCTAssertEqual(us(stored?.lastActivity), us(t0 + 11.5))
+        XCTAssertEqual(stored?.exchangeCount, 11)
+        let sequences = try await store.exchanges(sessionID: session.id).map(\.sequence)
+        XCTAssertEqual(sequences, Array(1...11))
+        // Ten identical requests and one delete: each filter still finds the session, and
+        // criteria still hold for one and the same exchange.
+        let found = try await store.listSessions(SessionFilter(verb: "get", resource: "pods", namespace: "default", name: "web-0"))
+        XCTAssertEqual(found.map(\.id), [session.id])
+        let deleted = try await store.listSessions(SessionFilter(verb: "delete", name: "web-1"))
+        XCTAssertEqual(deleted.map(\.id), [session.id])
+        let mixed = try await store.listSessions(SessionFilter(verb: "delete", name: "web-0"))
+        XCTAssertEqual(mixed, [], "no exchange deleted web-0")
+        try await store.close()
+    }
+
     static func completeSetsStatusLatencyAndBodies(_ backend: TestBackend) async throws {
         let store = try await backend.open(try backend.freshURL())
         let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"),
@@ -194,8 +228,12 @@ enum Behaviours {
         try await assertEqualAsync(try await store.exchange(id: watch.id)?.streamChunkCount, 50)
         let bytes = sent.reduce(0) { $0 + $1.2.count }
         try await assertEqualAsync(try await store.session(id: session.id)?.session.bytes, Int64(bytes))
-        let lastActivity = try await store.session(id: session.id)?.session.lastActivity
-        XCTAssertEqual(us(lastActivity), us(sent.last?.0))
+        // Kept to the second: within one of the last chunk (chunks came every 0.25 s).
+        let stored = try await store.session(id: session.id)?.session
+        let lastActivity = try XCTUnwrap(us(stored?.lastActivity))
+        let lastChunk = try XCTUnwrap(us(sent.last?.0))
+        XCTAssertTrue((0...1_000_000).contains(lastChunk - lastActivity),
+                      "lastActivity is \(lastChunk - lastActivity) µs behind the last chunk")
         do {
             try await store.appendStreamChunk("missing", at: t0, channel: "stdout", data: [1])
             XCTFail("appending to an unknown exchange must throw")

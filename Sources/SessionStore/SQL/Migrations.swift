@@ -6,7 +6,8 @@ import Foundation
 /// Both backends share the table layout: times are BIGINT microseconds since the Unix
 /// epoch (identical precision on both), bodies and chunks are BLOB/BYTEA, groups are a
 /// JSON array in TEXT, booleans are 0/1. Indexes follow `SessionFilter` and the hot paths
-/// (resolve by key, sequence per session, recovery by state/owner, prune by activity).
+/// (resolve by key, sequence per session, recovery by state/owner, prune by activity), and
+/// are kept few on `exchanges`, which every request writes twice.
 enum Migrations {
     static func all(_ dialect: SQLDialect) -> [(version: Int64, statements: [String])] {
         let blob = dialect == .sqlite ? "BLOB" : "BYTEA"
@@ -137,6 +138,39 @@ enum Migrations {
                 """,
                 "CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, owner)",
                 "CREATE INDEX IF NOT EXISTS approvals_by_connection ON approvals (connection_namespace, connection_name, state)",
+            ]),
+            (3, [
+                // Fewer pages written per exchange (each commit writes every page it touched).
+                // The session filters (verb, resource, namespace, name) move from four indexes on
+                // every exchange to `session_facets`: one row per distinct combination a session
+                // has used, so an agent repeating a request adds nothing there. And the state
+                // index keeps only the exchanges in progress, which is all recovery looks for.
+                """
+                CREATE TABLE IF NOT EXISTS session_facets (
+                    session_id TEXT NOT NULL,
+                    verb TEXT NOT NULL,
+                    resource TEXT NOT NULL,
+                    subresource TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    PRIMARY KEY (session_id, verb, resource, subresource, namespace, name)
+                )\(dialect == .sqlite ? " WITHOUT ROWID" : "")
+                """,
+                """
+                INSERT INTO session_facets (session_id, verb, resource, subresource, namespace, name)
+                SELECT DISTINCT session_id, verb, resource, subresource, namespace, name FROM exchanges
+                """,
+                "CREATE INDEX IF NOT EXISTS session_facets_by_resource ON session_facets (resource, verb, session_id)",
+                "CREATE INDEX IF NOT EXISTS session_facets_by_verb ON session_facets (verb, session_id)",
+                "CREATE INDEX IF NOT EXISTS session_facets_by_object ON session_facets (namespace, name, session_id)",
+                "CREATE INDEX IF NOT EXISTS session_facets_by_name ON session_facets (name, session_id)",
+                "DROP INDEX IF EXISTS exchanges_by_resource",
+                "DROP INDEX IF EXISTS exchanges_by_verb",
+                "DROP INDEX IF EXISTS exchanges_by_object",
+                "DROP INDEX IF EXISTS exchanges_by_name",
+                "DROP INDEX IF EXISTS exchanges_by_state",
+                // Queries must name the state as this literal (not a bind) for SQLite to use it.
+                "CREATE INDEX IF NOT EXISTS exchanges_in_progress ON exchanges (owner) WHERE state = 'inProgress'",
             ]),
         ]
     }
