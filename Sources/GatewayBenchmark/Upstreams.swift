@@ -83,6 +83,25 @@ final class NginxPair {
         }
     }
 
+    /// CPU seconds used so far by nginx: its master and worker processes (from /proc).
+    func cpuSeconds() -> Double {
+        guard let master = process?.processIdentifier else { return 0 }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after the command name: state, ppid, ... utime is the 12th, stime the 13th.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 12, let parent = Int32(fields[1]), pid == master || parent == master,
+                  let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            total += (user + system) / ticks
+        }
+        return total
+    }
+
     func stop() {
         guard let process, process.isRunning else { return }
         process.terminate()

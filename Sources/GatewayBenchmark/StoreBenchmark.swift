@@ -1,0 +1,56 @@
+import Foundation
+import SessionStore
+
+/// The recorder alone: what one small GET's record costs, without HTTP. Each exchange is the
+/// pair the gateway writes (`beginExchange` before forwarding, `completeExchange` with a
+/// 1 KiB masked answer), from 1 and from 64 concurrent callers.
+/// `GatewayBenchmark SECONDS store` runs only this.
+enum StoreBenchmark {
+    struct Figures {
+        var callers: Int
+        var exchanges: Int
+        var seconds: Double
+        var cpuSeconds: Double
+    }
+
+    static func run(path: String, seconds: Int, callers: Int, cpu: () -> Double) async throws -> Figures {
+        let store = try await SessionStores.open(url: "sqlite:" + path)
+        let session = try await store.resolveSession(
+            SessionKey(connection: ConnectionRef(namespace: "default", name: "bench"), subject: "agent-1", tokenKey: "bench"),
+            identity: AgentIdentityInfo(model: "bench"), at: Date())
+        let answer = [UInt8](repeating: UInt8(ascii: "a"), count: 1024)
+        let deadline = Date().addingTimeInterval(Double(seconds))
+        let cpuBefore = cpu()
+        let started = Date()
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<callers {
+                group.addTask {
+                    var count = 0
+                    while Date() < deadline {
+                        let now = Date()
+                        let exchange = try await store.beginExchange(ExchangeStart(
+                            sessionID: session.id, time: now, verb: "get", resource: "configmaps", namespace: "default",
+                            name: "small", httpMethod: "GET", path: "/api/v1/namespaces/default/configmaps/small",
+                            userAgent: "wrk"))
+                        try await store.completeExchange(exchange.id, result: ExchangeResult(
+                            statusCode: 200, completedAt: Date(), latencyMs: 0.3, responseBody: answer,
+                            responseBytes: Int64(answer.count), truncated: false, state: .complete))
+                        count += 1
+                    }
+                    return count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let figures = Figures(callers: callers, exchanges: total, seconds: Date().timeIntervalSince(started),
+                              cpuSeconds: cpu() - cpuBefore)
+        try await store.close()
+        return figures
+    }
+
+    static func report(_ figures: Figures) -> String {
+        let rate = Double(figures.exchanges) / figures.seconds
+        let cpuMicros = figures.cpuSeconds * 1_000_000 / Double(max(1, figures.exchanges))
+        return "recorder alone, \(figures.callers) caller(s): \(Int(rate)) exchanges/s, \(String(format: "%.1f", cpuMicros)) µs CPU per exchange (begin + complete)"
+    }
+}
