@@ -56,6 +56,8 @@ public final class Gateway: @unchecked Sendable {
     let streamRefusals = StreamRefusals()
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
+    /// Requests being handled (up to their answer, or the start of a streamed one).
+    private let inFlight = InFlightCounter()
     /// Largest non-streamed upstream body read into memory.
     public var maxResponseBytes = 256 * 1024 * 1024
 
@@ -139,6 +141,13 @@ public final class Gateway: @unchecked Sendable {
     // MARK: - Pipeline
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let concurrent = inFlight.enter()
+        defer { inFlight.leave() }
+        // The only request in flight: its record is written without a thread hop (see StoreWriteHints).
+        return await StoreWriteHints.$alone.withValue(concurrent == 1) { await pipeline(request) }
+    }
+
+    private func pipeline(_ request: HTTPRequest) async -> HTTPResponse {
         var context: ExchangeContext
         switch await admit(request) {
         case .refused(let response): return response
@@ -320,4 +329,22 @@ struct ExchangeContext: Sendable {
 struct Recording: Sendable {
     var exchangeID: ExchangeID?
     var sessionID: SessionID?
+}
+
+/// A count of requests in flight.
+final class InFlightCounter: @unchecked Sendable {   // `count` behind `lock`
+    private let lock = NSLock()
+    private var count = 0
+
+    /// Counts one more request; returns how many are in flight with it.
+    func enter() -> Int {
+        lock.withLock {
+            count += 1
+            return count
+        }
+    }
+
+    func leave() {
+        lock.withLock { count -= 1 }
+    }
 }
