@@ -111,8 +111,8 @@ extension Gateway {
             return refuse(status)
         }
         metrics.upstreamLatency.observe(seconds(since: upstreamStarted))
-        let masked = context.connection.masker.maskBody(raw, contentType: contentType, kindHint: context.kindHint,
-                                                        resource: context.maskedResource)
+        let masked = await Self.maskAnswer(raw, masker: context.connection.masker, contentType: contentType,
+                                           kindHint: context.kindHint, resource: context.maskedResource)
         raw = []
         var recorded: [UInt8]?
         var truncated = false
@@ -139,6 +139,22 @@ extension Gateway {
         } catch {
             metrics.recorderErrors.add(1)
             logger.error("completing exchange \(id) failed: \(error)")
+        }
+    }
+
+    /// Answers at least this large are masked off the event loop (see `maskAnswer`).
+    static let offLoopMaskingBytes = 64 * 1024
+
+    /// Masks a whole answer. A large one (a LIST of a few MiB takes milliseconds) is masked on
+    /// the global executor, so the event loop this request runs on keeps serving its other
+    /// connections meanwhile; a small one is masked where it is, which costs no thread hop.
+    static func maskAnswer(_ raw: [UInt8], masker: Masker, contentType: String?, kindHint: String?,
+                           resource: MaskedResource?) async -> [UInt8] {
+        guard raw.count >= offLoopMaskingBytes else {
+            return masker.maskBody(raw, contentType: contentType, kindHint: kindHint, resource: resource)
+        }
+        return await withTaskExecutorPreference(globalConcurrentExecutor) {
+            masker.maskBody(raw, contentType: contentType, kindHint: kindHint, resource: resource)
         }
     }
 
@@ -177,7 +193,10 @@ extension Gateway {
                 guard !data.isEmpty else { return true }
                 if recordEvents, let id = recording.exchangeID, !recorderBroken {
                     do {
-                        try await store.appendStreamChunk(id, at: Date(), channel: channel, data: data)
+                        // A stream outlives the moment its request was alone (StoreWriteHints).
+                        try await StoreWriteHints.$alone.withValue(false) {
+                            try await store.appendStreamChunk(id, at: Date(), channel: channel, data: data)
+                        }
                         metrics.bytesRecorded.add(Int64(data.count))
                     } catch {
                         metrics.recorderErrors.add(1)
@@ -217,7 +236,9 @@ extension Gateway {
             }
             // The record is completed before the agent sees the end of the stream (also when
             // this task was cancelled by the agent going away: store writes are not).
-            await self.complete(context, recording, code: code, body: nil, bytes: total, truncated: false, state: state)
+            await StoreWriteHints.$alone.withValue(false) {
+                await self.complete(context, recording, code: code, body: nil, bytes: total, truncated: false, state: state)
+            }
             continuation.finish()
             metrics.count(connection: context.ref, verb: context.info.verb, code: code)
         }
