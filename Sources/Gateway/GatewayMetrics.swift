@@ -1,6 +1,7 @@
 import Foundation
 import Prometheus
 import SessionStore
+import Synchronization
 
 /// Prometheus metrics of the gateway, on swift-prometheus (as the controller runtime's are):
 ///
@@ -33,6 +34,15 @@ public final class GatewayMetrics: Sendable {
     public let recorderErrors: Counter
     public let upstreamLatency: Histogram
     public let addedLatency: Histogram
+    /// `requests_total` by its labels: the registry's lookup builds and hashes the label set
+    /// on every call, a measurable share of a small request.
+    private let requestCounters = Mutex<[RequestLabels: Prometheus.Counter]>([:])
+
+    private struct RequestLabels: Hashable {
+        var connection: ConnectionRef
+        var verb: String
+        var code: Int
+    }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -51,11 +61,17 @@ public final class GatewayMetrics: Sendable {
     }
 
     func count(connection: ConnectionRef, verb: String, code: Int) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_requests_total", unitName: "",
-                                             helpText: "Requests by connection, verb and HTTP status code"),
-            labels: [("connection", "\(connection)"), ("verb", verb), ("code", String(code))]
-        ).increment()
+        let labels = RequestLabels(connection: connection, verb: verb, code: code)
+        let counter = requestCounters.withLock { counters in
+            if let known = counters[labels] { return known }
+            let made = registry.makeCounter(
+                descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_requests_total", unitName: "",
+                                                 helpText: "Requests by connection, verb and HTTP status code"),
+                labels: [("connection", "\(connection)"), ("verb", verb), ("code", String(code))])
+            counters[labels] = made
+            return made
+        }
+        counter.increment()
     }
 
     func countApproval(connection: ConnectionRef, state: ApprovalState) {

@@ -168,6 +168,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
     private var task: Task<Void, Never>?
     /// The connection's event loop as a task executor, made on the first request.
     private var executor: EventLoopTaskExecutor?
+    private var remoteAddress: String?
 
     init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, refusal: PendingRefusal = PendingRefusal()) {
         self.handler = handler
@@ -191,8 +192,11 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
             }
         case .end:
             guard let head else { return }
+            // Formatted once per connection: it is the same for every request on it.
+            let peer = remoteAddress ?? context.remoteAddress?.description
+            remoteAddress = peer
             let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body,
-                                      bodyTooLarge: tooLarge, remoteAddress: context.remoteAddress?.description)
+                                      bodyTooLarge: tooLarge, remoteAddress: peer)
             let keepAlive = head.isKeepAlive
             let version = head.version
             self.head = nil
