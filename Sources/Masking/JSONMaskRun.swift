@@ -18,10 +18,9 @@ struct JSONMaskRun {
     let tape: JSONTape
     var out: [UInt8] = []
     var cursor = 0
+    /// The keyword hits of the string value being looked at, reused from one to the next.
+    /// Only string values are scanned: keys, numbers and structure never reach a detector.
     var hits: [TextScanner.Hit] = []
-    /// First hit not before the last string looked at: strings are visited in document order,
-    /// so finding a string's hits is a short forward step, not a search over all of them.
-    var hitCursor = 0
     /// Inside a docker config or kubeconfig document: credential members are masked outright.
     let credentialDocument: Bool
     /// Set when this run masks a Secret's last-applied annotation: its data is masked with this.
@@ -47,7 +46,6 @@ struct JSONMaskRun {
         self.forcedSecret = forcedSecret
         self.nesting = nesting
         out.reserveCapacity(bytes.count + 64)
-        engine.scanner.collectHits(bytes, 0, bytes.count, into: &hits)
     }
 
     mutating func run(kindHint: String?) -> [UInt8] {
@@ -323,11 +321,12 @@ struct JSONMaskRun {
                 return
             }
         }
-        let first = firstHit(atOrAfter: lo)
-        var last = first
-        while last < hits.count, hits[last].position < hi { last += 1 }
+        // Keywords may run past the closing quote (up to the document's end), as in a scan of
+        // the whole document: a literal holding a quote is still found where it lines up.
+        if !hits.isEmpty { hits.removeAll(keepingCapacity: true) }
+        engine.scanner.collectHits(b, lo, hi, keywordsEndBy: b.count, into: &hits)
         if tok.escaped {
-            if last == first, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
+            if hits.isEmpty, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
                !tok.unicodeEscaped { return }
             let content = stringBytes(t)
             content.withUnsafeBufferPointer { cb in
@@ -345,8 +344,8 @@ struct JSONMaskRun {
             }
             return
         }
-        guard last > first || engine.scanner.needsEverySegment else { return }
-        let found = engine.scanner.matches(b, lo, hi, hits: hits[first..<last], lineScoped: false)
+        guard !hits.isEmpty || engine.scanner.needsEverySegment else { return }
+        let found = engine.scanner.matches(b, lo, hi, hits: hits[...], lineScoped: false)
         guard !found.isEmpty else { return }
         out.append(contentsOf: Buffer(rebasing: b[cursor..<lo]))
         engine.scanner.write(b, lo, hi, found, jsonEscape: true, into: &out)
@@ -361,23 +360,6 @@ struct JSONMaskRun {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
         }
         return engine.keyCategory(Buffer(rebasing: b[(Int(tok.start) + 1)..<(Int(tok.end) - 1)]))
-    }
-
-    private mutating func firstHit(atOrAfter position: Int) -> Int {
-        if hitCursor > 0, hits[hitCursor - 1].position >= position {
-            hitCursor = lowerBound(position)   // visited out of order: search
-        }
-        while hitCursor < hits.count, hits[hitCursor].position < position { hitCursor += 1 }
-        return hitCursor
-    }
-
-    private func lowerBound(_ position: Int) -> Int {
-        var low = 0, high = hits.count
-        while low < high {
-            let mid = (low + high) / 2
-            if hits[mid].position < position { low = mid + 1 } else { high = mid }
-        }
-        return low
     }
 
     // MARK: - Mutating iteration
