@@ -24,7 +24,51 @@ struct JSONTape {
         var unicodeEscaped = false   // string holding at least one `\u` escape
     }
 
-    private(set) var tokens: [Token] = []
+    /// Appended once per value and key, and patched when a container closes: an array's
+    /// uniqueness and capacity checks on each of those showed up in profiles, this storage has
+    /// none but a capacity test on append.
+    final class TokenStorage {
+        private(set) var base: UnsafeMutablePointer<Token>
+        private(set) var count = 0
+        private var capacity: Int
+
+        init(capacity: Int) {
+            self.capacity = max(capacity, 16)
+            base = .allocate(capacity: self.capacity)
+        }
+
+        deinit { base.deallocate() }
+
+        @inline(__always) subscript(index: Int) -> Token {
+            get {
+                precondition(index >= 0 && index < count, "token index out of range")
+                return base[index]
+            }
+        }
+
+        @inline(__always) func append(_ token: Token) {
+            if count == capacity { grow() }
+            (base + count).initialize(to: token)
+            count += 1
+        }
+
+        /// Records where the container at `index` ends and the index of the token after it.
+        @inline(__always) func close(_ index: Int, end: Int32) {
+            precondition(index >= 0 && index < count, "token index out of range")
+            base[index].end = end
+            base[index].next = Int32(count)
+        }
+
+        private func grow() {
+            let bigger = UnsafeMutablePointer<Token>.allocate(capacity: capacity * 2)
+            bigger.moveInitialize(from: base, count: count)
+            base.deallocate()
+            base = bigger
+            capacity *= 2
+        }
+    }
+
+    let tokens: TokenStorage
     /// Indices of the top-level values.
     private(set) var roots: [Int] = []
     static let maxDepth = 512
@@ -33,7 +77,7 @@ struct JSONTape {
     /// larger than 2 GiB.
     init?(_ b: UnsafeBufferPointer<UInt8>) {
         guard b.count < Int(Int32.max) else { return nil }
-        tokens.reserveCapacity(b.count / 12)
+        tokens = TokenStorage(capacity: b.count / 12)
         var i = JSONTape.skipSpace(b, 0)
         while i < b.count {
             roots.append(tokens.count)
@@ -105,9 +149,8 @@ struct JSONTape {
         }
     }
 
-    private mutating func close(_ index: Int, _ end: Int) {
-        tokens[index].end = Int32(end)
-        tokens[index].next = Int32(tokens.count)
+    private func close(_ index: Int, _ end: Int) {
+        tokens.close(index, end: Int32(end))
     }
 
     /// Appends a string token starting at the quote at `q`; returns the index after it.
