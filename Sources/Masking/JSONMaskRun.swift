@@ -293,11 +293,21 @@ struct JSONMaskRun {
         case .array: forEachElement(t) { run, e in run.maskAll(e, rule, base64: base64) }
         case .string, .scalar:
             if tok.kind == .scalar, b[Int(tok.start)] == UInt8(ascii: "n") { return }
-            let value = tok.kind == .string ? stringBytes(t) : Array(Buffer(rebasing: b[Int(tok.start)..<Int(tok.end)]))
-            var quoted: [UInt8] = [0x22]
-            JSONEscaper.appendEscaped(engine.scanner.replacer.render(rule, value: value, base64: base64), into: &quoted)
-            quoted.append(0x22)
-            replace(t, with: quoted)
+            // The value is read where it lies unless escapes must be decoded first (a Secret's
+            // base64 values never have any), and the replacement is written straight to `out`.
+            let rendered: [UInt8]
+            if tok.kind == .string, tok.escaped {
+                rendered = engine.scanner.replacer.render(rule, value: stringBytes(t), base64: base64)
+            } else {
+                let quote = tok.kind == .string ? 1 : 0
+                let value = Buffer(rebasing: b[(Int(tok.start) + quote)..<(Int(tok.end) - quote)])
+                rendered = engine.scanner.replacer.render(rule, value: value, base64: base64)
+            }
+            out.append(contentsOf: Buffer(rebasing: b[cursor..<Int(tok.start)]))
+            out.append(0x22)
+            JSONEscaper.appendEscaped(rendered, into: &out)
+            out.append(0x22)
+            cursor = Int(tok.end)
         }
     }
 
