@@ -93,7 +93,7 @@ struct JSONTape {
         return i
     }
 
-    private enum State { case value, valueOrClose, keyOrClose, key, colon, afterValue }
+    private enum State { case value, valueOrClose, keyOrClose, key, afterValue }
 
     /// Parses one value starting at `start`; returns the index after it.
     private mutating func parseValue(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
@@ -106,9 +106,6 @@ struct JSONTape {
             guard i < b.count else { return nil }
             let c = b[i]
             switch state {
-            case .colon:
-                guard c == UInt8(ascii: ":") else { return nil }
-                i += 1; state = .value
             case .afterValue:
                 let top = stack[stack.count - 1]
                 let isObject = tokens[top].kind == .object
@@ -123,7 +120,11 @@ struct JSONTape {
                 }
                 guard c == UInt8(ascii: "\"") else { return nil }
                 guard let end = string(b, i) else { return nil }
-                i = end; state = .colon
+                // The colon is read here rather than in a state of its own: one turn of the
+                // loop less per member.
+                i = JSONTape.skipSpace(b, end)
+                guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+                i += 1; state = .value
             case .value, .valueOrClose:
                 if c == UInt8(ascii: "]"), state == .valueOrClose {
                     i += 1; close(stack[stack.count - 1], i); stack.removeLast(); state = .afterValue; continue
