@@ -369,7 +369,16 @@ struct JSONMaskRun {
         if tok.escaped {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
         }
-        return engine.keyCategory(Buffer(rebasing: b[(Int(tok.start) + 1)..<(Int(tok.end) - 1)]))
+        let lo = Int(tok.start) + 1, hi = Int(tok.end) - 1
+        // Most names are rejected by their last byte alone: every suffix the engine knows
+        // ends in d, e, t, y or n, and only a trailing separator (`_`, `-`, `.`, which the
+        // engine skips) needs a closer look.
+        if hi > lo {
+            let last = b[hi - 1] | 0x20
+            if last != UInt8(ascii: "d"), last != UInt8(ascii: "e"), last != UInt8(ascii: "t"), last != UInt8(ascii: "y"),
+               last != UInt8(ascii: "n"), b[hi - 1] != 0x5f, b[hi - 1] != 0x2d, b[hi - 1] != 0x2e { return nil }
+        }
+        return engine.keyCategory(Buffer(rebasing: b[lo..<hi]))
     }
 
     // MARK: - Mutating iteration
