@@ -14,6 +14,10 @@
 struct JSONMaskRun {
     typealias Buffer = UnsafeBufferPointer<UInt8>
     let engine: MaskingEngine
+    /// `engine.scanner` for the prefilter call made on every string value: called through a
+    /// guaranteed reference, as the engine (held above) keeps it alive for the whole run, it
+    /// costs no retain and release around each call.
+    let scanner: Unmanaged<TextScanner>
     let b: Buffer
     let tape: JSONTape
     var out: [UInt8] = []
@@ -40,6 +44,7 @@ struct JSONMaskRun {
          fieldRules: [FieldRule] = []) {
         self.fieldRules = fieldRules
         self.engine = engine
+        self.scanner = Unmanaged.passUnretained(engine.scanner)
         self.b = bytes
         self.tape = tape
         self.credentialDocument = credentialDocument
@@ -334,7 +339,7 @@ struct JSONMaskRun {
         // Keywords may run past the closing quote (up to the document's end), as in a scan of
         // the whole document: a literal holding a quote is still found where it lines up.
         if !hits.isEmpty { hits.removeAll(keepingCapacity: true) }
-        engine.scanner.collectHits(b, lo, hi, keywordsEndBy: b.count, into: &hits)
+        scanner._withUnsafeGuaranteedRef { $0.collectHits(b, lo, hi, keywordsEndBy: b.count, into: &hits) }
         if tok.escaped {
             if hits.isEmpty, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
                !tok.unicodeEscaped { return }
@@ -364,7 +369,7 @@ struct JSONMaskRun {
 
     /// What a member name says about its value (`DB_PASSWORD`, `private_key`...), without
     /// allocating for the common case of an unescaped name.
-    func keyCategory(_ k: Int) -> MaskingEngine.KeyCategory? {
+    @inline(__always) func keyCategory(_ k: Int) -> MaskingEngine.KeyCategory? {
         let tok = token(k)
         if tok.escaped {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
