@@ -287,9 +287,11 @@ enum JSONEscaper {
             return v
         }
         while i < hi {
-            // Runs without a backslash are copied in one go.
-            var run = i
-            while run < hi, b[run] != 0x5c { run += 1 }
+            // Runs without a backslash are found with memchr and copied in one go.
+            var run = hi
+            if let base = b.baseAddress, let hit = memchr(base + i, 0x5c, hi - i) {
+                run = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+            }
             if run > i {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<run]))
                 i = run
