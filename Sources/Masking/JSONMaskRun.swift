@@ -375,14 +375,8 @@ struct JSONMaskRun {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
         }
         let lo = Int(tok.start) + 1, hi = Int(tok.end) - 1
-        // Most names are rejected by their last byte alone: every suffix the engine knows
-        // ends in d, e, t, y or n, and only a trailing separator (`_`, `-`, `.`, which the
-        // engine skips) needs a closer look.
-        if hi > lo {
-            let last = b[hi - 1] | 0x20
-            if last != UInt8(ascii: "d"), last != UInt8(ascii: "e"), last != UInt8(ascii: "t"), last != UInt8(ascii: "y"),
-               last != UInt8(ascii: "n"), b[hi - 1] != 0x5f, b[hi - 1] != 0x2d, b[hi - 1] != 0x2e { return nil }
-        }
+        // Most names are turned away by their last byte alone (`uid`, `manager`, `labels`...).
+        if hi > lo, !engine.nameMayHaveCategory(endingIn: b[hi - 1]) { return nil }
         return engine.keyCategory(Buffer(rebasing: b[lo..<hi]))
     }
 
