@@ -14,14 +14,17 @@
 struct JSONMaskRun {
     typealias Buffer = UnsafeBufferPointer<UInt8>
     let engine: MaskingEngine
+    /// `engine.scanner` for the prefilter call made on every string value: called through a
+    /// guaranteed reference, as the engine (held above) keeps it alive for the whole run, it
+    /// costs no retain and release around each call.
+    let scanner: Unmanaged<TextScanner>
     let b: Buffer
     let tape: JSONTape
     var out: [UInt8] = []
     var cursor = 0
+    /// The keyword hits of the string value being looked at, reused from one to the next.
+    /// Only string values are scanned: keys, numbers and structure never reach a detector.
     var hits: [TextScanner.Hit] = []
-    /// First hit not before the last string looked at: strings are visited in document order,
-    /// so finding a string's hits is a short forward step, not a search over all of them.
-    var hitCursor = 0
     /// Inside a docker config or kubeconfig document: credential members are masked outright.
     let credentialDocument: Bool
     /// Set when this run masks a Secret's last-applied annotation: its data is masked with this.
@@ -41,13 +44,13 @@ struct JSONMaskRun {
          fieldRules: [FieldRule] = []) {
         self.fieldRules = fieldRules
         self.engine = engine
+        self.scanner = Unmanaged.passUnretained(engine.scanner)
         self.b = bytes
         self.tape = tape
         self.credentialDocument = credentialDocument
         self.forcedSecret = forcedSecret
         self.nesting = nesting
         out.reserveCapacity(bytes.count + 64)
-        engine.scanner.collectHits(bytes, 0, bytes.count, into: &hits)
     }
 
     mutating func run(kindHint: String?) -> [UInt8] {
@@ -295,11 +298,21 @@ struct JSONMaskRun {
         case .array: forEachElement(t) { run, e in run.maskAll(e, rule, base64: base64) }
         case .string, .scalar:
             if tok.kind == .scalar, b[Int(tok.start)] == UInt8(ascii: "n") { return }
-            let value = tok.kind == .string ? stringBytes(t) : Array(Buffer(rebasing: b[Int(tok.start)..<Int(tok.end)]))
-            var quoted: [UInt8] = [0x22]
-            JSONEscaper.appendEscaped(engine.scanner.replacer.render(rule, value: value, base64: base64), into: &quoted)
-            quoted.append(0x22)
-            replace(t, with: quoted)
+            // The value is read where it lies unless escapes must be decoded first (a Secret's
+            // base64 values never have any), and the replacement is written straight to `out`.
+            let rendered: [UInt8]
+            if tok.kind == .string, tok.escaped {
+                rendered = engine.scanner.replacer.render(rule, value: stringBytes(t), base64: base64)
+            } else {
+                let quote = tok.kind == .string ? 1 : 0
+                let value = Buffer(rebasing: b[(Int(tok.start) + quote)..<(Int(tok.end) - quote)])
+                rendered = engine.scanner.replacer.render(rule, value: value, base64: base64)
+            }
+            out.append(contentsOf: Buffer(rebasing: b[cursor..<Int(tok.start)]))
+            out.append(0x22)
+            JSONEscaper.appendEscaped(rendered, into: &out)
+            out.append(0x22)
+            cursor = Int(tok.end)
         }
     }
 
@@ -323,11 +336,12 @@ struct JSONMaskRun {
                 return
             }
         }
-        let first = firstHit(atOrAfter: lo)
-        var last = first
-        while last < hits.count, hits[last].position < hi { last += 1 }
+        // Keywords may run past the closing quote (up to the document's end), as in a scan of
+        // the whole document: a literal holding a quote is still found where it lines up.
+        if !hits.isEmpty { hits.removeAll(keepingCapacity: true) }
+        scanner._withUnsafeGuaranteedRef { $0.collectHits(b, lo, hi, keywordsEndBy: b.count, into: &hits) }
         if tok.escaped {
-            if last == first, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
+            if hits.isEmpty, !engine.scanner.needsEverySegment, engine.scanner.keywordsSurviveEscaping,
                !tok.unicodeEscaped { return }
             let content = stringBytes(t)
             content.withUnsafeBufferPointer { cb in
@@ -345,8 +359,8 @@ struct JSONMaskRun {
             }
             return
         }
-        guard last > first || engine.scanner.needsEverySegment else { return }
-        let found = engine.scanner.matches(b, lo, hi, hits: hits[first..<last], lineScoped: false)
+        guard !hits.isEmpty || engine.scanner.needsEverySegment else { return }
+        let found = engine.scanner.matches(b, lo, hi, hits: hits[...], lineScoped: false)
         guard !found.isEmpty else { return }
         out.append(contentsOf: Buffer(rebasing: b[cursor..<lo]))
         engine.scanner.write(b, lo, hi, found, jsonEscape: true, into: &out)
@@ -355,29 +369,15 @@ struct JSONMaskRun {
 
     /// What a member name says about its value (`DB_PASSWORD`, `private_key`...), without
     /// allocating for the common case of an unescaped name.
-    func keyCategory(_ k: Int) -> MaskingEngine.KeyCategory? {
+    @inline(__always) func keyCategory(_ k: Int) -> MaskingEngine.KeyCategory? {
         let tok = token(k)
         if tok.escaped {
             return stringBytes(k).withUnsafeBufferPointer { engine.keyCategory($0) }
         }
-        return engine.keyCategory(Buffer(rebasing: b[(Int(tok.start) + 1)..<(Int(tok.end) - 1)]))
-    }
-
-    private mutating func firstHit(atOrAfter position: Int) -> Int {
-        if hitCursor > 0, hits[hitCursor - 1].position >= position {
-            hitCursor = lowerBound(position)   // visited out of order: search
-        }
-        while hitCursor < hits.count, hits[hitCursor].position < position { hitCursor += 1 }
-        return hitCursor
-    }
-
-    private func lowerBound(_ position: Int) -> Int {
-        var low = 0, high = hits.count
-        while low < high {
-            let mid = (low + high) / 2
-            if hits[mid].position < position { low = mid + 1 } else { high = mid }
-        }
-        return low
+        let lo = Int(tok.start) + 1, hi = Int(tok.end) - 1
+        // Most names are turned away by their last byte alone (`uid`, `manager`, `labels`...).
+        if hi > lo, !engine.nameMayHaveCategory(endingIn: b[hi - 1]) { return nil }
+        return engine.keyCategory(Buffer(rebasing: b[lo..<hi]))
     }
 
     // MARK: - Mutating iteration

@@ -11,6 +11,10 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
     // raw value, which showed up as a tenth of the time on ConfigMap lists.
     private let structural: [Replacement?]
     let gcpRule: Replacement?, awsSecretRule: Replacement?, passwordRule: Replacement?
+    /// By byte: can a member name ending in it have a ``KeyCategory``? Built from the suffixes
+    /// `keyCategory` knows (their last letters, either case) and the separators it skips, so
+    /// the JSON walk can turn most names away on one load without calling it.
+    private let categoryLastBytes: [Bool]
 
     init(policy: MaskingPolicy) {
         self.policy = policy
@@ -18,6 +22,14 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
         self.gcpRule = policy.detectors[.gcpServiceAccountKey]
         self.awsSecretRule = policy.detectors[.awsSecretKey]
         self.passwordRule = policy.detectors[.passwordAssignment]
+        var lastBytes = [Bool](repeating: false, count: 256)
+        for suffix in MaskingEngine.passwordSuffixes + [MaskingEngine.awsSuffix, MaskingEngine.privateKey] {
+            let c = suffix[suffix.count - 1]
+            lastBytes[Int(c)] = true
+            if c >= 0x61, c <= 0x7a { lastBytes[Int(c - 0x20)] = true }
+        }
+        for separator: UInt8 in [0x5f, 0x2d, 0x2e] { lastBytes[Int(separator)] = true }
+        self.categoryLastBytes = lastBytes
         self.scanner = TextScanner(policy: policy)
         var substrings: [[UInt8]] = []
         var regexes: [RegexBox] = []
@@ -103,6 +115,10 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
            MaskingEngine.passwordSuffixes.contains(where: { MaskingEngine.hasNormalizedSuffix(key, $0) }) { return .password }
         return nil
     }
+
+    /// False when no member name ending in `last` has a category: ``keyCategory(_:)`` would
+    /// return nil for it.
+    @inline(__always) func nameMayHaveCategory(endingIn last: UInt8) -> Bool { categoryLastBytes[Int(last)] }
 
     /// The last two letters of a member name, lower-cased, `_`, `-` and `.` skipped.
     @inline(__always) private static func lastTwoLetters(_ key: UnsafeBufferPointer<UInt8>) -> (UInt8, UInt8)? {

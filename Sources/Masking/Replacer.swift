@@ -26,7 +26,7 @@ struct Replacer: Sendable {
         let text: [UInt8]
         switch replacement {
         case .fixed(let mask): text = Array(mask.utf8)
-        case .keyedHash: text = Array("hmac:".utf8) + Replacer.hexPrefix(keyedDigest(value), count: 12)
+        case .keyedHash: text = keyedHashText(value)
         }
         return base64 ? Replacer.base64(text) : text
     }
@@ -35,19 +35,37 @@ struct Replacer: Sendable {
         value.withUnsafeBufferPointer { render(replacement, value: $0, base64: base64) }
     }
 
-    private func keyedDigest(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+    private static let hashPrefix = Array("hmac:".utf8)
+
+    /// `hmac:` and the first twelve hex digits of the value's keyed digest, built in one array
+    /// (this runs once per masked value: a SecretList has four per item).
+    private func keyedHashText(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var text = Replacer.hashPrefix
+        text.reserveCapacity(text.count + 12)
         #if canImport(Crypto)
         var hmac = keyed
         hmac.update(data: UnsafeRawBufferPointer(value))
-        return Array(hmac.finalize())
+        hmac.finalize().withUnsafeBytes { digest in
+            for byte in digest.prefix(6) {
+                text.append(Replacer.hexDigits[Int(byte >> 4)])
+                text.append(Replacer.hexDigits[Int(byte & 0xf)])
+            }
+        }
         #else
-        // Fuzz builds compile the module without swift-crypto; any stable keyed digest will do
-        // there. Production builds always have Crypto (Package.swift declares it).
+        text += Replacer.hexPrefix(keyedDigest(value), count: 12)
+        #endif
+        return text
+    }
+
+    #if !canImport(Crypto)
+    /// Fuzz builds compile the module without swift-crypto; any stable keyed digest will do
+    /// there. Production builds always have Crypto (Package.swift declares it).
+    private func keyedDigest(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in key + Array(value) { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return (0..<8).map { UInt8(truncatingIfNeeded: h >> (8 * UInt64($0))) }
-        #endif
     }
+    #endif
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 

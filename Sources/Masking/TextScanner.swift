@@ -149,34 +149,45 @@ final class TextScanner: @unchecked Sendable {   // immutable after init
 
     /// Keyword hits in `lo..<hi`, in position order.
     func collectHits(_ b: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, into hits: inout [Hit]) {
-        guard hi - lo >= 2, let base = b.baseAddress else { return }
+        collectHits(b, lo, hi, keywordsEndBy: hi, into: &hits)
+    }
+
+    /// Keyword hits starting in `lo..<hi` whose keyword ends by `limit` (`limit >= hi`), in
+    /// position order. The JSON masker scans each string value on its own with `limit` the
+    /// document's end: the hits are then exactly those a scan of the whole document finds in
+    /// that value, while keys and structure are not scanned at all.
+    func collectHits(_ b: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, keywordsEndBy limit: Int, into hits: inout [Hit]) {
+        guard hi > lo, limit - lo >= 2, let base = b.baseAddress else { return }
         bigrams.withUnsafeBufferPointer { table in
             trigrams.withUnsafeBufferPointer { tri in
                 let raw = UnsafeRawPointer(base)
                 var i = lo
-                // Eight positions per step, with one branch: the byte pairs starting at i, i+2,
-                // i+4, i+6 are the 16-bit lanes of the word at i, those at i+1, i+3... the lanes
-                // of the same word shifted by a byte with the ninth byte on top (little-endian:
-                // a pair's first byte is the low half of its key). The table holds 0 or 1, so
-                // the eight lookups make a bit mask of the positions to look at. Ordinary text
-                // rarely has a pair in the table: most steps end after eight loads and one test.
-                while i + 9 <= hi {
-                    let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-                    let odd = word >> 8 | UInt64(base[i + 8]) << 56
-                    var candidates: UInt32 = 0   // bit k: position i + k
-                    for lane in 0..<4 {
-                        let shift = UInt64(16 * lane)
-                        candidates |= UInt32(table[Int(truncatingIfNeeded: word >> shift & 0xffff)]) << (2 * lane)
-                        candidates |= UInt32(table[Int(truncatingIfNeeded: odd >> shift & 0xffff)]) << (2 * lane + 1)
-                    }
-                    while candidates != 0 {   // lowest bit first: hits stay in position order
-                        checkPosition(b, i + candidates.trailingZeroBitCount, hi, table, tri, into: &hits)
-                        candidates &= candidates - 1
+                // Eight positions per step, with one branch: the table holds 0 or 1 for each
+                // byte pair, read as one 16-bit load (little-endian: a pair's first byte is the
+                // low half of its key), and the eight entries are or-ed together. Ordinary text
+                // rarely has a pair in the table: most steps end after sixteen loads and one
+                // test; a step that has one makes a bit mask of its positions to look at.
+                // The step may read past `hi` (never past `limit`): positions from `hi` on are
+                // cleared from the mask, so a short string costs one step, not a byte loop.
+                @inline(__always) func entry(_ p: Int) -> UInt8 {
+                    table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))]
+                }
+                while i < hi, i + 9 <= limit {
+                    var any: UInt8 = 0
+                    for k in 0..<8 { any |= entry(i + k) }
+                    if any != 0 {
+                        var candidates: UInt32 = 0   // bit k: position i + k
+                        for k in 0..<8 { candidates |= UInt32(entry(i + k)) << UInt32(k) }
+                        if hi - i < 8 { candidates &= (1 << UInt32(hi - i)) - 1 }
+                        while candidates != 0 {   // lowest bit first: hits stay in position order
+                            checkPosition(b, i + candidates.trailingZeroBitCount, limit, table, tri, into: &hits)
+                            candidates &= candidates - 1
+                        }
                     }
                     i += 8
                 }
-                while i < hi - 1 {
-                    checkPosition(b, i, hi, table, tri, into: &hits)
+                while i < hi, i < limit - 1 {
+                    checkPosition(b, i, limit, table, tri, into: &hits)
                     i += 1
                 }
             }

@@ -121,10 +121,18 @@ func measure(_ label: String, bytes: Int, runs: Int = 7, _ body: () -> Int) -> D
 let masker = Masker(policy: .standard(hashKey: Array("benchmark-key".utf8), alwaysScrub: ["gateway-credential-0123456789"]))
 let hashMasker = Masker(policy: .standard(replacement: .keyedHash, hashKey: Array("benchmark-key".utf8)))
 
-if ProcessInfo.processInfo.environment["MASKING_BENCH_PROFILE"] == "configmaps" {
-    // For `perf record` or callgrind: mask only the ConfigMapList, many times.
+// For `perf record` or callgrind: MASKING_BENCH_PROFILE=configmaps (or secrets, secrets-hash)
+// masks only that workload, twenty times.
+if let profile = ProcessInfo.processInfo.environment["MASKING_BENCH_PROFILE"] {
+    let (input, profiled): ([UInt8], Masker)
+    switch profile {
+    case "configmaps": (input, profiled) = (configMapList, masker)
+    case "secrets": (input, profiled) = (secretList, masker)
+    case "secrets-hash": (input, profiled) = (secretList, hashMasker)
+    default: print("MASKING_BENCH_PROFILE: configmaps, secrets or secrets-hash"); exit(2)
+    }
     var total = 0
-    for _ in 0..<20 { total &+= masker.maskJSON(configMapList).count }
+    for _ in 0..<20 { total &+= profiled.maskJSON(input).count }
     print(total)
     exit(0)
 }
