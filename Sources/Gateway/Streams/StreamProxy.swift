@@ -31,6 +31,8 @@ enum StreamEvent: Sendable {
 ///   masked and recorded exactly like that channel (stdout/stderr DATA masked before the
 ///   agent gets it, a FIN sent once what the masker held is out, the error stream's content
 ///   as the exit status). Every other frame is re-encoded and passed on.
+/// - Upstream data on any channel or stream but stdout, stderr and error (which the kubelet
+///   never sends) is dropped on both transports: it would reach the agent unmasked.
 /// - Port-forward (SPDY/3.1 tunnelled in WebSocket, or the SPDY/3.1 upgrade): bytes are
 ///   relayed unchanged; the SPDY frames are decoded for the record (``PortForwardFrames``:
 ///   `forward-in:PORT`, `forward-out:PORT`, `forward-error:PORT`). Other port-forward
@@ -175,10 +177,16 @@ final class StreamProxy: Sendable {
             state.exitStatus = status
             return await send(3, status, &state)
         default:
-            deliver(message, &state)
+            // Upstream speaks on stdout, stderr and error only. Data on any other channel
+            // (stdin, resize, an unknown one) would reach the agent unmasked: it is dropped.
+            // Empty messages (a channel announced) and v5's close signal carry no data.
+            if payload.isEmpty || channel == Self.closeChannel { deliver(message, &state) }
             return true
         }
     }
+
+    /// v5.channel.k8s.io's channel for "this channel is closed" (its payload: a channel number).
+    static let closeChannel: UInt8 = 255
 
     private func send(_ channel: UInt8, _ data: [UInt8], _ state: inout RelayState) async -> Bool {
         guard !data.isEmpty else { return true }
@@ -249,8 +257,16 @@ final class StreamProxy: Sendable {
             return false
         }
         for frame in frames {
-            guard case let .data(streamID, fin, payload) = frame, let channel = spdy.channel(of: streamID), (1...3).contains(channel) else {
+            guard case let .data(streamID, fin, payload) = frame else {
                 guard deliver(spdy: spdy, [frame], &state) else { return false }
+                continue
+            }
+            guard let channel = spdy.channel(of: streamID), (1...3).contains(channel) else {
+                // Upstream speaks on stdout, stderr and error only. Data on any other stream
+                // would reach the agent unmasked: only the frame's FIN is passed on.
+                if payload.isEmpty || fin, !deliver(spdy: spdy, [.data(streamID: streamID, fin: fin, payload: [])], &state) {
+                    return false
+                }
                 continue
             }
             switch channel {
