@@ -64,71 +64,61 @@ final class MisbehavingExecUpstream: WebSocketService, @unchecked Sendable {
 }
 
 final class GatewayStreamUpstreamTests: XCTestCase {
+    var upstream: MisbehavingExecUpstream!
+    var harness: GatewayHarness!
+    var token = ""
+
+    override func setUp() async throws {
+        upstream = MisbehavingExecUpstream()
+        harness = try await GatewayHarness(upstreamOverride: try await upstream.start())
+        token = try await harness.token()
+    }
+
+    override func tearDown() async throws {
+        await harness?.stop()
+        await upstream?.stop()
+    }
+
+    /// Fails the test when `text` holds anything the upstream sent off the output channels.
+    func assertNoLeak(_ text: String, _ place: String, file: StaticString = #filePath, line: UInt = #line) {
+        for leak in MisbehavingExecUpstream.leaks where text.contains(leak) {
+            XCTFail("\(leak) reached \(place): \(text)", file: file, line: line)
+        }
+    }
+
     /// The agent's raw WebSocket (not kubectl, which ignores those channels) gets stdout and
     /// the exit status, and nothing of what upstream sent on stdin, resize or channel 9.
     func testUpstreamDataOnChannelsOtherThanOutputNeverReachesARawAgent() async throws {
-        let upstream = MisbehavingExecUpstream()
-        let url = try await upstream.start()
-        let harness = try await GatewayHarness(upstreamOverride: url)
-        do {
-            let token = try await harness.token()
-            let (events, inbound) = AsyncStream<StreamEvent>.makeStream()
-            let agent = try UpstreamConnector(server: "http://127.0.0.1:\(harness.port)", tls: .makeClientConfiguration())
-            let outcome = try await agent.connect(
-                method: "GET", target: "/c/default/conn/api/v1/namespaces/default/pods/shell/exec?command=true&stdout=true",
-                headers: HTTPHeaders([("Authorization", "Bearer \(token)"), ("Sec-WebSocket-Protocol", "v5.channel.k8s.io")]),
-                transport: .webSocket, inbound: inbound)
-            guard case .upgraded(let stream, _) = outcome else { return XCTFail("the exec upgrade was refused: \(outcome)") }
-            var received: [[UInt8]] = []
-            for await event in events {
-                if case .fromUpstream(let message) = event { received.append(message) }
-                if case .upstreamClosed = event { break }
-            }
-            stream.close()
-            let withData = received.filter { $0.count > 1 }
-            XCTAssertEqual(withData.map { $0[0] }, [1, 3], "only stdout and the status carry data: \(withData)")
-            XCTAssertEqual(withData.first.map { Array($0.dropFirst()) }, Array("visible output\n".utf8))
-            for message in received {
-                let text = String(decoding: message, as: UTF8.self)
-                XCTAssertFalse(MisbehavingExecUpstream.leaks.contains { text.contains($0) }, "reached the agent: \(text)")
-            }
-        } catch {
-            await harness.stop()
-            await upstream.stop()
-            throw error
+        let (events, inbound) = AsyncStream<StreamEvent>.makeStream()
+        let agent = try UpstreamConnector(server: "http://127.0.0.1:\(harness.port)", tls: .makeClientConfiguration())
+        let outcome = try await agent.connect(
+            method: "GET", target: "/c/default/conn/api/v1/namespaces/default/pods/shell/exec?command=true&stdout=true",
+            headers: HTTPHeaders([("Authorization", "Bearer \(token)"), ("Sec-WebSocket-Protocol", "v5.channel.k8s.io")]),
+            transport: .webSocket, inbound: inbound)
+        guard case .upgraded(let stream, _) = outcome else { return XCTFail("the exec upgrade was refused: \(outcome)") }
+        var received: [[UInt8]] = []
+        for await event in events {
+            if case .fromUpstream(let message) = event { received.append(message) }
+            if case .upstreamClosed = event { break }
         }
-        await harness.stop()
-        await upstream.stop()
+        stream.close()
+        let withData = received.filter { $0.count > 1 }
+        XCTAssertEqual(withData.map { $0[0] }, [1, 3], "only stdout and the status carry data: \(withData)")
+        XCTAssertEqual(withData.first.map { Array($0.dropFirst()) }, Array("visible output\n".utf8))
+        for message in received { assertNoLeak(String(decoding: message, as: UTF8.self), "the agent") }
     }
 
     /// kubectl through the same upstream still execs, prints stdout and exits 0, and the
     /// record holds stdout and nothing upstream sent elsewhere.
     func testKubectlExecStillWorksAndTheRecordHoldsNoDroppedData() async throws {
-        let upstream = MisbehavingExecUpstream()
-        let url = try await upstream.start()
-        let harness = try await GatewayHarness(upstreamOverride: url)
-        do {
-            let token = try await harness.token()
-            let result = try harness.kubectl(["exec", "shell", "--", "true"], token: token)
-            XCTAssertEqual(result.status, 0, result.stderr)
-            XCTAssertEqual(result.stdout, "visible output\n", "stdout passes; nothing else is printed")
-            for leak in MisbehavingExecUpstream.leaks {
-                XCTAssertFalse(result.stdout.contains(leak) || result.stderr.contains(leak), "\(leak) reached kubectl")
-            }
-            let exchanges = try await harness.exchanges()
-            let exec = try XCTUnwrap(exchanges.first { $0.subresource == "exec" })
-            let chunks = try await harness.store.streamChunks(exchangeID: exec.id)
-            XCTAssertEqual(chunks.filter { $0.channel == "stdout" }.flatMap(\.data), Array("visible output\n".utf8))
-            for chunk in chunks {
-                let text = String(decoding: chunk.data, as: UTF8.self)
-                XCTAssertFalse(MisbehavingExecUpstream.leaks.contains { text.contains($0) }, "recorded on \(chunk.channel): \(text)")
-            }
-        } catch {
-            await harness.stop()
-            await upstream.stop()
-            throw error
-        }
-        await harness.stop()
-        await upstream.stop()
+        let result = try harness.kubectl(["exec", "shell", "--", "true"], token: token)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout, "visible output\n", "stdout passes; nothing else is printed")
+        assertNoLeak(result.stdout + result.stderr, "kubectl")
+        let exchanges = try await harness.exchanges()
+        let exec = try XCTUnwrap(exchanges.first { $0.subresource == "exec" })
+        let chunks = try await harness.store.streamChunks(exchangeID: exec.id)
+        XCTAssertEqual(chunks.filter { $0.channel == "stdout" }.flatMap(\.data), Array("visible output\n".utf8))
+        for chunk in chunks { assertNoLeak(String(decoding: chunk.data, as: UTF8.self), "the record (\(chunk.channel))") }
     }
 }
