@@ -28,24 +28,7 @@ final class PortForwardProtocolTests: XCTestCase {
         try client.write("POST /api/v1/namespaces/default/pods/\(pod)/portforward HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             + "Authorization: Bearer \(bearer)\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
             + "X-Stream-Protocol-Version: \(protocols)\r\nContent-Length: 0\r\n\r\n")
-        var head: [UInt8] = []
-        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
-            let byte = try client.read(count: 1)
-            guard !byte.isEmpty else { break }
-            head += byte
-        }
-        return (client, String(decoding: head, as: UTF8.self))
-    }
-
-    /// Reads frames until `predicate` holds for the frames so far, or the peer closes.
-    func readFrames(_ client: LoopbackTCP, codec: SPDYFrameCodec, until predicate: ([SPDYFrame]) -> Bool) throws -> [SPDYFrame] {
-        var frames: [SPDYFrame] = []
-        while !predicate(frames) {
-            let bytes = try client.readSome()
-            if bytes.isEmpty { break }
-            frames += try codec.decode(bytes)
-        }
-        return frames
+        return (client, try client.readHead())
     }
 
     func testSPDYHeaderDictionaryIsTheOneSPDY3Specifies() {
@@ -98,7 +81,7 @@ final class PortForwardProtocolTests: XCTestCase {
             + codec.encode(.synStream(streamID: 3, associatedStreamID: 0, priority: 0, fin: false, unidirectional: false, headers: data))
             + codec.encode(.ping(id: 5))
             + codec.encode(.data(streamID: 3, fin: true, payload: Array("ping-pong".utf8))))
-        let frames = try readFrames(client, codec: codec) { frames in
+        let frames = try client.readFrames(codec: codec) { frames in
             frames.contains(.data(streamID: 1, fin: true, payload: []))
         }
         XCTAssertTrue(frames.contains(.synReply(streamID: 1, fin: false, headers: SPDYHeaders())), "\(frames)")
@@ -118,7 +101,7 @@ final class PortForwardProtocolTests: XCTestCase {
         let codec = try SPDYFrameCodec()
         try client.write(try codec.encode(.synStream(streamID: 1, associatedStreamID: 0, priority: 0, fin: false, unidirectional: false,
                                                      headers: ["streamtype": "data"])))
-        let frames = try readFrames(client, codec: codec) { !$0.isEmpty }
+        let frames = try client.readFrames(codec: codec) { !$0.isEmpty }
         XCTAssertEqual(frames, [.rstStream(streamID: 1, status: .refusedStream)])
     }
 
@@ -128,7 +111,7 @@ final class PortForwardProtocolTests: XCTestCase {
         // A SYN_STREAM whose header block is not zlib data.
         try client.write([0x80, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0e, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef])
         let codec = try SPDYFrameCodec()
-        let frames = try readFrames(client, codec: codec) { _ in false }
+        let frames = try client.readFrames(codec: codec) { _ in false }
         XCTAssertEqual(frames, [.goAway(lastGoodStreamID: 0, status: SPDYGoAwayStatus.protocolError)])
         XCTAssertEqual(try client.readSome(), [], "the server closed the connection")
     }

@@ -29,28 +29,12 @@ final class SPDYExecProtocolTests: XCTestCase {
         try client.write("POST /api/v1/namespaces/default/pods/shell/exec?command=sh&command=-c&command=\(command)&stdout=true&stderr=true HTTP/1.1\r\n"
             + "Host: 127.0.0.1\r\nAuthorization: Bearer \(tc.cluster.adminToken)\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
             + "X-Stream-Protocol-Version: \(protocols)\r\nContent-Length: 0\r\n\r\n")
-        var head: [UInt8] = []
-        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
-            let byte = try client.read(count: 1)
-            guard !byte.isEmpty else { break }
-            head += byte
-        }
-        return (client, String(decoding: head, as: UTF8.self))
+        return (client, try client.readHead())
     }
 
     func open(_ streamID: UInt32, _ type: String, codec: SPDYFrameCodec) throws -> [UInt8] {
         try codec.encode(.synStream(streamID: streamID, associatedStreamID: 0, priority: 0, fin: false, unidirectional: false,
                                     headers: ["streamtype": type]))
-    }
-
-    func readFrames(_ client: LoopbackTCP, codec: SPDYFrameCodec, until predicate: ([SPDYFrame]) -> Bool) throws -> [SPDYFrame] {
-        var frames: [SPDYFrame] = []
-        while !predicate(frames) {
-            let bytes = try client.readSome()
-            if bytes.isEmpty { break }
-            frames += try codec.decode(bytes)
-        }
-        return frames
     }
 
     func payload(_ frames: [SPDYFrame], on stream: UInt32) -> String {
@@ -66,12 +50,12 @@ final class SPDYExecProtocolTests: XCTestCase {
         XCTAssertTrue(head.lowercased().contains("x-stream-protocol-version: v4.channel.k8s.io"), "the first offered protocol: \(head)")
         let codec = try SPDYFrameCodec()
         try client.write(try open(1, "error", codec: codec) + open(3, "stdout", codec: codec))
-        let early = try readFrames(client, codec: codec) { $0.count >= 2 }
+        let early = try client.readFrames(codec: codec) { $0.count >= 2 }
         XCTAssertEqual(early, [.synReply(streamID: 1, fin: false, headers: SPDYHeaders()), .synReply(streamID: 3, fin: false, headers: SPDYHeaders())],
                        "no output before the stderr stream the query asked for exists")
 
         try client.write(try open(5, "stderr", codec: codec))
-        let frames = try readFrames(client, codec: codec) { $0.contains { if case .data(1, true, _) = $0 { true } else { false } } }
+        let frames = try client.readFrames(codec: codec) { $0.contains { if case .data(1, true, _) = $0 { true } else { false } } }
         XCTAssertEqual(payload(frames, on: 3), "out\n")
         XCTAssertEqual(payload(frames, on: 5), "cat: can't open '/nope': No such file or directory\n")
         XCTAssertTrue(frames.contains(.data(streamID: 3, fin: true, payload: [])), "stdout ends before the status: \(frames)")
@@ -87,14 +71,14 @@ final class SPDYExecProtocolTests: XCTestCase {
         XCTAssertTrue(head.lowercased().contains("x-stream-protocol-version: v2.channel.k8s.io"), head)
         var codec = try SPDYFrameCodec()
         try failing.write(try open(1, "error", codec: codec) + open(3, "stdout", codec: codec) + open(5, "stderr", codec: codec))
-        var frames = try readFrames(failing, codec: codec) { $0.contains { if case .data(1, true, _) = $0 { true } else { false } } }
+        var frames = try failing.readFrames(codec: codec) { $0.contains { if case .data(1, true, _) = $0 { true } else { false } } }
         XCTAssertTrue(payload(frames, on: 1).hasPrefix("command terminated with non-zero exit code"), payload(frames, on: 1))
         XCTAssertTrue(payload(frames, on: 1).hasSuffix("exit code 2"), payload(frames, on: 1))
 
         let (succeeding, _) = try upgrade("echo fine", protocols: "v2.channel.k8s.io")
         codec = try SPDYFrameCodec()
         try succeeding.write(try open(1, "error", codec: codec) + open(3, "stdout", codec: codec) + open(5, "stderr", codec: codec))
-        frames = try readFrames(succeeding, codec: codec) { $0.contains { if case .data(1, true, _) = $0 { true } else { false } } }
+        frames = try succeeding.readFrames(codec: codec) { $0.contains { if case .data(1, true, _) = $0 { true } else { false } } }
         XCTAssertEqual(payload(frames, on: 3), "fine\n")
         XCTAssertEqual(payload(frames, on: 1), "", "v2 reports success by closing the error stream empty")
     }

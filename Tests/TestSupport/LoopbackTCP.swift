@@ -67,6 +67,17 @@ public final class LoopbackTCP {
     }
 
     /// Reads until the peer closes.
+    /// Reads an HTTP response head, up to and including its blank line (or to the peer's close).
+    public func readHead() throws -> String {
+        var head: [UInt8] = []
+        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            let byte = try read(count: 1)
+            guard !byte.isEmpty else { break }
+            head += byte
+        }
+        return String(decoding: head, as: UTF8.self)
+    }
+
     public func readToEnd() throws -> [UInt8] {
         var bytes: [UInt8] = []
         while true {
