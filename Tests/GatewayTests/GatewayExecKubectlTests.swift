@@ -87,6 +87,45 @@ class ExecPodFixture: XCTestCase {
         struct NeverCompleted: Error, CustomStringConvertible { var description: String }
         throw NeverCompleted(description: "the \(subresource) exchange was never completed")
     }
+
+    /// Runs `env` in the pod (kubectl with `environment`): the AWS key and the gateway's
+    /// credential in it reach neither kubectl's output nor the record; the rest does.
+    func assertEnvIsMaskedForTheAgentAndInTheRecord(environment: [String: String] = [:], file: StaticString = #filePath,
+                                                     line: UInt = #line) async throws {
+        let result = try harness.kubectl(["exec", "shell", "--", "env"], token: token, environment: environment)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+        XCTAssertTrue(result.stdout.contains("AWS_ACCESS_KEY_ID="), result.stdout, file: file, line: line)
+        XCTAssertFalse(result.stdout.contains(awsKey), "the agent never sees the key: \(result.stdout)", file: file, line: line)
+        XCTAssertFalse(result.stdout.contains(harness.saToken), "nor the gateway's credential", file: file, line: line)
+        XCTAssertTrue(result.stdout.contains("HOSTNAME=shell"), "the rest of the output is intact: \(result.stdout)",
+                      file: file, line: line)
+
+        let exchange = try await completed("exec")
+        let recorded = try await harness.store.streamChunks(exchangeID: exchange.id).flatMap(\.data)
+        let text = String(decoding: recorded, as: UTF8.self)
+        XCTAssertTrue(text.contains("AWS_ACCESS_KEY_ID="), text, file: file, line: line)
+        XCTAssertFalse(text.contains(awsKey), "the record holds the masked output: \(text)", file: file, line: line)
+        XCTAssertFalse(text.contains(harness.saToken), file: file, line: line)
+    }
+
+    /// Checks the record of an exec that exited with code 3 (kubectl's `verb` for it, and why)
+    /// and returns its stream chunks: the exit status is the exchange's response body and the
+    /// last chunk.
+    func assertExitCodeThreeRecorded(verb: String, _ why: String, file: StaticString = #filePath,
+                                     line: UInt = #line) async throws -> [StreamChunk] {
+        let exchange = try await completed("exec")
+        XCTAssertEqual(exchange.statusCode, 101, file: file, line: line)
+        XCTAssertEqual(exchange.state, .complete, file: file, line: line)
+        XCTAssertEqual(exchange.verb, verb, why, file: file, line: line)
+        XCTAssertEqual(exchange.kubectlCommand, "kubectl exec", file: file, line: line)
+        let status = try JSONValue(parsing: exchange.responseBody ?? [])
+        XCTAssertEqual(status["reason"]?.stringValue, "NonZeroExitCode", "the exit status is the exchange's response body",
+                       file: file, line: line)
+        XCTAssertEqual(status[path: ["details", "causes"]]?.arrayValue?.first?["message"]?.stringValue, "3", file: file, line: line)
+        let chunks = try await harness.store.streamChunks(exchangeID: exchange.id)
+        XCTAssertEqual(chunks.last?.channel, "status", file: file, line: line)
+        return chunks
+    }
 }
 
 /// `kubectl exec` and `kubectl attach` (v1.32, WebSocket `v5.channel.k8s.io`) through the
@@ -103,17 +142,8 @@ final class GatewayExecKubectlTests: ExecPodFixture {
         XCTAssertEqual(failed.stdout, "partial\n")
         XCTAssertTrue(failed.stderr.contains("command terminated with exit code 3"), failed.stderr)
 
-        let exchange = try await completed("exec")
-        XCTAssertEqual(exchange.statusCode, 101)
-        XCTAssertEqual(exchange.state, .complete)
-        XCTAssertEqual(exchange.verb, "get", "kubectl's WebSocket exec is a GET")
-        XCTAssertEqual(exchange.kubectlCommand, "kubectl exec")
-        let status = try JSONValue(parsing: exchange.responseBody ?? [])
-        XCTAssertEqual(status["reason"]?.stringValue, "NonZeroExitCode", "the exit status is the exchange's response body")
-        XCTAssertEqual(status[path: ["details", "causes"]]?.arrayValue?.first?["message"]?.stringValue, "3")
-        let chunks = try await harness.store.streamChunks(exchangeID: exchange.id)
+        let chunks = try await assertExitCodeThreeRecorded(verb: "get", "kubectl's WebSocket exec is a GET")
         XCTAssertEqual(chunks.filter { $0.channel == "stdout" }.flatMap(\.data), Array("partial\n".utf8))
-        XCTAssertEqual(chunks.last?.channel, "status")
     }
 
     func testRecordedExecStreamReplaysToTheOutputTheAgentSawAndExportsAsciicast() async throws {
@@ -152,19 +182,7 @@ final class GatewayExecKubectlTests: ExecPodFixture {
     }
 
     func testSecretPrintedByTheCommandIsMaskedForTheAgentAndInTheRecord() async throws {
-        let result = try harness.kubectl(["exec", "shell", "--", "env"], token: token)
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stdout.contains("AWS_ACCESS_KEY_ID="), result.stdout)
-        XCTAssertFalse(result.stdout.contains(awsKey), "the agent never sees the key: \(result.stdout)")
-        XCTAssertFalse(result.stdout.contains(harness.saToken), "nor the gateway's credential")
-        XCTAssertTrue(result.stdout.contains("HOSTNAME=shell"), "the rest of the output is intact: \(result.stdout)")
-
-        let exchange = try await completed("exec")
-        let recorded = try await harness.store.streamChunks(exchangeID: exchange.id).flatMap(\.data)
-        let text = String(decoding: recorded, as: UTF8.self)
-        XCTAssertTrue(text.contains("AWS_ACCESS_KEY_ID="), text)
-        XCTAssertFalse(text.contains(awsKey), "the record holds the masked output: \(text)")
-        XCTAssertFalse(text.contains(harness.saToken))
+        try await assertEnvIsMaskedForTheAgentAndInTheRecord()
     }
 
     func testInjectedCredentialNeverAppearsInAnyRecordedFrameOrBody() async throws {

@@ -31,18 +31,9 @@ final class GatewaySPDYExecKubectlTests: ExecPodFixture {
         XCTAssertTrue(failed.stderr.contains("cat: can't open '/nope'"), failed.stderr)
         XCTAssertTrue(failed.stderr.contains("command terminated with exit code 3"), failed.stderr)
 
-        let exchange = try await completed("exec")
-        XCTAssertEqual(exchange.statusCode, 101)
-        XCTAssertEqual(exchange.state, .complete)
-        XCTAssertEqual(exchange.verb, "create", "kubectl's SPDY exec is a POST")
-        XCTAssertEqual(exchange.kubectlCommand, "kubectl exec")
-        let status = try JSONValue(parsing: exchange.responseBody ?? [])
-        XCTAssertEqual(status["reason"]?.stringValue, "NonZeroExitCode", "the exit status is the exchange's response body")
-        XCTAssertEqual(status[path: ["details", "causes"]]?.arrayValue?.first?["message"]?.stringValue, "3")
-        let chunks = try await harness.store.streamChunks(exchangeID: exchange.id)
+        let chunks = try await assertExitCodeThreeRecorded(verb: "create", "kubectl's SPDY exec is a POST")
         XCTAssertEqual(text(chunks, "stdout"), "partial\n")
         XCTAssertEqual(text(chunks, "stderr"), "cat: can't open '/nope': No such file or directory\n")
-        XCTAssertEqual(chunks.last?.channel, "status")
     }
 
     func testSPDYExecWithPipedStdinAndAttachAreRecordedAsTyped() async throws {
@@ -64,18 +55,7 @@ final class GatewaySPDYExecKubectlTests: ExecPodFixture {
     }
 
     func testSecretPrintedOverSPDYIsMaskedForTheAgentAndInTheRecord() async throws {
-        let result = try kubectl(["exec", "shell", "--", "env"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stdout.contains("AWS_ACCESS_KEY_ID="), result.stdout)
-        XCTAssertFalse(result.stdout.contains(awsKey), "the agent never sees the key: \(result.stdout)")
-        XCTAssertFalse(result.stdout.contains(harness.saToken), "nor the gateway's credential")
-        XCTAssertTrue(result.stdout.contains("HOSTNAME=shell"), "the rest of the output is intact: \(result.stdout)")
-
-        let exchange = try await completed("exec")
-        let recorded = String(decoding: try await harness.store.streamChunks(exchangeID: exchange.id).flatMap(\.data), as: UTF8.self)
-        XCTAssertTrue(recorded.contains("AWS_ACCESS_KEY_ID="), recorded)
-        XCTAssertFalse(recorded.contains(awsKey), "the record holds the masked output")
-        XCTAssertFalse(recorded.contains(harness.saToken))
+        try await assertEnvIsMaskedForTheAgentAndInTheRecord(environment: GatewayHarness.spdyOnly)
     }
 
     func testSecretSplitAcrossTwoSPDYDataFramesIsStillMasked() async throws {
