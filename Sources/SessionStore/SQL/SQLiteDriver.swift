@@ -25,12 +25,10 @@ import VaporCSQLite
 /// - Writes are `BEGIN IMMEDIATE` transactions, so another process sharing the file waits
 ///   instead of failing half-way.
 /// - Checkpoints (copying the WAL back into the database file, with an fsync) run on the
-///   checkpointer's queue once the WAL holds `checkpointPages`, not inside a request's COMMIT
-///   as SQLite's automatic checkpoint would. Under sustained writes a background checkpoint
-///   never quite catches up with the WAL's tail, and SQLite only starts the WAL over once one
-///   has; so past `writerCheckpointPages`, once no background checkpoint is running, the
-///   writer checkpoints the remaining tail itself, between two transactions. The WAL stays bounded, and most of the copying stays off the
-///   request path.
+///   checkpointer's queue once `checkpointPages` frames were added to the WAL, not inside a
+///   request's COMMIT as SQLite's automatic checkpoint would. What a background checkpoint
+///   leaves behind (frames committed while it ran), the writer copies between two
+///   transactions, so the WAL starts over and stays bounded (`WALCheckpointer`).
 /// - Durability: `synchronous=NORMAL` (default) — a commit is in the WAL (in the OS page
 ///   cache) when `write` returns, which survives a crash or SIGKILL of this process; a power
 ///   loss may drop the last commits but never corrupts the file. `synchronous=FULL`
@@ -43,12 +41,14 @@ final class SQLiteDriver: SQLDriver {
     private let writerQueue: SerialQueueExecutor
     private let readerQueue = DispatchQueue(label: "agentgate.sqlite.reader")
     private let checkpoints: WALCheckpointer
+    /// Checkpoints run so far (for tests).
+    var checkpointCount: Int { checkpoints.checkpointCount }
     private let queue = WriteQueue()
     /// Most transactions committed together (bounds the wait of the first one in a group).
     static let maxGroup = 64
-    /// WAL size (pages) that starts a background checkpoint; SQLite's own default threshold.
+    /// Frames added to the WAL that start a background checkpoint; SQLite's own default threshold.
     static let checkpointPages: Int32 = 1000
-    /// WAL size (pages) at which the writer checkpoints what the background has not.
+    /// Frames not yet copied at which the writer checkpoints what the background has not.
     static let writerCheckpointPages: Int32 = 4000
 
     private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer) {
@@ -69,7 +69,7 @@ final class SQLiteDriver: SQLDriver {
         _ = try writer.execute("PRAGMA journal_mode=WAL", [])
         _ = try writer.execute(synchronousFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", [])
         let reader = try SQLiteHandle(path: path)
-        let checkpoints = WALCheckpointer(handle: try SQLiteHandle(path: path), threshold: checkpointPages,
+        let checkpoints = WALCheckpointer(handle: try SQLiteHandle(path: path), databasePath: path, threshold: checkpointPages,
                                           writerThreshold: writerCheckpointPages, logger: logger)
         checkpoints.install(on: writer)
         return SQLiteDriver(writer: writer, reader: reader, checkpoints: checkpoints)
@@ -92,7 +92,7 @@ final class SQLiteDriver: SQLDriver {
             let result = ResultBox<T>()
             let failure = ResultBox<Error>()
             await runAlone(WriteJob(run: { tx in result.value = try await body(tx) }, finish: { failure.value = $0 }))
-            if checkpoints.writerShouldCheckpoint() { writer.checkpointPassive() }
+            checkpoints.checkpointTailIfDue(on: writer)
             if queue.releaseClaim() {
                 // Transactions queued meanwhile: the writer's queue takes them (as a group).
                 Task(executorPreference: writerQueue) { await self.drain() }
@@ -121,7 +121,7 @@ final class SQLiteDriver: SQLDriver {
             } else {
                 await runGroup(group)
             }
-            if checkpoints.writerShouldCheckpoint() { writer.checkpointPassive() }
+            checkpoints.checkpointTailIfDue(on: writer)
         }
     }
 
@@ -210,10 +210,25 @@ final class SerialQueueExecutor: TaskExecutor, @unchecked Sendable {   // the qu
 }
 
 /// Checkpoints the WAL in the background: the writer's WAL hook reports the WAL's size after
-/// each commit, and past the threshold a PASSIVE checkpoint (which never blocks the writer)
-/// runs on a connection and queue of its own — one at a time.
-final class WALCheckpointer: @unchecked Sendable {   // `running` behind `lock`; `handle` confined to `queue`
+/// each commit, and once `threshold` frames have been added since the last checkpoint a
+/// PASSIVE checkpoint (which never blocks the writer) runs on a connection and queue of its
+/// own — one at a time.
+///
+/// SQLite starts the WAL over only once a checkpoint has copied every frame. Under sustained
+/// writes a background checkpoint almost never does: frames committed while it runs are left
+/// over. Starting another one at the next commit, for those few frames, paid two fsyncs per
+/// handful of pages, commit after commit, without ever catching up (measured with strace at
+/// one gateway client: 481 fsyncs for 714 requests; perf put the checkpointer at 18% of the
+/// gateway's CPU). Instead, background passes repeat, each copying what was committed while
+/// the previous one ran, until at most `smallTail` frames are left (or `maxPasses` ran, or a
+/// pass left more than half of what it copied: commits outpacing the copying); the
+/// writer copies that tail between two transactions, where no commit can race it, and the WAL
+/// starts over at the next commit. Past `writerThreshold` frames not yet copied (background
+/// checkpoints falling behind), the writer checkpoints too.
+final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `handle` confined to `queue`
     private let handle: SQLiteHandle
+    /// The database file, to flush what a partial checkpoint copied (-1 if it cannot be opened).
+    private let databaseFile: Int32
     private let threshold: Int32
     private let logger: Logger
     private let writerThreshold: Int32
@@ -221,22 +236,46 @@ final class WALCheckpointer: @unchecked Sendable {   // `running` behind `lock`;
     private let lock = NSLock()
     private var running = false
     private var closed = false
-    private var walPages: Int32 = 0
+    /// The WAL's size in frames after the last commit.
+    private var walFrames: Int32 = 0
+    /// How many of the WAL's frames are known to be in the database file.
+    private var copied: Int32 = 0
+    /// Counts the times the WAL started over, so a checkpoint that ran across a restart does
+    /// not report the old WAL's frames as the new one's.
+    private var walGeneration = 0
+    /// A background checkpoint left frames behind: the writer copies them.
+    private var tailDue = false
+    private var checkpointsRun = 0
 
-    init(handle: SQLiteHandle, threshold: Int32, writerThreshold: Int32, logger: Logger) {
+    init(handle: SQLiteHandle, databasePath: String, threshold: Int32, writerThreshold: Int32, logger: Logger) {
         self.handle = handle
+        self.databaseFile = open(databasePath, O_RDONLY | O_CLOEXEC)
         self.threshold = threshold
         self.writerThreshold = writerThreshold
         self.logger = logger
     }
 
-    /// True when the WAL outgrew the background checkpoints (see `SQLiteDriver`); the writer
-    /// then checkpoints at once. Called by the writer after each transaction.
-    func writerShouldCheckpoint() -> Bool {
+    /// Checkpoints run so far, by either connection (for tests).
+    var checkpointCount: Int { lock.withLock { checkpointsRun } }
+
+    /// Called by the writer after each transaction, on the writer's connection: copies what a
+    /// background checkpoint left behind, or what background checkpoints fell behind on.
+    func checkpointTailIfDue(on writer: SQLiteHandle) {
+        let generation: Int? = lock.withLock {
+            guard !running, !closed, tailDue || walFrames - copied >= writerThreshold else { return nil }
+            tailDue = false
+            running = true
+            return walGeneration
+        }
+        guard let generation else { return }
+        let result = Result { try writer.checkpointPassive() }
         lock.withLock {
-            guard walPages >= writerThreshold, !running else { return false }
-            walPages = 0
-            return true
+            running = false
+            checkpointsRun += 1
+            if case let .success(frames) = result, generation == walGeneration { copied = max(copied, frames.copied) }
+        }
+        if case let .failure(error) = result {
+            logger.warning("SQLite WAL checkpoint failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -246,35 +285,79 @@ final class WALCheckpointer: @unchecked Sendable {   // `running` behind `lock`;
         guard let db = writer.connection else { return }
         sqlite_nio_sqlite3_wal_hook(db, { context, _, _, pages in
             guard let context else { return SQLITE_OK }
-            Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(walPages: pages)
+            Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(walFrames: pages)
             return SQLITE_OK
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 
-    private func committed(walPages pages: Int32) {
-        let start: Bool = lock.withLock {
-            walPages = pages
-            // Past the writer's threshold the writer takes over (it waits for this one to end).
-            guard pages >= threshold, pages < writerThreshold, !running, !closed else { return false }
+    private func committed(walFrames frames: Int32) {
+        let generation: Int? = lock.withLock {
+            if frames < walFrames {
+                // The WAL started over: nothing in it has been copied yet.
+                walGeneration += 1
+                copied = 0
+            }
+            walFrames = frames
+            let uncopied = frames - copied
+            // Past the writer's threshold the writer takes over (after this one ends).
+            guard uncopied >= threshold, uncopied < writerThreshold, !tailDue, !running, !closed else { return nil }
             running = true
-            return true
+            return walGeneration
         }
-        guard start else { return }
-        queue.async { [self] in
-            do {
-                _ = try handle.execute("PRAGMA wal_checkpoint(PASSIVE)", [])
-            } catch {
+        guard let generation else { return }
+        queue.async { [self] in backgroundPasses(generation: generation) }
+    }
+
+    /// Background checkpoints, each copying what was committed while the previous one ran,
+    /// until what is left is small enough for the writer to copy without a noticeable pause.
+    private func backgroundPasses(generation: Int) {
+        var before = lock.withLock { copied }
+        for _ in 0..<Self.maxPasses {
+            let result = Result { try handle.checkpointPassive() }
+            if case let .success(frames) = result, frames.copied < frames.walFrames, databaseFile >= 0 {
+                // SQLite flushes the database file only when a checkpoint copied all it saw
+                // (a reader held it back here), so the writer's tail checkpoint would flush
+                // what this one copied, on the request path. Flushing here leaves it the tail.
+                _ = fdatasync(databaseFile)
+            }
+            let again: Bool = lock.withLock {
+                checkpointsRun += 1
+                guard case let .success(frames) = result, generation == walGeneration, !closed else { return false }
+                copied = max(copied, frames.copied)
+                // Another pass only while they converge: when commits outpace the copying,
+                // the writer takes over at once instead of the WAL growing meanwhile.
+                let tail = walFrames - copied
+                defer { before = copied }
+                return tail > Self.smallTail && tail <= (copied - before) / 2
+            }
+            if case let .failure(error) = result {
                 logger.warning("SQLite WAL checkpoint failed", metadata: ["error": "\(error)"])
             }
-            lock.withLock { running = false }
+            guard again else { break }
+        }
+        lock.withLock {
+            running = false
+            // A checkpoint copies the WAL as it was when it started. If nothing was committed
+            // since, the next commit starts the WAL over; otherwise the writer copies the rest.
+            if generation == walGeneration { tailDue = copied < walFrames }
         }
     }
+
+    /// Uncopied frames the writer takes over from the background.
+    static let smallTail: Int32 = 64
+    /// Background passes, at most, before the writer takes over whatever is left.
+    static let maxPasses = 8
 
     func close() async {
         lock.withLock { closed = true }
         let handle = self.handle
+        let databaseFile = self.databaseFile
         await withCheckedContinuation { continuation in
-            queue.async { handle.close(); continuation.resume() }
+            queue.async {
+                handle.close()
+                if databaseFile >= 0 { _ = Foundation.close(databaseFile) }
+                continuation.resume()
+            }
         }
     }
 }

@@ -53,9 +53,15 @@ final class SQLiteHandle: @unchecked Sendable {   // confined to its owner's ser
 
     /// Copies the WAL's committed frames back into the database file, without waiting for
     /// readers or writers (best effort: what it cannot copy now, a later checkpoint will).
-    func checkpointPassive() {
-        guard let db else { return }
-        sqlite_nio_sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    /// Returns the WAL's size in frames and how many of them are now in the database file.
+    /// (The statement, not `sqlite3_wal_checkpoint_v2`: a connection that has not read the
+    /// database yet has not opened the WAL, and the call would silently do nothing.)
+    @discardableResult
+    func checkpointPassive() throws -> (walFrames: Int32, copied: Int32) {
+        guard let row = try execute("PRAGMA wal_checkpoint(PASSIVE)", []).first else {
+            throw SessionStoreError.database(operation: "PRAGMA wal_checkpoint(PASSIVE)", message: "no result row")
+        }
+        return (Int32(truncatingIfNeeded: row.int("log")), Int32(truncatingIfNeeded: row.int("checkpointed")))
     }
 
     /// Runs one statement with `binds` for its `?` placeholders and returns its rows.
