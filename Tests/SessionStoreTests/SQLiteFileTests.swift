@@ -16,8 +16,9 @@ final class SQLiteFileTests: XCTestCase {
         let exchange = try await store.begin(session, at: t0)
         let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
         var largestWAL = 0
-        // 64 MiB in 1024 commits; without checkpoints the WAL would hold all of it.
-        for index in 0..<1024 {
+        // 128 MiB in 2048 commits; without checkpoints the WAL would hold all of it. The WAL
+        // starts over once it holds 8,000 frames (32 MiB, `SQLiteDriver.restartFrames`).
+        for index in 0..<2048 {
             try await store.appendStreamChunk(exchange.id, at: t0.addingTimeInterval(Double(index)), channel: "stdout", data: chunk)
             if index % 16 == 0 {
                 try await Task.sleep(for: .milliseconds(5))   // lets a running checkpoint finish, as idle moments do
@@ -26,9 +27,9 @@ final class SQLiteFileTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(largestWAL, 0, "the database is not in WAL mode")
-        XCTAssertLessThan(largestWAL, 32 * 1024 * 1024, "the WAL grew to \(largestWAL) bytes: it is not being checkpointed")
+        XCTAssertLessThan(largestWAL, 48 * 1024 * 1024, "the WAL grew to \(largestWAL) bytes: it is not being checkpointed")
         let chunks = try await store.streamChunks(exchangeID: exchange.id)
-        XCTAssertEqual(chunks.count, 1024)
+        XCTAssertEqual(chunks.count, 2048)
         XCTAssertEqual(chunks.last?.data, chunk)
         try await store.close()
     }

@@ -26,9 +26,10 @@ import VaporCSQLite
 ///   instead of failing half-way.
 /// - Checkpoints (copying the WAL back into the database file, with an fsync) run on the
 ///   checkpointer's queue once `checkpointPages` frames were added to the WAL, not inside a
-///   request's COMMIT as SQLite's automatic checkpoint would. What a background checkpoint
-///   leaves behind (frames committed while it ran), the writer copies between two
-///   transactions, so the WAL starts over and stays bounded (`WALCheckpointer`).
+///   request's COMMIT as SQLite's automatic checkpoint would. Once the WAL holds
+///   `restartFrames`, what background checkpoints leave behind (frames committed while they
+///   ran) the writer copies between two transactions, so the WAL starts over and stays
+///   bounded (`WALCheckpointer`).
 /// - Durability: `synchronous=NORMAL` (default) — a commit is in the WAL (in the OS page
 ///   cache) when `write` returns, which survives a crash or SIGKILL of this process; a power
 ///   loss may drop the last commits but never corrupts the file. `synchronous=FULL`
@@ -50,6 +51,9 @@ final class SQLiteDriver: SQLDriver {
     static let checkpointPages: Int32 = 1000
     /// Frames not yet copied at which the writer checkpoints what the background has not.
     static let writerCheckpointPages: Int32 = 4000
+    /// WAL size (frames; 4 KiB each) from which the writer copies the last frames so it starts
+    /// over: the WAL file peaks near `restartFrames + checkpointPages` frames, about 36 MiB.
+    static let restartFrames: Int32 = 8000
 
     private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer) {
         self.writer = writer
@@ -70,7 +74,8 @@ final class SQLiteDriver: SQLDriver {
         _ = try writer.execute(synchronousFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", [])
         let reader = try SQLiteHandle(path: path)
         let checkpoints = WALCheckpointer(handle: try SQLiteHandle(path: path), databasePath: path, threshold: checkpointPages,
-                                          writerThreshold: writerCheckpointPages, logger: logger)
+                                          writerThreshold: writerCheckpointPages, restartFrames: restartFrames,
+                                          logger: logger)
         checkpoints.install(on: writer)
         return SQLiteDriver(writer: writer, reader: reader, checkpoints: checkpoints)
     }
@@ -219,12 +224,18 @@ final class SerialQueueExecutor: TaskExecutor, @unchecked Sendable {   // the qu
 /// over. Starting another one at the next commit, for those few frames, paid two fsyncs per
 /// handful of pages, commit after commit, without ever catching up (measured with strace at
 /// one gateway client: 481 fsyncs for 714 requests; perf put the checkpointer at 18% of the
-/// gateway's CPU). Instead, background passes repeat, each copying what was committed while
-/// the previous one ran, until at most `smallTail` frames are left (or `maxPasses` ran, or a
-/// pass left more than half of what it copied: commits outpacing the copying); the
-/// writer copies that tail between two transactions, where no commit can race it, and the WAL
-/// starts over at the next commit. Past `writerThreshold` frames not yet copied (background
-/// checkpoints falling behind), the writer checkpoints too.
+/// gateway's CPU). Instead:
+/// - A background checkpoint starts once `threshold` frames were added since the last copy.
+///   Frames left over wait for the next one; the WAL keeps growing meanwhile.
+/// - Once the WAL holds `restartFrames`, background passes repeat, each copying what was
+///   committed while the previous one ran, until at most `smallTail` frames are left (or
+///   `maxPasses` ran, or a pass left more than half of what it copied: commits outpacing the
+///   copying). The writer then copies that tail between two transactions, where no commit
+///   can race it, and the WAL starts over at the next commit. That checkpoint waits for two
+///   fsyncs (2.5-8.5 ms measured here, whatever the tail's size), so it is kept rare: once
+///   per `restartFrames`, about 450 small requests, not once per `threshold`.
+/// - Past `writerThreshold` frames not yet copied (background checkpoints falling behind),
+///   the writer checkpoints too.
 final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `handle` confined to `queue`
     private let handle: SQLiteHandle
     /// The database file, to flush what a partial checkpoint copied (-1 if it cannot be opened).
@@ -232,6 +243,7 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
     private let threshold: Int32
     private let logger: Logger
     private let writerThreshold: Int32
+    private let restartFrames: Int32
     private let queue = DispatchQueue(label: "agentgate.sqlite.checkpoint", qos: .utility)
     private let lock = NSLock()
     private var running = false
@@ -247,11 +259,13 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
     private var tailDue = false
     private var checkpointsRun = 0
 
-    init(handle: SQLiteHandle, databasePath: String, threshold: Int32, writerThreshold: Int32, logger: Logger) {
+    init(handle: SQLiteHandle, databasePath: String, threshold: Int32, writerThreshold: Int32, restartFrames: Int32,
+         logger: Logger) {
         self.handle = handle
         self.databaseFile = open(databasePath, O_RDONLY | O_CLOEXEC)
         self.threshold = threshold
         self.writerThreshold = writerThreshold
+        self.restartFrames = restartFrames
         self.logger = logger
     }
 
@@ -312,7 +326,8 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
     /// until what is left is small enough for the writer to copy without a noticeable pause.
     private func backgroundPasses(generation: Int) {
         var before = lock.withLock { copied }
-        for _ in 0..<Self.maxPasses {
+        let passes = lock.withLock { walFrames >= restartFrames } ? Self.maxPasses : 1
+        for _ in 0..<passes {
             let result = Result { try handle.checkpointPassive() }
             if case let .success(frames) = result, frames.copied < frames.walFrames, databaseFile >= 0 {
                 // SQLite flushes the database file only when a checkpoint copied all it saw
@@ -338,8 +353,9 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
         lock.withLock {
             running = false
             // A checkpoint copies the WAL as it was when it started. If nothing was committed
-            // since, the next commit starts the WAL over; otherwise the writer copies the rest.
-            if generation == walGeneration { tailDue = copied < walFrames }
+            // since, the next commit starts the WAL over; otherwise, once the WAL is large
+            // enough to start over, the writer copies the rest.
+            if generation == walGeneration { tailDue = copied < walFrames && walFrames >= restartFrames }
         }
     }
 
