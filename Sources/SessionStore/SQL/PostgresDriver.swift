@@ -108,15 +108,18 @@ final class PostgresDriver: SQLDriver {
     /// Rewrites `?` placeholders to `$n` and binds the values. Our statements contain no
     /// other `?` (no string literals with question marks, no jsonb operators).
     static func query(_ sql: String, _ binds: [SQLValue]) -> PostgresQuery {
-        var text = ""
+        // Bytes, not Characters: `?` is ASCII, and grapheme-by-grapheme iteration of every
+        // statement's text was 4% of the driver's CPU.
+        var text: [UInt8] = []
         text.reserveCapacity(sql.utf8.count + binds.count * 2)
         var n = 0
-        for ch in sql {
-            if ch == "?" {
+        for byte in sql.utf8 {
+            if byte == UInt8(ascii: "?") {
                 n += 1
-                text += "$\(n)"
+                text.append(UInt8(ascii: "$"))
+                text.append(contentsOf: String(n).utf8)
             } else {
-                text.append(ch)
+                text.append(byte)
             }
         }
         var bindings = PostgresBindings(capacity: binds.count)
@@ -129,7 +132,7 @@ final class PostgresDriver: SQLDriver {
             case .blob(let b): bindings.append(ByteBuffer(bytes: b))
             }
         }
-        return PostgresQuery(unsafeSQL: text, binds: bindings)
+        return PostgresQuery(unsafeSQL: String(decoding: text, as: UTF8.self), binds: bindings)
     }
 
     static func collect(operation: String, _ run: () async throws -> PostgresRowSequence) async throws -> [SQLRow] {
