@@ -4,7 +4,7 @@ import SessionStore
 /// The recorder alone: what one small GET's record costs, without HTTP. Each exchange is the
 /// pair the gateway writes (`beginExchange` before forwarding, `completeExchange` with a
 /// 1 KiB masked answer), from 1 and from 64 concurrent callers.
-/// `GatewayBenchmark SECONDS store` runs only this.
+/// `GatewayBenchmark SECONDS store [POSTGRES-URL]` runs only this.
 enum StoreBenchmark {
     struct Figures {
         var callers: Int
@@ -13,8 +13,8 @@ enum StoreBenchmark {
         var cpuSeconds: Double
     }
 
-    static func run(path: String, seconds: Int, callers: Int, cpu: () -> Double) async throws -> Figures {
-        let store = try await SessionStores.open(url: "sqlite:" + path)
+    static func run(url: String, seconds: Int, callers: Int, cpu: () -> Double) async throws -> Figures {
+        let store = try await SessionStores.open(url: url)
         let session = try await store.resolveSession(
             SessionKey(connection: ConnectionRef(namespace: "default", name: "bench"), subject: "agent-1", tokenKey: "bench"),
             identity: AgentIdentityInfo(model: "bench"), at: Date())
@@ -49,9 +49,9 @@ enum StoreBenchmark {
         return figures
     }
 
-    static func report(_ figures: Figures) -> String {
+    static func report(_ figures: Figures, backend: String) -> String {
         let rate = Double(figures.exchanges) / figures.seconds
         let cpuMicros = figures.cpuSeconds * 1_000_000 / Double(max(1, figures.exchanges))
-        return "recorder alone, \(figures.callers) caller(s): \(Int(rate)) exchanges/s, \(String(format: "%.1f", cpuMicros)) µs CPU per exchange (begin + complete)"
+        return "recorder alone, \(backend), \(figures.callers) caller(s): \(Int(rate)) exchanges/s, \(String(format: "%.1f", cpuMicros)) µs CPU per exchange (begin + complete)"
     }
 }

@@ -22,7 +22,8 @@ import SessionStore
 
 let seconds = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5 : 5
 /// `GatewayBenchmark SECONDS gateway` runs only the gateway rows (for profiling it with perf);
-/// `GatewayBenchmark SECONDS store` only the recorder (StoreBenchmark.swift).
+/// `GatewayBenchmark SECONDS store [POSTGRES-URL]` only the recorder (StoreBenchmark.swift), on
+/// SQLite and, given a URL, on PostgreSQL too.
 let onlyGateway = CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "gateway"
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
@@ -40,9 +41,17 @@ let directory = FileManager.default.temporaryDirectory.appendingPathComponent("a
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 if CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "store" {
     for callers in [1, 64] {
-        let figures = try await StoreBenchmark.run(path: directory.appendingPathComponent("store-\(callers).db").path,
-                                                   seconds: seconds, callers: callers, cpu: cpuSeconds)
-        print(StoreBenchmark.report(figures))
+        let url = "sqlite:" + directory.appendingPathComponent("store-\(callers).db").path
+        let figures = try await StoreBenchmark.run(url: url, seconds: seconds, callers: callers, cpu: cpuSeconds)
+        print(StoreBenchmark.report(figures, backend: "SQLite"))
+    }
+    if CommandLine.arguments.count > 3 {
+        // `store postgres://...`: the same on PostgreSQL (its server's CPU is not counted).
+        for callers in [1, 64] {
+            let figures = try await StoreBenchmark.run(url: CommandLine.arguments[3], seconds: seconds, callers: callers,
+                                                       cpu: cpuSeconds)
+            print(StoreBenchmark.report(figures, backend: "PostgreSQL"))
+        }
     }
     try? FileManager.default.removeItem(at: directory)
     exit(0)
