@@ -50,6 +50,11 @@ final class PostgresDriver: SQLDriver {
         try await Task { try await self.transaction(body) }.value
     }
 
+    func writeStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        // On a task of its own, like `write`: a statement sent is seen through to its answer.
+        try await Task { try await self.read(sql, binds) }.value
+    }
+
     private func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in

@@ -90,6 +90,9 @@ protocol SQLDriver: Sendable {
     /// that hung up) must not leave a transaction open, because NIO skips the work of a
     /// cancelled task, ROLLBACK included, and every later write would then fail.
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T
+    /// One statement that writes, atomic on its own: PostgreSQL runs it without BEGIN and
+    /// COMMIT, one round trip instead of three.
+    func writeStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
     func close() async throws
     /// Payloads notified on `channel` by any client of the database, until the stream's
     /// consumer goes away (PostgreSQL LISTEN; SQLite never yields).

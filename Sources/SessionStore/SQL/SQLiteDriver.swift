@@ -118,6 +118,10 @@ final class SQLiteDriver: SQLDriver {
         }
     }
 
+    func writeStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await write { tx in try await tx.query(sql, binds) }
+    }
+
     /// Runs queued transactions group by group until the queue is empty.
     private func drain() async {
         while let group = queue.nextGroup(max: Self.maxGroup) {
