@@ -52,7 +52,8 @@ final class SQLiteDriver: SQLDriver {
     /// Frames not yet copied at which the writer checkpoints what the background has not.
     static let writerCheckpointPages: Int32 = 4000
     /// WAL size (frames; 4 KiB each) from which the writer copies the last frames so it starts
-    /// over: the WAL file peaks near `restartFrames + checkpointPages` frames, about 36 MiB.
+    /// over: the WAL file peaks at 32 MiB and what is committed while the last background
+    /// passes run (a few MiB, more under sustained large writes).
     static let restartFrames: Int32 = 8000
 
     private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer) {
@@ -244,6 +245,9 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
     private let handle: SQLiteHandle
     /// The database file, to flush what a partial checkpoint copied (-1 if it cannot be opened).
     private let databaseFile: Int32
+    /// The WAL, opened at the first restart (-1 until then, or if it cannot be opened).
+    private lazy var walFile: Int32 = open(walPath, O_RDONLY | O_CLOEXEC)
+    private let walPath: String
     private let threshold: Int32
     private let logger: Logger
     private let writerThreshold: Int32
@@ -267,6 +271,7 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
          logger: Logger) {
         self.handle = handle
         self.databaseFile = open(databasePath, O_RDONLY | O_CLOEXEC)
+        self.walPath = databasePath + "-wal"
         self.threshold = threshold
         self.writerThreshold = writerThreshold
         self.restartFrames = restartFrames
@@ -354,6 +359,13 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
             }
             guard again else { break }
         }
+        if passes > 1 {
+            // The writer's tail checkpoint flushes both files, and a flush waits for all that is
+            // dirty: flushing here first leaves it only what is committed from now on
+            // (measured under 1 MiB LISTs: tails of 8-261 frames waited 6-123 ms).
+            if walFile >= 0 { _ = fdatasync(walFile) }
+            if databaseFile >= 0 { _ = fdatasync(databaseFile) }
+        }
         lock.withLock {
             running = false
             // A checkpoint copies the WAL as it was when it started. If nothing was committed
@@ -376,6 +388,7 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
             queue.async {
                 handle.close()
                 if databaseFile >= 0 { _ = Foundation.close(databaseFile) }
+                if self.walFile >= 0 { _ = Foundation.close(self.walFile) }
                 continuation.resume()
             }
         }
