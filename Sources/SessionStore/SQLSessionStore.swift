@@ -118,16 +118,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                 """, [.text(start.sessionID), .text(start.verb), .text(start.resource), .text(start.subresource),
                       .text(start.namespace), .text(start.name)])
-            let record = ExchangeRecord(
-                id: SortableID.make(at: start.time), sessionID: start.sessionID, sequence: sequence,
-                time: SQLTime.date(SQLTime.micros(start.time)), verb: start.verb, apiGroup: start.apiGroup,
-                resource: start.resource, subresource: start.subresource, namespace: start.namespace,
-                name: start.name, httpMethod: start.httpMethod, path: start.path, query: start.query,
-                statusCode: nil, latencyMs: nil, completedAt: nil, requestBody: start.requestBody,
-                responseBody: nil, requestBytes: start.requestBytes, responseBytes: 0,
-                truncated: start.truncated, approvalID: start.approvalID,
-                kubectlCommand: start.kubectlCommand, kubectlSession: start.kubectlSession,
-                userAgent: start.userAgent, state: .inProgress, owner: owner, streamChunkCount: 0)
+            let record = Self.started(start, id: SortableID.make(at: start.time), sequence: sequence, owner: owner)
             try await tx.query("""
                 INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
                 subresource, namespace, name, http_method, path, query, request_body, request_bytes,
@@ -181,16 +172,21 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                 .text(instanceID), .int(storedBytes),
             ])
         guard let sequence = rows.first?["sequence"].int else { throw SessionStoreError.sessionNotFound(start.sessionID) }
-        return ExchangeRecord(
+        return Self.started(start, id: id, sequence: sequence, owner: instanceID)
+    }
+
+    /// The record of an exchange just begun, as stored (its time to the microsecond).
+    private static func started(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String) -> ExchangeRecord {
+        ExchangeRecord(
             id: id, sessionID: start.sessionID, sequence: sequence,
-            time: SQLTime.date(micros), verb: start.verb, apiGroup: start.apiGroup,
+            time: SQLTime.date(SQLTime.micros(start.time)), verb: start.verb, apiGroup: start.apiGroup,
             resource: start.resource, subresource: start.subresource, namespace: start.namespace,
             name: start.name, httpMethod: start.httpMethod, path: start.path, query: start.query,
             statusCode: nil, latencyMs: nil, completedAt: nil, requestBody: start.requestBody,
             responseBody: nil, requestBytes: start.requestBytes, responseBytes: 0,
             truncated: start.truncated, approvalID: start.approvalID,
             kubectlCommand: start.kubectlCommand, kubectlSession: start.kubectlSession,
-            userAgent: start.userAgent, state: .inProgress, owner: instanceID, streamChunkCount: 0)
+            userAgent: start.userAgent, state: .inProgress, owner: owner, streamChunkCount: 0)
     }
 
     /// Moves a session's last activity to `time` when that is more than `activityResolutionUs`
