@@ -147,7 +147,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         let rows = try await driver.writeStatement("""
             WITH s AS (
                 UPDATE sessions SET exchange_count = exchange_count + 1, bytes = bytes + ?,
-                last_activity_us = CASE WHEN ? - last_activity_us > ? THEN ? ELSE last_activity_us END
+                \(Self.activityAssignment)
                 WHERE id = ? RETURNING id, exchange_count
             ), f AS (
                 INSERT INTO session_facets (session_id, verb, resource, subresource, namespace, name)
@@ -162,7 +162,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             ?::text, ?::bigint FROM s
             RETURNING sequence
             """, [
-                .int(storedBytes), .int(micros), .int(Self.activityResolutionUs), .int(micros), .text(start.sessionID),
+                .int(storedBytes)] + Self.activityBinds(micros) + [.text(start.sessionID),
                 .text(start.verb), .text(start.resource), .text(start.subresource), .text(start.namespace), .text(start.name),
                 .text(id), .int(micros), .text(start.verb), .text(start.apiGroup), .text(start.resource),
                 .text(start.subresource), .text(start.namespace), .text(start.name), .text(start.httpMethod),
@@ -188,6 +188,11 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             kubectlCommand: start.kubectlCommand, kubectlSession: start.kubectlSession,
             userAgent: start.userAgent, state: .inProgress, owner: owner, streamChunkCount: 0)
     }
+
+    /// The PostgreSQL form of `moveActivity`, inside a statement's `UPDATE sessions SET`; its
+    /// binds are `activityBinds`.
+    private static let activityAssignment = "last_activity_us = CASE WHEN ? - last_activity_us > ? THEN ? ELSE last_activity_us END"
+    private static func activityBinds(_ micros: Int64) -> [SQLValue] { [.int(micros), .int(activityResolutionUs), .int(micros)] }
 
     /// Moves a session's last activity to `time` when that is more than `activityResolutionUs`
     /// ahead of `current` (its stored value).
@@ -236,15 +241,13 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                 INSERT INTO stream_chunks (exchange_id, sequence, at_us, channel, data)
                 SELECT e.id, e.chunk_count, ?::bigint, ?::text, ?::bytea FROM e
             ), s AS (
-                UPDATE sessions SET bytes = bytes + ?,
-                last_activity_us = CASE WHEN ? - last_activity_us > ? THEN ? ELSE last_activity_us END
+                UPDATE sessions SET bytes = bytes + ?, \(Self.activityAssignment)
                 FROM e WHERE sessions.id = e.session_id
             )
             SELECT chunk_count FROM e
             """, [
-                .int(size), .text(exchangeID), .int(micros), .text(channel), .blob(data),
-                .int(size), .int(micros), .int(Self.activityResolutionUs), .int(micros),
-            ])
+                .int(size), .text(exchangeID), .int(micros), .text(channel), .blob(data), .int(size),
+            ] + Self.activityBinds(micros))
         guard !rows.isEmpty else { throw SessionStoreError.exchangeNotFound(exchangeID) }
     }
 

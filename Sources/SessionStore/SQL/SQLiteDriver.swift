@@ -245,8 +245,8 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
     private let handle: SQLiteHandle
     /// The database file, to flush what a partial checkpoint copied (-1 if it cannot be opened).
     private let databaseFile: Int32
-    /// The WAL, opened at the first restart (-1 until then, or if it cannot be opened).
-    private lazy var walFile: Int32 = open(walPath, O_RDONLY | O_CLOEXEC)
+    /// The WAL, opened at the first restart (nil until then; -1 if it cannot be opened).
+    private var walFile: Int32?
     private let walPath: String
     private let threshold: Int32
     private let logger: Logger
@@ -363,7 +363,9 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
             // The writer's tail checkpoint flushes both files, and a flush waits for all that is
             // dirty: flushing here first leaves it only what is committed from now on
             // (measured under 1 MiB LISTs: tails of 8-261 frames waited 6-123 ms).
-            if walFile >= 0 { _ = fdatasync(walFile) }
+            let wal = walFile ?? open(walPath, O_RDONLY | O_CLOEXEC)
+            walFile = wal
+            if wal >= 0 { _ = fdatasync(wal) }
             if databaseFile >= 0 { _ = fdatasync(databaseFile) }
         }
         lock.withLock {
@@ -388,7 +390,7 @@ final class WALCheckpointer: @unchecked Sendable {   // state behind `lock`; `ha
             queue.async {
                 handle.close()
                 if databaseFile >= 0 { _ = Foundation.close(databaseFile) }
-                if self.walFile >= 0 { _ = Foundation.close(self.walFile) }
+                if let wal = self.walFile, wal >= 0 { _ = Foundation.close(wal) }
                 continuation.resume()
             }
         }
