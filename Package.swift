@@ -222,7 +222,9 @@ let package = Package(
         .executableTarget(
             name: "GatewayBenchmark",
             dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient", "KubeCore",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -11,6 +11,7 @@ import SessionStore
 // (wrk), it measures
 //   direct      wrk → nginx
 //   nginx       wrk → nginx proxy_pass → nginx            (the baseline proxy)
+//   NIO floor   wrk → a bare SwiftNIO relay → nginx      (what the gateway's stack costs alone)
 //   gateway     wrk → gateway (OIDC verified, recorded in SQLite, masked) → nginx
 // and prints requests/s, p50/p99 latency and the latency added over direct, and the proxy's
 // CPU time per request: the gateway's from getrusage of this process while wrk, a separate
@@ -81,10 +82,14 @@ tokenRequest.lifetime = 3600
 let token = try await issuer.token(tokenRequest)
 let auth = ["Authorization: Bearer \(token)"]
 
+let floorProxy = NIOFloorProxy()
+let floorPort = try floorProxy.start(upstreamPort: nginx.directPort, token: "bench-service-account-token-0123456789")
+
 // Every target must answer 200 before it is timed (a fast error is not a fast proxy).
 for path in [NginxPair.smallPath, NginxPair.listPath] {
     for (name, url, headers) in [("direct", "http://127.0.0.1:\(nginx.directPort)\(path)", [String]()),
                                  ("nginx proxy_pass", "http://127.0.0.1:\(nginx.proxyPort)\(path)", []),
+                                 ("NIO floor", "http://127.0.0.1:\(floorPort)\(path)", auth),
                                  ("gateway", "http://127.0.0.1:\(gatewayPort)/c/default/bench\(path)", auth)] {
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -127,6 +132,11 @@ for (workload, path) in [("small GET", NginxPair.smallPath), ("1 MiB LIST", Ngin
             rows.append(Row(workload: workload, clients: clients, target: "nginx proxy_pass", result: proxy,
                             cpuPerRequestMs: max(0, proxyCPU - directCPU) * 1000))
         }
+        // The floor: what SwiftNIO alone costs to relay the request (NIOFloorProxy.swift).
+        let floorBefore = cpuSeconds()
+        let floor = try Wrk.run(url: "http://127.0.0.1:\(floorPort)\(path)", connections: clients, seconds: seconds, headers: auth)
+        rows.append(Row(workload: workload, clients: clients, target: "NIO floor", result: floor,
+                        cpuPerRequestMs: floor.requests > 0 ? (cpuSeconds() - floorBefore) * 1000 / Double(floor.requests) : nil))
         let before = cpuSeconds()
         let through = try Wrk.run(url: "http://127.0.0.1:\(gatewayPort)/c/default/bench\(path)", connections: clients,
                                   seconds: seconds, headers: auth)
