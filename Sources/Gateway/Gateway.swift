@@ -43,6 +43,8 @@ public final class Gateway: @unchecked Sendable {
     let http: HTTPClient
     /// The upstream leg of upgraded requests (AsyncHTTPClient cannot switch protocols).
     let upstreamConnector: UpstreamConnector
+    /// The upstream leg of every other forwarded request.
+    let upstreamClient: UpstreamClient
     /// The RecordingPolicy alert rules of every connection.
     public let alerts: AlertEvaluator
     /// Requests held for approval, and decisions (see ``ApprovalBroker``).
@@ -100,6 +102,7 @@ public final class Gateway: @unchecked Sendable {
         verifier = OIDCVerifier(http: http)
         do {
             upstreamConnector = try UpstreamConnector(server: base, tls: tls)
+            upstreamClient = UpstreamClient(upstream: upstreamConnector)
         } catch {
             throw GatewayConfigError("\(upstream.origin): \(error)")
         }
@@ -136,6 +139,7 @@ public final class Gateway: @unchecked Sendable {
         }
         for server in serversLock.withLock({ servers }) { await server.shutdown() }
         try? await http.shutdown()
+        upstreamClient.shutdown()
     }
 
     // MARK: - Pipeline

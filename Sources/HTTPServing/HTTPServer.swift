@@ -260,14 +260,14 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
 }
 
 /// A task executor running jobs on a NIO event loop, in the order they are enqueued.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: EventLoop
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let eventLoop: EventLoop
 
-    init(_ eventLoop: EventLoop) {
+    public init(_ eventLoop: EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import HTTPServing
 import KubeCore
@@ -11,7 +10,7 @@ import SessionStore
 ///
 /// Contract:
 /// - The exchange is begun (committed) before anything is sent upstream.
-/// - Whole answers are read (decoded from gzip by the HTTP client), masked with the
+/// - Whole answers are read (decoded from gzip by ``UpstreamClient``), masked with the
 ///   connection's masker (the injected token always scrubbed), recorded masked (truncated to
 ///   the policy's `maxBodyBytes`, flagged) and returned.
 /// - Watches, followed logs and other chunked answers that are not JSON (a `proxy`
@@ -70,16 +69,14 @@ extension Gateway {
 
     func forward(_ context: ExchangeContext, recording: Recording) async -> HTTPResponse {
         let request = context.request
-        var upstream = HTTPClientRequest(url: upstreamBase + context.route.upstreamTarget)
-        upstream.method = HTTPMethod(rawValue: request.method)
-        upstream.headers = UpstreamHeaders.request(from: request.headers, token: context.connection.token,
-                                                   sessionID: recording.sessionID)
-        if !request.body.isEmpty { upstream.body = .bytes(ByteBuffer(bytes: request.body)) }
+        let upstreamHeaders = UpstreamHeaders.request(from: request.headers, token: context.connection.token,
+                                                      sessionID: recording.sessionID)
         let upstreamStarted = DispatchTime.now()
         metrics.forwardedRequests.add(1)
-        let response: HTTPClientResponse
+        let response: UpstreamClient.Response
         do {
-            response = try await http.execute(upstream, timeout: .seconds(60))
+            response = try await upstreamClient.execute(method: HTTPMethod(rawValue: request.method), target: context.route.upstreamTarget,
+                                                        headers: upstreamHeaders, body: request.body, timeout: .seconds(60))
         } catch {
             let status = Status(message: "the upstream API server cannot be reached: \(context.connection.masker.maskErrorMessage("\(error)"))",
                                 reason: "ServiceUnavailable", code: 502)
@@ -103,8 +100,7 @@ extension Gateway {
         }
         var raw: [UInt8]
         do {
-            let buffer = try await response.body.collect(upTo: maxResponseBytes)
-            raw = Array(buffer: buffer)
+            raw = try await response.body.collect(upTo: maxResponseBytes)
         } catch {
             let status = Status(message: "reading the upstream answer failed: \(error)", reason: "InternalError", code: 502)
             await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false, state: .incomplete)
@@ -172,7 +168,7 @@ extension Gateway {
 
     /// Streams a watch (line by line), a followed log or a chunked text answer (chunk by
     /// chunk, recorded on `channel`).
-    func stream(_ context: ExchangeContext, _ recording: Recording, response: HTTPClientResponse, code: Int,
+    func stream(_ context: ExchangeContext, _ recording: Recording, response: UpstreamClient.Response, code: Int,
                 headers: [(String, String)], channel: String = "stdout") -> HTTPResponse {
         let (output, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(4096))
         let isWatch = context.info.verb == "watch"
