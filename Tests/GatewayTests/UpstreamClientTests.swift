@@ -17,6 +17,7 @@ import XCTest
 /// - `/drop`: on a connection's second or later request, the connection closed unanswered (an
 ///   API server closing an idle connection as the request arrives); answered otherwise;
 /// - `/silent`: never answered;
+/// - `/continue`: `100 Continue`, then the answer;
 /// - `/flood`: chunks of 64 KiB for as long as the connection takes them.
 final class ScriptedUpstream: @unchecked Sendable {
     struct Counts {
@@ -107,6 +108,9 @@ final class ScriptedUpstream: @unchecked Sendable {
                 context.close(promise: nil)
             case "/silent":
                 break
+            case "/continue":
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+                respond(context, body: Array(#"{"kind":"Status","code":201}"#.utf8), extra: [])
             case "/flood":
                 var headers = HTTPHeaders([("Content-Type", "text/plain")])
                 headers.add(name: "Transfer-Encoding", value: "chunked")
@@ -204,6 +208,15 @@ final class UpstreamClientTests: XCTestCase {
         XCTAssertEqual(body, ScriptedUpstream.gzipPlain)
         // Decoding did not cost the connection.
         _ = try await get("/small")
+        XCTAssertEqual(upstream.counts.withLockedValue { $0.connections }, 1)
+    }
+
+    func testInformationalHeadIsSkippedForTheFinalAnswer() async throws {
+        let (code, body) = try await get("/continue")
+        XCTAssertEqual(code, 200)
+        XCTAssertEqual(body, #"{"kind":"Status","code":201}"#)
+        let (next, _) = try await get("/small")
+        XCTAssertEqual(next, 200)
         XCTAssertEqual(upstream.counts.withLockedValue { $0.connections }, 1)
     }
 

@@ -135,6 +135,7 @@ final class UpstreamClient: Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
                     }
+                    // Informational (1xx) heads are dropped by the decoder: the answer is the final head.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(NIOHTTPResponseDecompressor(limit: .none))
                 }
@@ -277,8 +278,6 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
         case awaitingHead(EventLoopPromise<UpstreamClient.Response>, Scheduled<Void>?)
         case streaming(UpstreamBody.Producer.Source, UpstreamExchange, keepAlive: Bool)
     }
-    /// An informational (1xx) head was read; its end is not the answer's.
-    private var informational = false
     /// The consumer fell behind and reading stopped (its `produceMore` resumes it).
     private var readingPaused = false
 
@@ -305,10 +304,6 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .awaitingHead) where head.status.code / 100 == 1 && head.status.code != 101:
-            informational = true
-        case (.end, .awaitingHead) where informational:
-            informational = false
         case (.head(let head), .awaitingHead(let promise, let deadline)):
             deadline?.cancel()
             let exchange = UpstreamExchange()
