@@ -74,6 +74,7 @@ final class ScriptedUpstream: @unchecked Sendable {
         let upstream: ScriptedUpstream
         var requestsOnConnection = 0
         var path = ""
+        var method = HTTPMethod.GET
 
         init(upstream: ScriptedUpstream) { self.upstream = upstream }
 
@@ -92,6 +93,7 @@ final class ScriptedUpstream: @unchecked Sendable {
             case .head(let head):
                 requestsOnConnection += 1
                 path = head.uri
+                method = head.method
                 upstream.counts.withLockedValue { $0.requests.append("\(head.method.rawValue) \(head.uri)") }
             case .body: break
             case .end: answer(context)
@@ -99,6 +101,13 @@ final class ScriptedUpstream: @unchecked Sendable {
         }
 
         private func answer(_ context: ChannelHandlerContext) {
+            if method == .HEAD {
+                // The length of the answer a GET would get, and no body.
+                let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "4096")])
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
             switch path {
             case "/gzip":
                 respond(context, body: upstream.gzipBody, extra: [("Content-Encoding", "gzip")])
@@ -217,6 +226,16 @@ final class UpstreamClientTests: XCTestCase {
         XCTAssertEqual(body, #"{"kind":"Status","code":201}"#)
         let (next, _) = try await get("/small")
         XCTAssertEqual(next, 200)
+        XCTAssertEqual(upstream.counts.withLockedValue { $0.connections }, 1)
+    }
+
+    func testHeadAnswerEndsAtItsHeadersDespiteItsLength() async throws {
+        let (code, body) = try await get("/small", method: .HEAD)
+        XCTAssertEqual(code, 200)
+        XCTAssertEqual(body, "")
+        let (next, nextBody) = try await get("/small")
+        XCTAssertEqual(next, 200)
+        XCTAssertTrue(nextBody.contains(#""name":"small""#), nextBody)
         XCTAssertEqual(upstream.counts.withLockedValue { $0.connections }, 1)
     }
 
