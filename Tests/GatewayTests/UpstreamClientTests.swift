@@ -272,7 +272,7 @@ final class UpstreamClientTests: XCTestCase {
             _ = try await get("/silent", timeout: .milliseconds(300))
             XCTFail("a silent upstream must time out")
         } catch let error as UpstreamClientError {
-            XCTAssertTrue(error.message.contains("did not answer"), error.message)
+            XCTAssertTrue(error.message.contains("did not answer within 300 ms"), error.message)
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
         try await waitFor("the timed-out connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }

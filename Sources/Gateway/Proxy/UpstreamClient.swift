@@ -80,7 +80,6 @@ final class UpstreamClient: Sendable {
         return try await connection.send(head, body: bodyBuffer, timeout: timeout)
     }
 
-    /// Closes every idle connection.
     /// Closes every idle connection; connections busy now are closed when their answer ends.
     func shutdown() {
         let all = idle.withLockedValue { lists in
@@ -295,7 +294,7 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
         }
         let channel = connection.channel
         let deadline = channel.eventLoop.scheduleTask(in: timeout) {
-            promise.fail(UpstreamClientError(message: "the API server did not answer within \(timeout.nanoseconds / 1_000_000_000) s",
+            promise.fail(UpstreamClientError(message: "the API server did not answer within \(Self.describe(timeout))",
                                              beforeAnswer: false))
             channel.close(promise: nil)
         }
@@ -344,6 +343,10 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
         fail(UpstreamClientError(message: "the API server closed the connection", beforeAnswer: isAwaitingHead))
         connection.closed()
         context.fireChannelInactive()
+    }
+
+    static func describe(_ amount: TimeAmount) -> String {
+        amount.nanoseconds % 1_000_000_000 == 0 ? "\(amount.nanoseconds / 1_000_000_000) s" : "\(amount.nanoseconds / 1_000_000) ms"
     }
 
     private var isAwaitingHead: Bool {
