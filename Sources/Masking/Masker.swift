@@ -92,11 +92,10 @@ public struct Masker: Sendable {
     /// Masks a response or request body by its content type: JSON (and `*+json` patches), YAML
     /// (`application/apply-patch+yaml`, `*yaml*`), anything else as text.
     public func maskBody(_ body: [UInt8], contentType: String?, kindHint: String? = nil, resource: MaskedResource? = nil) -> [UInt8] {
-        let type = (contentType ?? "").lowercased()
-        if type.contains("yaml") {
+        if MediaType.mentions(contentType, "yaml") {
             return Array(maskYAML(String(decoding: body, as: UTF8.self), kindHint: kindHint, resource: resource).utf8)
         }
-        if type.contains("json") || type.isEmpty, let first = body.first(where: { $0 > 0x20 }),
+        if MediaType.mentions(contentType, "json") || (contentType ?? "").isEmpty, let first = body.first(where: { $0 > 0x20 }),
            first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
             return maskJSON(body, kindHint: kindHint, resource: resource)
         }
@@ -109,8 +108,7 @@ public struct Masker: Sendable {
     /// because a patch does not say which fields it touches in a way we could trust.
     public func maskRequestBody(_ body: [UInt8], contentType: String?, kindHint: String? = nil,
                                 resource: MaskedResource? = nil) -> [UInt8] {
-        let type = (contentType ?? "").lowercased()
-        if kindHint == "Secret", type.contains("json-patch") || body.first(where: { $0 > 0x20 }) == UInt8(ascii: "["),
+        if kindHint == "Secret", MediaType.mentions(contentType, "json-patch") || body.first(where: { $0 > 0x20 }) == UInt8(ascii: "["),
            case .array(var operations)? = try? JSONValue(parsing: body) {
             let rule = engine.rule(.secretData) ?? .mask
             for index in operations.indices {

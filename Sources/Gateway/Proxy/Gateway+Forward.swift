@@ -158,8 +158,8 @@ extension Gateway {
     /// as text. Without a Content-Type it is read whole (it may be JSON).
     static func isChunkedText(_ headers: HTTPHeaders) -> Bool {
         guard headers.first(name: "Content-Length") == nil,
-              let type = headers.first(name: "Content-Type")?.lowercased(), !type.isEmpty else { return false }
-        return !type.contains("json") && !type.contains("yaml")
+              let type = headers.first(name: "Content-Type"), !type.isEmpty else { return false }
+        return !MediaType.mentions(type, "json") && !MediaType.mentions(type, "yaml")
     }
 
     private func seconds(since start: DispatchTime) -> Double {
