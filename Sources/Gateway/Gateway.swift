@@ -39,11 +39,11 @@ public final class Gateway: @unchecked Sendable {
     public let store: any SessionStore
     public let verifier: OIDCVerifier
     public let metrics = GatewayMetrics()
-    let upstreamBase: String
+    /// OIDC discovery and keys, and the approval and alert webhooks; never the API server.
     let http: HTTPClient
     /// The upstream leg of upgraded requests (AsyncHTTPClient cannot switch protocols).
     let upstreamConnector: UpstreamConnector
-    /// The upstream leg of every other forwarded request.
+    /// The upstream leg of every other forwarded request, and of an approval's dry run.
     let upstreamClient: UpstreamClient
     /// The RecordingPolicy alert rules of every connection.
     public let alerts: AlertEvaluator
@@ -73,7 +73,6 @@ public final class Gateway: @unchecked Sendable {
         self.logger = logger
         var base = upstream.server
         while base.hasSuffix("/") { base.removeLast() }
-        upstreamBase = base
         var tls = TLSConfiguration.makeClientConfiguration()
         do {
             if let ca = upstream.certificateAuthorityPEM {

@@ -1,5 +1,4 @@
 import AgentGateAPI
-import AsyncHTTPClient
 import Foundation
 import KubeCore
 import NIOCore
@@ -97,13 +96,12 @@ extension Gateway {
         guard Self.dryRunVerbs.contains(context.info.verb),
               !["exec", "attach", "portforward", "proxy"].contains(context.info.subresource) else { return nil }
         let target = context.route.upstreamTarget
-        var upstream = HTTPClientRequest(url: upstreamBase + target + (target.contains("?") ? "&" : "?") + "dryRun=All")
-        upstream.method = HTTPMethod(rawValue: context.request.method)
-        upstream.headers = UpstreamHeaders.request(from: context.request.headers, token: context.connection.token, sessionID: nil)
-        if !context.request.body.isEmpty { upstream.body = .bytes(ByteBuffer(bytes: context.request.body)) }
+        let headers = UpstreamHeaders.request(from: context.request.headers, token: context.connection.token, sessionID: nil)
         do {
-            let response = try await http.execute(upstream, timeout: .seconds(30))
-            let raw = Array(buffer: try await response.body.collect(upTo: maxResponseBytes))
+            let response = try await upstreamClient.execute(
+                method: HTTPMethod(rawValue: context.request.method), target: target + (target.contains("?") ? "&" : "?") + "dryRun=All",
+                headers: headers, body: context.request.body, timeout: .seconds(30))
+            let raw = try await response.body.collect(upTo: maxResponseBytes)
             var masked = context.connection.masker.maskBody(raw, contentType: response.headers.first(name: "Content-Type"),
                                                             kindHint: context.kindHint, resource: context.maskedResource)
             if masked.count > context.maxBodyBytes { masked = Array(masked.prefix(context.maxBodyBytes)) }
