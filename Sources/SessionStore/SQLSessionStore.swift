@@ -257,16 +257,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         let size = Int64(result.responseBody?.count ?? 0)
         if dialect == .postgres { return try await completeExchangeInOneStatement(exchangeID, result: result, size: size) }
         try await driver.write { tx in
-            let updated = try await tx.query("""
-                UPDATE exchanges SET status_code = ?, latency_ms = ?, completed_at_us = ?, response_body = ?,
-                response_bytes = ?, truncated = CASE WHEN ? = 1 THEN 1 ELSE truncated END,
-                approval_id = COALESCE(?, approval_id), state = ?, stored_bytes = stored_bytes + ?
-                WHERE id = ? RETURNING session_id
-                """, [
-                    .int(Int64(result.statusCode)), .double(result.latencyMs), SQLValue(micros: result.completedAt),
-                    SQLValue(result.responseBody), .int(result.responseBytes), .int(result.truncated ? 1 : 0),
-                    SQLValue(result.approvalID), .text(result.state.rawValue), .int(size), .text(exchangeID),
-                ])
+            let updated = try await tx.query(Self.completionUpdate, Self.completionBinds(exchangeID, result, size: size))
             guard let row = updated.first else { throw SessionStoreError.exchangeNotFound(exchangeID) }
             // last_activity_us is in four indexes; a short exchange began (and moved it) within
             // the second, so only a long one (a watch, a followed log, a held request) moves it again.
@@ -281,26 +272,35 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         }
     }
 
+    /// The exchange's own update when it completes, on both backends (PostgreSQL runs it as a
+    /// CTE); its binds are `completionBinds`.
+    private static let completionUpdate = """
+        UPDATE exchanges SET status_code = ?, latency_ms = ?, completed_at_us = ?, response_body = ?,
+        response_bytes = ?, truncated = CASE WHEN ? = 1 THEN 1 ELSE truncated END,
+        approval_id = COALESCE(?, approval_id), state = ?, stored_bytes = stored_bytes + ?
+        WHERE id = ? RETURNING session_id
+        """
+
+    private static func completionBinds(_ exchangeID: ExchangeID, _ result: ExchangeResult, size: Int64) -> [SQLValue] {
+        [.int(Int64(result.statusCode)), .double(result.latencyMs), SQLValue(micros: result.completedAt),
+         SQLValue(result.responseBody), .int(result.responseBytes), .int(result.truncated ? 1 : 0),
+         SQLValue(result.approvalID), .text(result.state.rawValue), .int(size), .text(exchangeID)]
+    }
+
     /// `completeExchange` on PostgreSQL: the same writes as one statement, one round trip
     /// instead of four. With no such exchange nothing is updated and no row comes back.
     private func completeExchangeInOneStatement(_ exchangeID: ExchangeID, result: ExchangeResult, size: Int64) async throws {
         let long = result.latencyMs >= Self.longExchangeMs
         let rows = try await driver.writeStatement("""
             WITH e AS (
-                UPDATE exchanges SET status_code = ?, latency_ms = ?, completed_at_us = ?, response_body = ?,
-                response_bytes = ?, truncated = CASE WHEN ? = 1 THEN 1 ELSE truncated END,
-                approval_id = COALESCE(?, approval_id), state = ?, stored_bytes = stored_bytes + ?
-                WHERE id = ? RETURNING session_id
+                \(Self.completionUpdate)
             ), u AS (
                 UPDATE sessions SET bytes = bytes + ?,
                 last_activity_us = CASE WHEN ? = 1 THEN GREATEST(last_activity_us, ?) ELSE last_activity_us END
                 FROM e WHERE sessions.id = e.session_id AND (? > 0 OR ? = 1)
             )
             SELECT session_id FROM e
-            """, [
-                .int(Int64(result.statusCode)), .double(result.latencyMs), SQLValue(micros: result.completedAt),
-                SQLValue(result.responseBody), .int(result.responseBytes), .int(result.truncated ? 1 : 0),
-                SQLValue(result.approvalID), .text(result.state.rawValue), .int(size), .text(exchangeID),
+            """, Self.completionBinds(exchangeID, result, size: size) + [
                 .int(size), .int(long ? 1 : 0), SQLValue(micros: result.completedAt), .int(size), .int(long ? 1 : 0),
             ])
         guard !rows.isEmpty else { throw SessionStoreError.exchangeNotFound(exchangeID) }
