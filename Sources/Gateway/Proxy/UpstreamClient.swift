@@ -4,7 +4,6 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPCompression
 import NIOPosix
-import NIOSSL
 
 /// The gateway's HTTP/1.1 client to the API server for forwarded (not upgraded) requests.
 ///
@@ -40,22 +39,15 @@ final class UpstreamClient: Sendable {
     /// Idle connections kept per event loop.
     static let idlePerLoop = 128
 
-    private let host: String
-    private let port: Int
-    private let pathPrefix: String
+    /// Where the API server is and how to reach it (shared with upgrades).
+    private let upstream: UpstreamConnector
     private let hostHeader: String
-    private let tls: NIOSSLContext?
-    private let serverHostname: String?
     /// Idle connections by event loop; nil once shut down.
     private let idle = NIOLockedValueBox<[ObjectIdentifier: [UpstreamConnection]]?>([:])
 
     init(upstream: UpstreamConnector) {
-        host = upstream.host
-        port = upstream.port
-        pathPrefix = upstream.pathPrefix
-        hostHeader = port == 443 || port == 80 ? upstream.host : "\(upstream.host):\(upstream.port)"
-        tls = upstream.tls
-        serverHostname = upstream.serverHostname
+        self.upstream = upstream
+        hostHeader = upstream.hostHeader
     }
 
     /// Sends one request; returns at the answer's head.
@@ -63,7 +55,7 @@ final class UpstreamClient: Sendable {
     func execute(method: HTTPMethod, target: String, headers: HTTPHeaders, body: [UInt8],
                  timeout: TimeAmount) async throws -> Response {
         let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: pathPrefix + target, headers: headers)
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: upstream.pathPrefix + target, headers: headers)
         head.headers.replaceOrAdd(name: "Host", value: hostHeader)
         if !body.isEmpty || [.POST, .PUT, .PATCH].contains(method) {
             head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
@@ -124,22 +116,11 @@ final class UpstreamClient: Sendable {
     }
 
     private func connect(on eventLoop: EventLoop) async throws -> UpstreamConnection {
-        let tls = self.tls
-        let serverHostname = self.serverHostname
-        let channel = try await ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(10))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
-                    }
-                    // Informational (1xx) heads are dropped by the decoder: the answer is the final head.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(NIOHTTPResponseDecompressor(limit: .none))
-                }
-            }
-            .connect(host: host, port: port).get()
+        let channel = try await upstream.bootstrap(on: eventLoop) { channel in
+            // Informational (1xx) heads are dropped by the decoder: the answer is the final head.
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            try channel.pipeline.syncOperations.addHandler(NIOHTTPResponseDecompressor(limit: .none))
+        }.connect(host: upstream.host, port: upstream.port).get()
         let connection = UpstreamConnection(channel: channel, client: self)
         try await eventLoop.submit {
             let handler = UpstreamResponseHandler(connection: connection)
@@ -175,7 +156,7 @@ final class UpstreamConnection: @unchecked Sendable {
         let eventLoop = channel.eventLoop
         let promise = eventLoop.makePromise(of: UpstreamClient.Response.self)
         let channel = self.channel
-        let write = {
+        let write: @Sendable () -> Void = {
             guard let handler = self.handler, channel.isActive else {
                 promise.fail(UpstreamClientError(message: "the connection to the API server closed", beforeAnswer: true))
                 return

@@ -54,52 +54,60 @@ struct UpstreamConnector: Sendable {
         }
     }
 
+    /// `Host` as the API server expects it: the port only when it is not the scheme's default.
+    var hostHeader: String { port == 443 || port == 80 ? host : "\(host):\(port)" }
+
+    /// A connection to the API server on `eventLoop`: TCP (10 s to connect, no Nagle), TLS when
+    /// the server URL is https, then the handlers `protocolHandlers` adds.
+    func bootstrap(on eventLoop: EventLoop,
+                   protocolHandlers: @escaping @Sendable (Channel) throws -> Void) -> ClientBootstrap {
+        let tls = self.tls
+        let serverHostname = self.serverHostname
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(10))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    }
+                    try protocolHandlers(channel)
+                }
+            }
+    }
+
     func connect(method: String, target: String, headers: HTTPHeaders, transport: Transport,
                  inbound: AsyncStream<StreamEvent>.Continuation) async throws -> Outcome {
         let group = MultiThreadedEventLoopGroup.singleton
         let eventLoop = group.next()
         let outcome = eventLoop.makePromise(of: Outcome.self)
-        let tls = self.tls
-        let serverHostname = self.serverHostname
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(10))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                do {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+        let bootstrap = self.bootstrap(on: eventLoop) { channel in
+            let upgrader: NIOHTTPClientProtocolUpgrader
+            switch transport {
+            case .webSocket:
+                upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, automaticErrorHandling: false) { channel, head in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(UpstreamWebSocketHandler(inbound: inbound))
+                        outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: true), headers: head.headers))
                     }
-                    let upgrader: NIOHTTPClientProtocolUpgrader
-                    switch transport {
-                    case .webSocket:
-                        upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, automaticErrorHandling: false) { channel, head in
-                            channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(UpstreamWebSocketHandler(inbound: inbound))
-                                outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: true), headers: head.headers))
-                            }
-                        }
-                    case .spdy:
-                        upgrader = RawStreamClientUpgrader(protocolName: "SPDY/3.1") { channel, head in
-                            try channel.pipeline.syncOperations.addHandler(UpstreamBytesHandler(inbound: inbound))
-                            outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: false), headers: head.headers))
-                        }
-                    }
-                    try channel.pipeline.syncOperations.addHandler(DeferredInactive())
-                    let refusal = RefusedUpgradeCollector(outcome: outcome)
-                    // Stream bytes that arrive with the `101` belong to the upgraded protocol;
-                    // the HTTP-only collector leaves before they are replayed.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(refusal, promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(refusal)
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            case .spdy:
+                upgrader = RawStreamClientUpgrader(protocolName: "SPDY/3.1") { channel, head in
+                    try channel.pipeline.syncOperations.addHandler(UpstreamBytesHandler(inbound: inbound))
+                    outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: false), headers: head.headers))
                 }
             }
+            try channel.pipeline.syncOperations.addHandler(DeferredInactive())
+            let refusal = RefusedUpgradeCollector(outcome: outcome)
+            // Stream bytes that arrive with the `101` belong to the upgraded protocol;
+            // the HTTP-only collector leaves before they are replayed.
+            try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                leftOverBytesStrategy: .forwardBytes,
+                withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(refusal, promise: nil)
+                }))
+            try channel.pipeline.syncOperations.addHandler(refusal)
+        }
         let channel = try await bootstrap.connect(host: host, port: port).get()
         // A silent upstream must not hold the agent forever.
         let timeout = eventLoop.scheduleTask(in: .seconds(30)) {
@@ -109,7 +117,7 @@ struct UpstreamConnector: Sendable {
             outcome.fail(UpstreamUpgradeError(message: "the API server closed the connection before answering the upgrade"))
         }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: pathPrefix + target, headers: headers)
-        head.headers.replaceOrAdd(name: "Host", value: port == 443 || port == 80 ? host : "\(host):\(port)")
+        head.headers.replaceOrAdd(name: "Host", value: hostHeader)
         // The SPDY upgrade is a POST without a body; say so rather than let it go chunked.
         if head.method != .GET { head.headers.replaceOrAdd(name: "Content-Length", value: "0") }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
