@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "SessionStore",
             dependencies: [
-                "KubeCore",
+                "KubeCore", "CZlib",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -254,12 +254,19 @@ public struct SessionStoreOptions: Sendable {
     /// An instance that has not heartbeaten for this long is considered dead.
     public static let defaultStaleAfter: TimeInterval = 60
 
+    /// How long SQLite's recording journal gathers records before ingesting them together
+    /// (reads in this process ingest at once). See `RecordingJournal`.
+    public static let defaultJournalIngestDelay: Duration = .milliseconds(20)
+
     public var idleGap: TimeInterval
     /// Unique per process; recorded as exchange owner.
     public var instanceID: String
+    public var journalIngestDelay: Duration
 
-    public init(idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap, instanceID: String? = nil) {
+    public init(idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap, instanceID: String? = nil,
+                journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay) {
         self.idleGap = idleGap
         self.instanceID = instanceID ?? SortableID.make(at: Date())
+        self.journalIngestDelay = journalIngestDelay
     }
 }

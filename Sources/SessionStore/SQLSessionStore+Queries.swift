@@ -4,6 +4,7 @@ import Foundation
 extension SQLSessionStore {
     func listSessions(_ filter: SessionFilter) async throws -> [SessionRecord] {
         try checkOpen()
+        try await flushJournal()
         var sql = "SELECT * FROM sessions s WHERE 1 = 1"
         var binds: [SQLValue] = []
         func add(_ clause: String, _ values: SQLValue...) {
@@ -39,6 +40,7 @@ extension SQLSessionStore {
 
     func session(id: SessionID) async throws -> SessionDetail? {
         try checkOpen()
+        try await flushJournal()
         guard let row = try await driver.read("SELECT * FROM sessions WHERE id = ?", [.text(id)]).first else {
             return nil
         }
@@ -47,6 +49,7 @@ extension SQLSessionStore {
 
     func exchanges(sessionID: SessionID) async throws -> [ExchangeRecord] {
         try checkOpen()
+        try await flushJournal()
         return try await driver.read(
             "SELECT * FROM exchanges WHERE session_id = ? ORDER BY sequence", [.text(sessionID)]
         ).map(Self.exchange)
@@ -54,11 +57,13 @@ extension SQLSessionStore {
 
     func exchange(id: ExchangeID) async throws -> ExchangeRecord? {
         try checkOpen()
+        try await flushJournal()
         return try await driver.read("SELECT * FROM exchanges WHERE id = ?", [.text(id)]).first.map(Self.exchange)
     }
 
     func streamChunks(exchangeID: ExchangeID, afterSequence: Int64, limit: Int?) async throws -> [StreamChunk] {
         try checkOpen()
+        try await flushJournal()
         var sql = "SELECT * FROM stream_chunks WHERE exchange_id = ? AND sequence > ? ORDER BY sequence"
         var binds: [SQLValue] = [.text(exchangeID), .int(afterSequence)]
         if let limit {
@@ -73,12 +78,19 @@ extension SQLSessionStore {
 
     func prune(olderThan cutoff: Date, connection: ConnectionRef?) async throws -> PruneResult {
         try checkOpen()
+        try await flushJournal()
         let which = "last_activity_us < ?" + (connection == nil ? "" : " AND connection_namespace = ? AND connection_name = ?")
         let binds: [SQLValue] = [SQLValue(micros: cutoff)]
             + (connection.map { [.text($0.namespace), .text($0.name)] } ?? [])
         let old = "SELECT id FROM sessions WHERE \(which)"
+        let journal = self.journal
         return try await driver.write { tx in
             var result = PruneResult()
+            if let journal {
+                // The journal must not record more exchanges into these sessions.
+                let gone = try await tx.query(old, binds).map { $0.text("id") }
+                journal.updateCounters { counters in for id in gone { counters.sessions[id] = nil } }
+            }
             let s = try await tx.query(
                 "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS b FROM sessions WHERE \(which)", binds)
             result.sessions = s.first?.int("n") ?? 0
@@ -100,6 +112,7 @@ extension SQLSessionStore {
 
     func stats(at: Date) async throws -> [ConnectionRef: SessionStats] {
         try checkOpen()
+        try await flushJournal()
         var stats: [ConnectionRef: SessionStats] = [:]
         let rows = try await driver.read("""
             SELECT connection_namespace AS ns, connection_name AS nm, COUNT(*) AS total,

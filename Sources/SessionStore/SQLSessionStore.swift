@@ -2,7 +2,9 @@ import Foundation
 import Logging
 
 /// The one implementation of `SessionStore`'s logic, over a `SQLDriver` (SQLite or
-/// PostgreSQL). Every mutation is one short write transaction:
+/// PostgreSQL). On SQLite, exchanges and stream chunks go through the recording journal
+/// (`RecordingJournal`, `SQLSessionStore+Journal.swift`) unless it is turned off, and every
+/// read ingests it first. Otherwise every mutation is one short write transaction:
 ///
 /// - `resolveSession`: find by key (or the latest session within the idle gap), else insert.
 ///   On PostgreSQL a transaction-scoped advisory lock on the key makes two replicas resolving
@@ -17,6 +19,9 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     let options: SessionStoreOptions
     let logger: Logger
     let schema: String?
+    /// SQLite only (unless turned off): where exchanges and stream chunks are recorded first,
+    /// then ingested in batches (see `RecordingJournal`).
+    private(set) var journal: RecordingJournal?
     private let lock = NSLock()
     private var closed = false
     /// A session's `last_activity_us` is kept to this resolution: an exchange or stream chunk
@@ -37,6 +42,13 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         self.options = options
         self.schema = schema
         self.logger = logger
+    }
+
+    /// Records through a journal in `directory` from now on (before the store is shared).
+    func useJournal(_ directory: JournalDirectory, synchronousFull: Bool, ingestDelay: Duration) {
+        journal = RecordingJournal(
+            directory: directory, instanceID: instanceID, synchronousFull: synchronousFull, ingestDelay: ingestDelay,
+            logger: logger, ingest: { [unowned self] batches, removed in try await self.ingest(batches, removed: removed) })
     }
 
     func checkOpen() throws {
@@ -103,6 +115,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         let owner = instanceID
         let storedBytes = Int64(start.requestBody?.count ?? 0)
         if dialect == .postgres { return try await beginExchangeInOneStatement(start, storedBytes: storedBytes) }
+        if let journal { return try await beginExchange(start, in: journal) }
         return try await driver.write { tx in
             let updated = try await tx.query("""
                 UPDATE sessions SET exchange_count = exchange_count + 1, bytes = bytes + ?
@@ -112,30 +125,48 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                 throw SessionStoreError.sessionNotFound(start.sessionID)
             }
             try await Self.moveActivity(tx, session: start.sessionID, from: row.int("last_activity_us"), to: start.time)
-            // One row per distinct combination: a repeated request finds its row and writes nothing.
-            try await tx.query("""
-                INSERT INTO session_facets (session_id, verb, resource, subresource, namespace, name)
-                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, [.text(start.sessionID), .text(start.verb), .text(start.resource), .text(start.subresource),
-                      .text(start.namespace), .text(start.name)])
+            try await Self.insertFacet(tx, start)
             let record = Self.started(start, id: SortableID.make(at: start.time), sequence: sequence, owner: owner)
-            try await tx.query("""
-                INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
-                subresource, namespace, name, http_method, path, query, request_body, request_bytes,
-                truncated, approval_id, kubectl_command, kubectl_session, user_agent, state, owner,
-                stored_bytes)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [
-                    .text(record.id), .text(record.sessionID), .int(sequence), SQLValue(micros: start.time),
-                    .text(start.verb), .text(start.apiGroup), .text(start.resource), .text(start.subresource),
-                    .text(start.namespace), .text(start.name), .text(start.httpMethod), .text(start.path),
-                    .text(start.query), SQLValue(start.requestBody), .int(start.requestBytes),
-                    .int(start.truncated ? 1 : 0), SQLValue(start.approvalID), SQLValue(start.kubectlCommand),
-                    SQLValue(start.kubectlSession), SQLValue(start.userAgent),
-                    .text(ExchangeState.inProgress.rawValue), .text(owner), .int(storedBytes),
-                ])
+            let inserted = try await tx.query(Self.exchangeInsert,
+                                              Self.exchangeInsertBinds(start, id: record.id, sequence: sequence, owner: owner))
+            guard !inserted.isEmpty else {
+                throw SessionStoreError.database(operation: "begin exchange", message: "sequence \(sequence) of session \(start.sessionID) is taken")
+            }
             return record
         }
+    }
+
+    /// Records that a session used this verb, resource and object (one row per distinct
+    /// combination: a repeated request finds its row and writes nothing).
+    static func insertFacet(_ tx: any SQLTransaction, _ start: ExchangeStart) async throws {
+        try await tx.query("""
+            INSERT INTO session_facets (session_id, verb, resource, subresource, namespace, name)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            """, [.text(start.sessionID), .text(start.verb), .text(start.resource), .text(start.subresource),
+                  .text(start.namespace), .text(start.name)])
+    }
+
+    /// A begun exchange's row (SQLite); its binds are `exchangeInsertBinds`. It returns the id
+    /// when inserted and nothing when the id or (session, sequence) was taken.
+    static let exchangeInsert = """
+        INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
+        subresource, namespace, name, http_method, path, query, request_body, request_bytes,
+        truncated, approval_id, kubectl_command, kubectl_session, user_agent, state, owner,
+        stored_bytes)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT DO NOTHING RETURNING id
+        """
+
+    static func exchangeInsertBinds(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String) -> [SQLValue] {
+        [
+            .text(id), .text(start.sessionID), .int(sequence), SQLValue(micros: start.time),
+            .text(start.verb), .text(start.apiGroup), .text(start.resource), .text(start.subresource),
+            .text(start.namespace), .text(start.name), .text(start.httpMethod), .text(start.path),
+            .text(start.query), SQLValue(start.requestBody), .int(start.requestBytes),
+            .int(start.truncated ? 1 : 0), SQLValue(start.approvalID), SQLValue(start.kubectlCommand),
+            SQLValue(start.kubectlSession), SQLValue(start.userAgent),
+            .text(ExchangeState.inProgress.rawValue), .text(owner), .int(Int64(start.requestBody?.count ?? 0)),
+        ]
     }
 
     /// `beginExchange` on PostgreSQL: the same writes as one statement (data-modifying CTEs),
@@ -176,7 +207,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     }
 
     /// The record of an exchange just begun, as stored (its time to the microsecond).
-    private static func started(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String) -> ExchangeRecord {
+    static func started(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String) -> ExchangeRecord {
         ExchangeRecord(
             id: id, sessionID: start.sessionID, sequence: sequence,
             time: SQLTime.date(SQLTime.micros(start.time)), verb: start.verb, apiGroup: start.apiGroup,
@@ -206,6 +237,7 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     func appendStreamChunk(_ exchangeID: ExchangeID, at: Date, channel: String, data: [UInt8]) async throws {
         try checkOpen()
         if dialect == .postgres { return try await appendStreamChunkInOneStatement(exchangeID, at: at, channel: channel, data: data) }
+        if let journal { return try await appendStreamChunk(exchangeID, at: at, channel: channel, data: data, in: journal) }
         try await driver.write { tx in
             let size = Int64(data.count)
             let updated = try await tx.query("""
@@ -218,12 +250,16 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             try await tx.query(
                 "INSERT INTO stream_chunks (exchange_id, sequence, at_us, channel, data) VALUES (?, ?, ?, ?, ?)",
                 [.text(exchangeID), .int(sequence), SQLValue(micros: at), .text(channel), .blob(data)])
-            let session = row.text("session_id")
-            let current = try await tx.query("UPDATE sessions SET bytes = bytes + ? WHERE id = ? RETURNING last_activity_us",
-                                             [.int(size), .text(session)])
-            if let last = current.first?["last_activity_us"].int {
-                try await Self.moveActivity(tx, session: session, from: last, to: at)
-            }
+            try await Self.addChunkToSession(tx, session: row.text("session_id"), size: size, at: at)
+        }
+    }
+
+    /// A stored chunk's share of its session: its bytes, and its time as activity.
+    static func addChunkToSession(_ tx: any SQLTransaction, session: SessionID, size: Int64, at: Date) async throws {
+        let current = try await tx.query("UPDATE sessions SET bytes = bytes + ? WHERE id = ? RETURNING last_activity_us",
+                                         [.int(size), .text(session)])
+        if let last = current.first?["last_activity_us"].int {
+            try await moveActivity(tx, session: session, from: last, to: at)
         }
     }
 
@@ -256,20 +292,28 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
         let dialect = self.dialect
         let size = Int64(result.responseBody?.count ?? 0)
         if dialect == .postgres { return try await completeExchangeInOneStatement(exchangeID, result: result, size: size) }
+        if let journal { return try await completeExchange(exchangeID, result: result, in: journal) }
         try await driver.write { tx in
-            let updated = try await tx.query(Self.completionUpdate, Self.completionBinds(exchangeID, result, size: size))
-            guard let row = updated.first else { throw SessionStoreError.exchangeNotFound(exchangeID) }
-            // last_activity_us is in four indexes; a short exchange began (and moved it) within
-            // the second, so only a long one (a watch, a followed log, a held request) moves it again.
-            if result.latencyMs >= Self.longExchangeMs {
-                try await tx.query("""
-                    UPDATE sessions SET bytes = bytes + ?, last_activity_us = \(dialect.greatest)(last_activity_us, ?)
-                    WHERE id = ?
-                    """, [.int(size), SQLValue(micros: result.completedAt), .text(row.text("session_id"))])
-            } else if size > 0 {
-                try await tx.query("UPDATE sessions SET bytes = bytes + ? WHERE id = ?", [.int(size), .text(row.text("session_id"))])
-            }
+            guard try await Self.applyCompletion(tx, exchangeID, result) else { throw SessionStoreError.exchangeNotFound(exchangeID) }
         }
+    }
+
+    /// The SQLite writes of a completion; false when there is no such exchange.
+    static func applyCompletion(_ tx: any SQLTransaction, _ exchangeID: ExchangeID, _ result: ExchangeResult) async throws -> Bool {
+        let size = Int64(result.responseBody?.count ?? 0)
+        let updated = try await tx.query(completionUpdate, completionBinds(exchangeID, result, size: size))
+        guard let row = updated.first else { return false }
+        // last_activity_us is in four indexes; a short exchange began (and moved it) within
+        // the second, so only a long one (a watch, a followed log, a held request) moves it again.
+        if result.latencyMs >= longExchangeMs {
+            try await tx.query("""
+                UPDATE sessions SET bytes = bytes + ?, last_activity_us = MAX(last_activity_us, ?)
+                WHERE id = ?
+                """, [.int(size), SQLValue(micros: result.completedAt), .text(row.text("session_id"))])
+        } else if size > 0 {
+            try await tx.query("UPDATE sessions SET bytes = bytes + ? WHERE id = ?", [.int(size), .text(row.text("session_id"))])
+        }
+        return true
     }
 
     /// The exchange's own update when it completes, on both backends (PostgreSQL runs it as a
@@ -311,6 +355,12 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
             defer { closed = true }
             return !closed
         }) else { return }
+        do {
+            try await journal?.close()
+        } catch {
+            logger.error("could not ingest the recording journal on close; the next start ingests it",
+                         metadata: ["error": "\(error)"])
+        }
         let owner = instanceID
         let dialect = self.dialect
         do {

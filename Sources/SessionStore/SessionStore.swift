@@ -8,8 +8,10 @@ import Foundation
 ///   new session starts after an idle gap (15 minutes by default).
 /// - An **exchange** is one HTTP request/response through the gateway. The gateway calls
 ///   `beginExchange` *before* forwarding and only forwards once it returned (fail closed);
-///   the row is committed when it returns, so a crash afterwards leaves a row that
-///   `recoverInterrupted` later marks `incomplete` — never a forwarded request with no record.
+///   the record is durable when it returns (committed, or on SQLite in the store's recording
+///   journal, which the next store to open the file ingests), so a crash afterwards leaves a
+///   row that `recoverInterrupted` later marks `incomplete` — never a forwarded request with
+///   no record.
 /// - Bodies are stored as the agent saw them: the caller masks them first.
 /// - Streams (watch events, exec/log frames) are appended to their exchange as they pass
 ///   and replay in order with their timestamps.
@@ -29,7 +31,7 @@ public protocol SessionStore: Sendable {
     /// Finds the session for `key` (extending its `lastActivity` to `at`) or starts one.
     func resolveSession(_ key: SessionKey, identity: AgentIdentityInfo, at: Date) async throws -> SessionRecord
 
-    /// Records an exchange as `inProgress` and returns once it is committed. Call before forwarding.
+    /// Records an exchange as `inProgress` and returns once it is durable. Call before forwarding.
     /// The exchange gets the next `sequence` number of its session.
     func beginExchange(_ start: ExchangeStart) async throws -> ExchangeRecord
 
@@ -41,6 +43,13 @@ public protocol SessionStore: Sendable {
     /// completion time only for an exchange that lasted a second or more; a shorter one
     /// already moved it when it began.
     func completeExchange(_ exchangeID: ExchangeID, result: ExchangeResult) async throws
+
+    /// Returns once every record this instance made is in the database, where other
+    /// instances and processes sharing it read it. The SQLite store records exchanges and
+    /// stream chunks through a journal it ingests every few milliseconds (`RecordingJournal`;
+    /// its own reads ingest first); elsewhere a record is in the database when its call
+    /// returns, and this returns at once.
+    func flush() async throws
 
     /// Records this instance as alive at `at`. Call every few seconds (see `runHeartbeats`).
     func heartbeat(at: Date) async throws

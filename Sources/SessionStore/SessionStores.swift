@@ -7,7 +7,8 @@ import Logging
 ///     try await store.recoverInterrupted()          // at startup, before serving
 ///     async let _ = store.runHeartbeats()           // for the process lifetime
 ///
-/// The schema is migrated unless `migrate` is false.
+/// The schema is migrated unless `migrate` is false; a SQLite store then also ingests the
+/// recording journals of gateways that stopped (see `RecordingJournal`).
 public enum SessionStores {
     public static func open(
         url: String,
@@ -16,10 +17,15 @@ public enum SessionStores {
         migrate: Bool = true
     ) async throws -> any SessionStore {
         let store: SQLSessionStore
+        var journal: JournalDirectory?
         switch try StoreURL.parse(url) {
-        case let .sqlite(path, synchronousFull):
+        case let .sqlite(path, synchronousFull, journaled):
             let driver = try await SQLiteDriver.open(path: path, synchronousFull: synchronousFull, logger: logger)
             store = SQLSessionStore(driver: driver, options: options, schema: nil, logger: logger)
+            journal = JournalDirectory(databasePath: path)
+            if journaled, let journal {
+                store.useJournal(journal, synchronousFull: synchronousFull, ingestDelay: options.journalIngestDelay)
+            }
         case let .postgres(location):
             let driver = PostgresDriver(location: location, logger: logger)
             store = SQLSessionStore(driver: driver, options: options, schema: location.schema, logger: logger)
@@ -27,6 +33,9 @@ public enum SessionStores {
         if migrate {
             do {
                 try await store.migrate()
+                // What a stopped gateway journaled is in the database before anyone reads it
+                // or recovers its exchanges (also when this store does not journal).
+                if let journal { try await store.ingestGoneJournals(journal) }
             } catch {
                 try? await store.close()
                 throw error

@@ -4,7 +4,9 @@ import Foundation
 ///
 /// - `sqlite:PATH` (also `sqlite://PATH`, `sqlite:///abs/path`); query options:
 ///   `synchronous=normal|full` (default normal: durable across process crashes, see
-///   `SQLiteDriver`).
+///   `SQLiteDriver`); `journal=on|off` (default on: exchanges are recorded to a journal file
+///   next to the database and ingested in batches, see `RecordingJournal`; off commits each
+///   record to SQLite as it comes).
 /// - `postgres://[user[:password]@]host[:port]/database[?options]` (also `postgresql://`);
 ///   user defaults to `postgres`, port to 5432; user and password are percent-decoded.
 ///   Options: `sslmode=disable|prefer|require|verify-full` (default prefer),
@@ -13,7 +15,7 @@ import Foundation
 ///
 /// Errors name the URL part at fault and never echo a password.
 public enum StoreURL: Hashable, Sendable {
-    case sqlite(path: String, synchronousFull: Bool)
+    case sqlite(path: String, synchronousFull: Bool, journal: Bool = true)
     case postgres(PostgresLocation)
 
     public struct PostgresLocation: Hashable, Sendable {
@@ -57,15 +59,19 @@ public enum StoreURL: Hashable, Sendable {
             if path.hasPrefix("//") { path.removeFirst(2) }
             guard !path.isEmpty else { throw fail("path", "empty; use sqlite:/var/lib/agentgate/sessions.db") }
             var full = false
+            var journal = true
             for (key, value) in queryItems {
-                guard key == "synchronous" else { throw fail("query parameter \"\(key)\"", "unknown; supported: synchronous") }
-                switch value.lowercased() {
-                case "normal": full = false
-                case "full": full = true
-                default: throw fail("synchronous", "\"\(value)\" is not normal or full")
+                switch (key, value.lowercased()) {
+                case ("synchronous", "normal"): full = false
+                case ("synchronous", "full"): full = true
+                case ("synchronous", _): throw fail("synchronous", "\"\(value)\" is not normal or full")
+                case ("journal", "on"): journal = true
+                case ("journal", "off"): journal = false
+                case ("journal", _): throw fail("journal", "\"\(value)\" is not on or off")
+                default: throw fail("query parameter \"\(key)\"", "unknown; supported: synchronous, journal")
                 }
             }
-            return .sqlite(path: path, synchronousFull: full)
+            return .sqlite(path: path, synchronousFull: full, journal: journal)
         case "postgres", "postgresql":
             guard rest.hasPrefix("//") else { throw fail("authority", "missing \"//\" after \"\(scheme):\"") }
             rest.removeFirst(2)

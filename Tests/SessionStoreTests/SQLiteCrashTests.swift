@@ -1,10 +1,11 @@
 import Foundation
-import SessionStore
+@testable import SessionStore
 import XCTest
 
 /// SQLite durability across a real crash: a child process (this test binary, running only
-/// `testCrashChildWriter`) begins an exchange, reports it, and is SIGKILLed. The parent
-/// reopens the file: the earlier exchange is intact and the cut one, whose owner process is
+/// `testCrashChildWriter`) begins an exchange, reports it, and is SIGKILLed with its records
+/// still in its recording journal only. The parent reopens the file, which ingests the
+/// journal: the earlier exchange is intact and the cut one, whose owner process is
 /// provably gone from this host, is marked incomplete at once — with a staleAfter of an hour,
 /// so heartbeat age plays no part.
 final class SQLiteCrashTests: XCTestCase {
@@ -36,6 +37,11 @@ final class SQLiteCrashTests: XCTestCase {
         XCTAssertEqual(child.terminationReason, .uncaughtSignal)
         let ids = try String(contentsOfFile: marker, encoding: .utf8).split(separator: " ").map(String.init)
         XCTAssertEqual(ids.count, 3)
+        // The child ingests its journal only after an hour: its records are in the journal alone.
+        XCTAssertEqual(JournalDirectory(databasePath: path).contents().logs["child"]?.count, 1)
+        let raw = try SQLiteHandle(path: path)
+        XCTAssertEqual(try raw.execute("SELECT COUNT(*) AS n FROM exchanges", []).first?.int("n"), 0)
+        raw.close()
 
         let store = try await TestBackend.sqlite.open(url, instanceID: "parent")
         let before = try await store.exchanges(sessionID: ids[0])
@@ -55,7 +61,7 @@ final class SQLiteCrashTests: XCTestCase {
         guard let path = ProcessInfo.processInfo.environment[Self.childDatabaseVariable] else {
             throw XCTSkip("runs only as the child process of testExchangeBegunBeforeSIGKILLSurvivesAndIsMarkedIncomplete")
         }
-        let store = try await TestBackend.sqlite.open("sqlite:" + path, instanceID: "child")
+        let store = try await TestBackend.sqlite.open("sqlite:" + path, instanceID: "child", journalIngestDelay: .seconds(3600))
         try await store.heartbeat(at: Date())
         let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: Date())
         let done = try await store.begin(session, at: Date())

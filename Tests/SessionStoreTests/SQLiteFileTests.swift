@@ -44,6 +44,7 @@ final class SQLiteFileTests: XCTestCase {
             try await writer.completeExchange(exchange.id, result: ExchangeResult(
                 statusCode: 200 + index, completedAt: t0.addingTimeInterval(Double(index)), latencyMs: 1,
                 responseBody: Array("answer \(index)".utf8), responseBytes: 8))
+            try await writer.flush()
             // The same SELECT statements each time: a reused statement must see the new commit.
             let seen = try await reader.exchanges(sessionID: session.id)
             XCTAssertEqual(seen.map(\.name), (1...index).map { "pod-\($0)" })
@@ -52,6 +53,7 @@ final class SQLiteFileTests: XCTestCase {
         }
         // Empty values stay empty (not NULL) through binding and reading.
         let empty = try await writer.begin(session, at: t0.addingTimeInterval(10), namespace: "", body: [])
+        try await writer.flush()
         let read = try await reader.exchange(id: empty.id)
         XCTAssertEqual(read?.namespace, "")
         XCTAssertEqual(read?.requestBody, [])

@@ -13,6 +13,9 @@ extension Behaviours {
         let done = try await crashed.begin(session, at: t0 + 1)
         try await crashed.completeExchange(done.id, result: ExchangeResult(statusCode: 200, completedAt: t0 + 1, latencyMs: 3))
         let cut = try await crashed.begin(session, at: t0 + 2, verb: "watch")
+        // What it recorded is in the database, as a SIGKILLed process's journal is once the
+        // next store opens the file (SQLiteCrashTests kills a real process).
+        try await crashed.flush()
         // `crashed` is never closed: it stops heartbeating, as a SIGKILLed process would.
         let restarted = try await backend.open(url, instanceID: "replica-restarted")
         let own = try await restarted.begin(session, at: t0 + 3)
@@ -35,6 +38,7 @@ extension Behaviours {
         let session = try await first.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "sid"),
                                                      identity: AgentIdentityInfo(), at: t0)
         let live = try await first.begin(session, at: t0, verb: "watch")
+        try await first.flush()
         // The second replica starts 30 s later: the first heartbeated within staleAfter.
         try await assertEqualAsync(try await second.recoverInterrupted(at: t0 + 30, staleAfter: 60), 0)
         try await assertEqualAsync(try await second.exchange(id: live.id)?.state, .inProgress)

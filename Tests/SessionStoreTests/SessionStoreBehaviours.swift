@@ -101,7 +101,10 @@ enum Behaviours {
             namespace: "prod", name: "api", httpMethod: "DELETE", path: "/apis/apps/v1/namespaces/prod/deployments/api",
             query: "dryRun=All", requestBody: Array(#"{"kind":"DeleteOptions"}"#.utf8), requestBytes: 24,
             approvalID: "ap-1", kubectlCommand: "kubectl delete", kubectlSession: "ks-9", userAgent: "kubectl/v1.31.0"))
-        // A second instance on the same database (another process or replica) sees the committed row.
+        // A second instance on the same database (another process or replica) sees the row
+        // once it is in the database (SQLite ingests its journal within milliseconds; flush
+        // waits for that).
+        try await gateway.flush()
         let auditor = try await backend.open(url)
         let seen = try await auditor.exchange(id: begun.id)
         XCTAssertEqual(seen?.state, .inProgress)

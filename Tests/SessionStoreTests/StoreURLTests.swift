@@ -7,6 +7,8 @@ final class StoreURLTests: XCTestCase {
         XCTAssertEqual(try StoreURL.parse("sqlite:/var/lib/agentgate/s.db"), .sqlite(path: "/var/lib/agentgate/s.db", synchronousFull: false))
         XCTAssertEqual(try StoreURL.parse("sqlite:///abs/s.db?synchronous=full"), .sqlite(path: "/abs/s.db", synchronousFull: true))
         XCTAssertEqual(try StoreURL.parse("sqlite:rel/s.db"), .sqlite(path: "rel/s.db", synchronousFull: false))
+        XCTAssertEqual(try StoreURL.parse("sqlite:/s.db?journal=off"), .sqlite(path: "/s.db", synchronousFull: false, journal: false))
+        XCTAssertEqual(try StoreURL.parse("sqlite:/s.db?journal=on&synchronous=full"), .sqlite(path: "/s.db", synchronousFull: true, journal: true))
         guard case let .postgres(pg) = try StoreURL.parse("postgres://ag%40ent:p%3Ass@db.example:6543/agentgate?sslmode=require&schema=gw_1") else {
             return XCTFail("expected postgres")
         }
@@ -29,7 +31,8 @@ final class StoreURLTests: XCTestCase {
             ("just-a-path.db", "scheme"),
             ("mysql://u@h/db", "scheme"),
             ("sqlite:", "path"),
-            ("sqlite:/x.db?journal=off", "query parameter \"journal\""),
+            ("sqlite:/x.db?cache=shared", "query parameter \"cache\""),
+            ("sqlite:/x.db?journal=maybe", "journal"),
             ("sqlite:/x.db?synchronous=off", "synchronous"),
             ("postgres:host/db", "authority"),
             ("postgres://u@host:5432", "database"),

@@ -35,11 +35,14 @@ struct TestBackend: Sendable {
         }
     }
 
-    func open(_ url: String, instanceID: String? = nil, idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap) async throws -> any SessionStore {
+    func open(
+        _ url: String, instanceID: String? = nil, idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap,
+        journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay
+    ) async throws -> any SessionStore {
         var logger = Logger(label: "test.sessionstore.\(name)")
         logger.logLevel = .warning
-        return try await SessionStores.open(
-            url: url, options: SessionStoreOptions(idleGap: idleGap, instanceID: instanceID), logger: logger)
+        let options = SessionStoreOptions(idleGap: idleGap, instanceID: instanceID, journalIngestDelay: journalIngestDelay)
+        return try await SessionStores.open(url: url, options: options, logger: logger)
     }
 }
 

@@ -172,6 +172,17 @@ enum Migrations {
                 // Queries must name the state as this literal (not a bind) for SQLite to use it.
                 "CREATE INDEX IF NOT EXISTS exchanges_in_progress ON exchanges (owner) WHERE state = 'inProgress'",
             ]),
+            (4, [
+                // SQLite's recording journal (`RecordingJournal`): the journal files already
+                // ingested, marked in the ingesting transaction, so a crash before a file is
+                // removed never ingests it twice. A mark lives until its file is removed.
+                """
+                CREATE TABLE IF NOT EXISTS journal_files_ingested (
+                    file TEXT PRIMARY KEY,
+                    ingested_at_us BIGINT NOT NULL
+                )
+                """,
+            ]),
         ]
     }
 

@@ -52,7 +52,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .long, help: "PEM private key for HTTPS.")
     var tlsKey: String?
 
-    @Option(name: .long, help: "Session store: sqlite:PATH or postgres://USER:PASS@HOST:PORT/DB (default sqlite:DATA-DIR/sessions.db).")
+    @Option(name: .long, help: "Session store: sqlite:PATH[?synchronous=full][&journal=off] or postgres://USER:PASS@HOST:PORT/DB (default sqlite:DATA-DIR/sessions.db).")
     var store: String?
 
     @Option(name: .long, help: "Namespace of the operator's connection Secrets.")

@@ -1,0 +1,160 @@
+import Foundation
+
+/// Recording through the journal (SQLite; see `RecordingJournal`): the three writes of a
+/// request's path append to the journal, with the sequences the store assigns from the
+/// journal's counters, and `ingest` applies them to the database in batches.
+///
+/// The counters start from the database: a session (or an exchange) the journal has no entry
+/// for is looked up first, and one that does not exist fails as it would without a journal
+/// (`sessionNotFound`, `exchangeNotFound`).
+extension SQLSessionStore {
+    func beginExchange(_ start: ExchangeStart, in journal: RecordingJournal) async throws -> ExchangeRecord {
+        let id = SortableID.make(at: start.time)
+        let owner = instanceID
+        while true {
+            var sequence: Int64 = 0
+            let written = try journal.append(prepare: { counters in
+                guard let count = counters.sessions[start.sessionID] else { return nil }
+                sequence = count + 1
+                return .begin(id: id, sequence: sequence, owner: owner, start: start)
+            }, commit: { counters in
+                counters.sessions[start.sessionID] = sequence
+                counters.openExchanges[id] = 0
+            })
+            if written { return Self.started(start, id: id, sequence: sequence, owner: owner) }
+            // Unknown to the journal: everything it holds for this session is in the database
+            // (entries are only dropped when nothing is pending), so the stored count is current.
+            let rows = try await driver.read("SELECT exchange_count FROM sessions WHERE id = ?", [.text(start.sessionID)])
+            guard let count = rows.first?["exchange_count"].int else { throw SessionStoreError.sessionNotFound(start.sessionID) }
+            journal.updateCounters { if $0.sessions[start.sessionID] == nil { $0.sessions[start.sessionID] = count } }
+        }
+    }
+
+    func appendStreamChunk(_ exchangeID: ExchangeID, at: Date, channel: String, data: [UInt8],
+                           in journal: RecordingJournal) async throws {
+        let micros = SQLTime.micros(at)
+        while true {
+            var sequence: Int64 = 0
+            let written = try journal.append(prepare: { counters in
+                guard let count = counters.openExchanges[exchangeID] else { return nil }
+                sequence = count + 1
+                return .chunk(exchangeID: exchangeID, sequence: sequence, atMicros: micros, channel: channel, data: data)
+            }, commit: { counters in
+                counters.openExchanges[exchangeID] = sequence
+            })
+            if written { return }
+            // Not begun here (or already completed): its count is in the database once what the
+            // journal holds is.
+            try await journal.flush()
+            let rows = try await driver.read("SELECT chunk_count FROM exchanges WHERE id = ?", [.text(exchangeID)])
+            guard let count = rows.first?["chunk_count"].int else { throw SessionStoreError.exchangeNotFound(exchangeID) }
+            journal.updateCounters { if $0.openExchanges[exchangeID] == nil { $0.openExchanges[exchangeID] = count } }
+        }
+    }
+
+    func completeExchange(_ exchangeID: ExchangeID, result: ExchangeResult, in journal: RecordingJournal) async throws {
+        let event = JournalEvent.complete(exchangeID: exchangeID, result: result)
+        let written = try journal.append(prepare: { counters in counters.openExchanges[exchangeID] == nil ? nil : event },
+                                         commit: { counters in counters.openExchanges[exchangeID] = nil })
+        if written { return }
+        // Not in flight here (begun elsewhere, or completed twice): it must exist.
+        try await journal.flush()
+        let rows = try await driver.read("SELECT id FROM exchanges WHERE id = ?", [.text(exchangeID)])
+        guard !rows.isEmpty else { throw SessionStoreError.exchangeNotFound(exchangeID) }
+        _ = try journal.append(prepare: { _ in event }, commit: { _ in })
+    }
+
+    /// Waits until this store's journal is in the database (reads call it first).
+    func flushJournal() async throws {
+        try await journal?.flush()
+    }
+
+    func flush() async throws {
+        try checkOpen()
+        try await flushJournal()
+    }
+
+    /// Ingests journal files of gone instances (at open, before recovery).
+    func ingestGoneJournals(_ directory: JournalDirectory) async throws {
+        _ = try await RecordingJournal.ingestGoneInstances(
+            directory, except: JournalDirectory.stem(instanceID), logger: logger,
+            ingest: { [self] batches, removed in try await ingest(batches, removed: removed) })
+    }
+
+    /// Applies journal files in one transaction, each unless it is marked ingested already,
+    /// marking each; and forgets the marks of `removed` files.
+    func ingest(_ batches: [RecordingJournal.Batch], removed: [String]) async throws {
+        let logger = self.logger
+        // A background round, not a request: its transaction queues for the writer.
+        try await StoreWriteHints.$alone.withValue(false) {
+            try await driver.write { tx in
+                for file in removed {
+                    try await tx.query("DELETE FROM journal_files_ingested WHERE file = ?", [.text(file)])
+                }
+                for batch in batches {
+                    let marked = try await tx.query("SELECT file FROM journal_files_ingested WHERE file = ?", [.text(batch.file)])
+                    guard marked.isEmpty else { continue }
+                    for event in batch.events {
+                        if let lost = try await Self.apply(event, tx) {
+                            logger.error("a journal record could not be ingested", metadata: ["file": "\(batch.file)", "reason": "\(lost)"])
+                        }
+                    }
+                    try await tx.query("INSERT INTO journal_files_ingested (file, ingested_at_us) VALUES (?, ?)",
+                                       [.text(batch.file), SQLValue(micros: Date())])
+                }
+            }
+        }
+    }
+
+    /// Applies one journal record; returns why it was dropped when what it belongs to is gone
+    /// (a session pruned while its exchange was in the journal).
+    static func apply(_ event: JournalEvent, _ tx: any SQLTransaction) async throws -> String? {
+        switch event {
+        case let .begin(id, sequence, owner, start):
+            let session = try await tx.query("SELECT last_activity_us FROM sessions WHERE id = ?", [.text(start.sessionID)])
+            guard let last = session.first?["last_activity_us"].int else {
+                return "exchange \(id) belongs to session \(start.sessionID), which no longer exists"
+            }
+            var stored = sequence
+            var inserted = try await tx.query(exchangeInsert, exchangeInsertBinds(start, id: id, sequence: stored, owner: owner))
+            if inserted.isEmpty {
+                let existing = try await tx.query("SELECT id FROM exchanges WHERE id = ?", [.text(id)])
+                guard existing.isEmpty else { return nil }   // ingested before
+                // Its sequence was taken (by a writer outside this journal): the next free one.
+                let next = try await tx.query("SELECT MAX(sequence) AS s FROM exchanges WHERE session_id = ?", [.text(start.sessionID)])
+                stored = (next.first?["s"].int ?? 0) + 1
+                inserted = try await tx.query(exchangeInsert, exchangeInsertBinds(start, id: id, sequence: stored, owner: owner))
+                guard !inserted.isEmpty else { return "exchange \(id): sequence \(stored) is taken too" }
+            }
+            try await tx.query("""
+                UPDATE sessions SET exchange_count = MAX(exchange_count, ?), bytes = bytes + ? WHERE id = ?
+                """, [.int(stored), .int(Int64(start.requestBody?.count ?? 0)), .text(start.sessionID)])
+            try await moveActivity(tx, session: start.sessionID, from: last, to: start.time)
+            try await insertFacet(tx, start)
+            return nil
+        case let .chunk(exchangeID, sequence, atMicros, channel, data):
+            let size = Int64(data.count)
+            let inserted = try await tx.query("""
+                INSERT INTO stream_chunks (exchange_id, sequence, at_us, channel, data)
+                SELECT id, ?, ?, ?, ? FROM exchanges WHERE id = ? ON CONFLICT DO NOTHING RETURNING exchange_id
+                """, [.int(sequence), .int(atMicros), .text(channel), .blob(data), .text(exchangeID)])
+            guard !inserted.isEmpty else {
+                let existing = try await tx.query("SELECT id FROM exchanges WHERE id = ?", [.text(exchangeID)])
+                return existing.isEmpty ? "a stream chunk of exchange \(exchangeID), which no longer exists" : nil
+            }
+            let updated = try await tx.query("""
+                UPDATE exchanges SET chunk_count = MAX(chunk_count, ?), stored_bytes = stored_bytes + ?
+                WHERE id = ? RETURNING session_id
+                """, [.int(sequence), .int(size), .text(exchangeID)])
+            if let session = updated.first?["session_id"].text {
+                try await addChunkToSession(tx, session: session, size: size, at: SQLTime.date(atMicros))
+            }
+            return nil
+        case let .complete(exchangeID, result):
+            guard try await applyCompletion(tx, exchangeID, result) else {
+                return "the completion of exchange \(exchangeID), which no longer exists"
+            }
+            return nil
+        }
+    }
+}

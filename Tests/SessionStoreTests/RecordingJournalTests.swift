@@ -1,0 +1,133 @@
+import Foundation
+@testable import SessionStore
+import XCTest
+
+/// SQLite's recording journal (`RecordingJournal`): records survive in the journal until they
+/// are in the database, a journal is applied exactly once, a torn last record costs only
+/// itself, and while the database refuses the journal the store refuses new records instead
+/// of losing them. (The behaviour suite runs on the journal too: SQLite stores use it by
+/// default. `SQLiteCrashTests` kills a real process with its records only in the journal.)
+final class RecordingJournalTests: XCTestCase {
+    func testEveryFieldOfEveryRecordRoundTripsThroughTheFileFormat() {
+        let begin = JournalEvent.begin(id: "ex-1", sequence: 7, owner: "gw-1", start: ExchangeStart(
+            sessionID: "s-1", time: Date(timeIntervalSince1970: 1_750_000_000.123456), verb: "delete", apiGroup: "apps",
+            resource: "deployments", subresource: "scale", namespace: "prod", name: "api", httpMethod: "DELETE",
+            path: "/apis/apps/v1/namespaces/prod/deployments/api", query: "dryRun=All", requestBody: [],
+            requestBytes: 24, truncated: true, approvalID: "ap-1", kubectlCommand: nil, kubectlSession: "",
+            userAgent: "kubectl/v1.32 ✓"))
+        let chunk = JournalEvent.chunk(exchangeID: "ex-1", sequence: 3, atMicros: -5, channel: "stdout", data: [0, 255, 10])
+        let complete = JournalEvent.complete(exchangeID: "ex-1", result: ExchangeResult(
+            statusCode: 409, completedAt: Date(timeIntervalSince1970: 1_750_000_001.5), latencyMs: 12.25,
+            responseBody: nil, responseBytes: 4096, truncated: false, approvalID: nil, state: .incomplete))
+        let file = [begin, chunk, complete].flatMap(JournalCodec.frame)
+        let decoded = JournalCodec.decode(file)
+        XCTAssertTrue(decoded.intact)
+        XCTAssertEqual(decoded.events, [begin, chunk, complete], "nil and empty stay apart; times keep their microseconds")
+
+        // A crash mid-write leaves a torn last frame: the frames before it are kept.
+        let torn = JournalCodec.decode(Array(file.dropLast(3)))
+        XCTAssertFalse(torn.intact)
+        XCTAssertEqual(torn.events, [begin, chunk])
+        // A flipped bit fails the checksum: nothing from that frame on is trusted.
+        var corrupt = file
+        corrupt[JournalCodec.frame(begin).count + JournalCodec.headerSize + 2] ^= 0x01
+        XCTAssertEqual(JournalCodec.decode(corrupt).events, [begin])
+    }
+
+    func testAJournalIngestedBeforeACrashIsNotAppliedAgainByTheNextStore() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let path = String(url.dropFirst("sqlite:".count))
+        let directory = JournalDirectory(databasePath: path)
+        let first = try await TestBackend.sqlite.open(url, instanceID: "first", journalIngestDelay: .seconds(3600))
+        let session = try await first.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let exchange = try await first.begin(session, at: t0 + 1, body: [1, 2, 3])
+        try await first.appendStreamChunk(exchange.id, at: t0 + 2, channel: "stdout", data: [4, 5])
+        try await first.completeExchange(exchange.id, result: ExchangeResult(
+            statusCode: 200, completedAt: t0 + 3, latencyMs: 2000, responseBody: [6, 7, 8, 9], responseBytes: 4))
+        let logs = directory.contents().logs["first"] ?? []
+        XCTAssertEqual(logs.count, 1, "the records wait in one journal file")
+        let saved = try XCTUnwrap(FileManager.default.contents(atPath: directory.filePath(logs[0].name)))
+        try await first.flush()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.filePath(logs[0].name)), "an ingested file is removed")
+        // The process dies after the commit and before the file was removed.
+        try saved.write(to: URL(fileURLWithPath: directory.filePath(logs[0].name)))
+        try XCTUnwrap((first as? SQLSessionStore)?.journal).abandon()
+
+        let second = try await TestBackend.sqlite.open(url, instanceID: "second")
+        let stored = try await second.session(id: session.id)
+        XCTAssertEqual(stored?.session.exchangeCount, 1)
+        XCTAssertEqual(stored?.session.bytes, 3 + 2 + 4, "each record counted once")
+        XCTAssertEqual(stored?.exchanges.map(\.state), [.complete])
+        try await assertEqualAsync(try await second.streamChunks(exchangeID: exchange.id).map(\.data), [[4, 5]])
+        XCTAssertEqual(directory.contents().logs.count, 0, "the file is removed")
+        try await second.close()
+        XCTAssertEqual(directory.contents().locks, [], "a closed store leaves no lock behind")
+    }
+
+    func testAStoppedStoresJournalWithATornLastRecordIsIngestedUpToIt() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let path = String(url.dropFirst("sqlite:".count))
+        let directory = JournalDirectory(databasePath: path)
+        let first = try await TestBackend.sqlite.open(url, instanceID: "first", journalIngestDelay: .seconds(3600))
+        let session = try await first.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let kept = try await first.begin(session, at: t0 + 1)
+        let torn = try await first.begin(session, at: t0 + 2)
+        try XCTUnwrap((first as? SQLSessionStore)?.journal).abandon()
+        let log = directory.filePath(try XCTUnwrap(directory.contents().logs["first"]?.first?.name))
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: log))
+        try bytes.dropLast(5).write(to: URL(fileURLWithPath: log))
+
+        let second = try await TestBackend.sqlite.open(url, instanceID: "second")
+        try await assertEqualAsync(try await second.exchanges(sessionID: session.id).map(\.id), [kept.id])
+        try await assertEqualAsync(try await second.exchange(id: torn.id), nil)
+        try await second.close()
+    }
+
+    func testNewRecordsAreRefusedWhileTheDatabaseRefusesTheJournalAndNothingIsLost() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let path = String(url.dropFirst("sqlite:".count))
+        let store = try await TestBackend.sqlite.open(url, instanceID: "gateway")
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let saboteur = try SQLiteHandle(path: path)
+        _ = try saboteur.execute("ALTER TABLE exchanges RENAME TO exchanges_away", [])
+        let journaled = try await store.begin(session, at: t0 + 1)
+
+        do {
+            try await store.flush()
+            XCTFail("the journal was ingested into a database without an exchanges table")
+        } catch {}
+        do {
+            _ = try await store.begin(session, at: t0 + 2)
+            XCTFail("a record was accepted while the journal cannot be ingested")
+        } catch let error as SessionStoreError {
+            XCTAssertTrue(error.description.contains("journal"), error.description)
+        }
+
+        _ = try saboteur.execute("ALTER TABLE exchanges_away RENAME TO exchanges", [])
+        saboteur.close()
+        try await store.flush()
+        let after = try await store.begin(session, at: t0 + 3)
+        let stored = try await store.exchanges(sessionID: session.id)
+        XCTAssertEqual(stored.map(\.id), [journaled.id, after.id], "the record journaled before the failure is kept")
+        XCTAssertEqual(stored.map(\.sequence), [1, 2])
+        try await store.close()
+    }
+
+    func testExchangesOfASessionPrunedMeanwhileAreRefusedNotLost() async throws {
+        let store = try await TestBackend.sqlite.open(try TestBackend.sqlite.freshURL(), journalIngestDelay: .seconds(3600))
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "jti-1"),
+                                                     identity: AgentIdentityInfo(), at: t0)
+        _ = try await store.begin(session, at: t0)
+        let pruned = try await store.prune(olderThan: t0 + 86400)
+        XCTAssertEqual(pruned.exchanges, 1, "prune ingests the journal first")
+        // The gateway resolves again on sessionNotFound; a record into the deleted session
+        // would be dropped at ingest.
+        do {
+            _ = try await store.begin(session, at: t0 + 86400 * 2)
+            XCTFail("an exchange was journaled into a pruned session")
+        } catch SessionStoreError.sessionNotFound(let id) {
+            XCTAssertEqual(id, session.id)
+        }
+        try await store.close()
+    }
+}
