@@ -42,9 +42,11 @@ let directory = FileManager.default.temporaryDirectory.appendingPathComponent("a
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 if CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "store" {
     for callers in [1, 64] {
-        let url = "sqlite:" + directory.appendingPathComponent("store-\(callers).db").path
-        let figures = try await StoreBenchmark.run(url: url, seconds: seconds, callers: callers, cpu: cpuSeconds)
-        print(StoreBenchmark.report(figures, backend: "SQLite"))
+        for (query, backend) in [("?journal=off", "SQLite, journal off"), ("", "SQLite")] {
+            let url = "sqlite:" + directory.appendingPathComponent("store-\(callers)\(query.isEmpty ? "" : "-direct").db").path + query
+            let figures = try await StoreBenchmark.run(url: url, seconds: seconds, callers: callers, cpu: cpuSeconds)
+            print(StoreBenchmark.report(figures, backend: backend))
+        }
     }
     if CommandLine.arguments.count > 3 {
         // `store postgres://...`: the same on PostgreSQL (its server's CPU is not counted).
