@@ -91,19 +91,151 @@ extension SQLSessionStore {
                 for file in removed {
                     try await tx.query("DELETE FROM journal_files_ingested WHERE file = ?", [.text(file)])
                 }
+                var events: [JournalEvent] = []
                 for batch in batches {
                     let marked = try await tx.query("SELECT file FROM journal_files_ingested WHERE file = ?", [.text(batch.file)])
                     guard marked.isEmpty else { continue }
-                    for event in batch.events {
-                        if let lost = try await Self.apply(event, tx) {
-                            logger.error("a journal record could not be ingested", metadata: ["file": "\(batch.file)", "reason": "\(lost)"])
-                        }
-                    }
+                    events += batch.events
                     try await tx.query("INSERT INTO journal_files_ingested (file, ingested_at_us) VALUES (?, ?)",
                                        [.text(batch.file), SQLValue(micros: Date())])
                 }
+                for lost in try await Self.applyCoalesced(events, tx) {
+                    logger.error("a journal record could not be ingested", metadata: ["reason": "\(lost)"])
+                }
             }
         }
+    }
+
+    /// Applies journal records with fewer writes than one by one, to the same end: an exchange
+    /// begun in `events` is inserted once, with its first completion and its chunk counts
+    /// merged in (no row update, no passage through the in-progress index); each session is
+    /// updated once (count, bytes, activity); each facet is inserted once. Records of other
+    /// exchanges, later completions and exchanges whose insert conflicts go through `apply`
+    /// one by one. Returns why records were dropped (see `apply`).
+    static func applyCoalesced(_ events: [JournalEvent], _ tx: any SQLTransaction) async throws -> [String] {
+        struct Begun {
+            var id: ExchangeID
+            var sequence: Int64
+            var owner: String
+            var start: ExchangeStart
+            var result: ExchangeResult?
+            var chunkCount: Int64 = 0
+            var chunkBytes: Int64 = 0
+            var lastChunkMicros: Int64 = .min
+        }
+        var begun: [Begun] = []
+        var index: [ExchangeID: Int] = [:]
+        // Event positions of the begun exchanges' chunks, and the records left for `apply`.
+        var chunkEvents: [Int] = []
+        var rest: [Int] = []
+        for (position, event) in events.enumerated() {
+            switch event {
+            case let .begin(id, sequence, owner, start):
+                if index[id] == nil {
+                    index[id] = begun.count
+                    begun.append(Begun(id: id, sequence: sequence, owner: owner, start: start))
+                } else {
+                    rest.append(position)
+                }
+            case let .chunk(id, sequence, at, _, data):
+                guard let i = index[id] else { rest.append(position); continue }
+                begun[i].chunkCount = max(begun[i].chunkCount, sequence)
+                begun[i].chunkBytes += Int64(data.count)
+                begun[i].lastChunkMicros = max(begun[i].lastChunkMicros, at)
+                chunkEvents.append(position)
+            case let .complete(id, result):
+                guard let i = index[id], begun[i].result == nil else { rest.append(position); continue }
+                begun[i].result = result
+            }
+        }
+        var lost: [String] = []
+        var inserted = Set<ExchangeID>()
+        var unknownSessions = Set<SessionID>()
+        var knownSessions = Set<SessionID>()
+        for exchange in begun {
+            let session = exchange.start.sessionID
+            if !knownSessions.contains(session), !unknownSessions.contains(session) {
+                let found = try await tx.query("SELECT id FROM sessions WHERE id = ?", [.text(session)])
+                if found.isEmpty { unknownSessions.insert(session) } else { knownSessions.insert(session) }
+            }
+            if unknownSessions.contains(session) {
+                lost.append("exchange \(exchange.id) belongs to session \(session), which no longer exists")
+                continue
+            }
+            let rows = try await tx.query(mergedExchangeInsert, mergedExchangeBinds(
+                exchange.start, id: exchange.id, sequence: exchange.sequence, owner: exchange.owner,
+                result: exchange.result, chunkCount: exchange.chunkCount, chunkBytes: exchange.chunkBytes))
+            if !rows.isEmpty { inserted.insert(exchange.id) }
+        }
+        var sessions: [SessionID: (sequence: Int64, bytes: Int64, activity: Int64, forced: Int64)] = [:]
+        var facets = Set<[String]>()
+        for exchange in begun where inserted.contains(exchange.id) {
+            let start = exchange.start
+            var entry = sessions[start.sessionID] ?? (0, 0, .min, .min)
+            entry.sequence = max(entry.sequence, exchange.sequence)
+            entry.bytes += Int64(start.requestBody?.count ?? 0) + exchange.chunkBytes
+                + Int64(exchange.result?.responseBody?.count ?? 0)
+            entry.activity = max(entry.activity, SQLTime.micros(start.time), exchange.lastChunkMicros)
+            if let result = exchange.result, result.latencyMs >= longExchangeMs {
+                entry.forced = max(entry.forced, SQLTime.micros(result.completedAt))
+            }
+            sessions[start.sessionID] = entry
+            let facet = [start.sessionID, start.verb, start.resource, start.subresource, start.namespace, start.name]
+            if facets.insert(facet).inserted { try await insertFacet(tx, start) }
+        }
+        for (session, entry) in sessions {
+            try await tx.query("""
+                UPDATE sessions SET exchange_count = MAX(exchange_count, ?), bytes = bytes + ?,
+                last_activity_us = MAX(CASE WHEN ? - last_activity_us > ? THEN ? ELSE last_activity_us END, ?)
+                WHERE id = ?
+                """, [.int(entry.sequence), .int(entry.bytes), .int(entry.activity), .int(activityResolutionUs),
+                      .int(entry.activity), .int(entry.forced), .text(session)])
+        }
+        for position in chunkEvents {
+            guard case let .chunk(id, sequence, at, channel, data) = events[position], inserted.contains(id) else { continue }
+            try await tx.query(
+                "INSERT INTO stream_chunks (exchange_id, sequence, at_us, channel, data) VALUES (?, ?, ?, ?, ?)",
+                [.text(id), .int(sequence), .int(at), .text(channel), .blob(data)])
+        }
+        // Exchanges whose insert conflicted (their sequence was taken) go one record at a time.
+        var oneByOne = Set(rest)
+        for (position, event) in events.enumerated() {
+            guard let i = index[event.exchangeID], !inserted.contains(event.exchangeID),
+                  !unknownSessions.contains(begun[i].start.sessionID) else { continue }
+            oneByOne.insert(position)
+        }
+        for position in oneByOne.sorted() {
+            if let reason = try await apply(events[position], tx) { lost.append(reason) }
+        }
+        return lost
+    }
+
+    /// A begun exchange's row with what the same batch recorded of it; its binds are
+    /// `mergedExchangeBinds`. Returns the id when inserted, nothing on a conflict.
+    static let mergedExchangeInsert = """
+        INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
+        subresource, namespace, name, http_method, path, query, request_body, request_bytes,
+        truncated, approval_id, kubectl_command, kubectl_session, user_agent, state, owner,
+        stored_bytes, status_code, latency_ms, completed_at_us, response_body, response_bytes, chunk_count)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT DO NOTHING RETURNING id
+        """
+
+    static func mergedExchangeBinds(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String,
+                                    result: ExchangeResult?, chunkCount: Int64, chunkBytes: Int64) -> [SQLValue] {
+        let stored = Int64(start.requestBody?.count ?? 0) + chunkBytes + Int64(result?.responseBody?.count ?? 0)
+        return [
+            .text(id), .text(start.sessionID), .int(sequence), SQLValue(micros: start.time),
+            .text(start.verb), .text(start.apiGroup), .text(start.resource), .text(start.subresource),
+            .text(start.namespace), .text(start.name), .text(start.httpMethod), .text(start.path),
+            .text(start.query), SQLValue(start.requestBody), .int(start.requestBytes),
+            .int(start.truncated || result?.truncated == true ? 1 : 0), SQLValue(result?.approvalID ?? start.approvalID),
+            SQLValue(start.kubectlCommand), SQLValue(start.kubectlSession), SQLValue(start.userAgent),
+            .text((result?.state ?? .inProgress).rawValue), .text(owner), .int(stored),
+            result.map { .int(Int64($0.statusCode)) } ?? .null, result.map { .double($0.latencyMs) } ?? .null,
+            result.map { SQLValue(micros: $0.completedAt) } ?? .null, SQLValue(result?.responseBody),
+            .int(result?.responseBytes ?? 0), .int(chunkCount),
+        ]
     }
 
     /// Applies one journal record; returns why it was dropped when what it belongs to is gone

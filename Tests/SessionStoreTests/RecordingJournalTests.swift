@@ -34,6 +34,75 @@ final class RecordingJournalTests: XCTestCase {
         XCTAssertEqual(JournalCodec.decode(corrupt).events, [begin])
     }
 
+    /// The ingest merges what one batch recorded of an exchange into one insert and updates
+    /// each session once; the result must be what committing each record stores.
+    func testABatchIngestedAtOnceStoresWhatCommittingEachRecordStores() async throws {
+        func record(_ store: any SessionStore, flushMidway: Bool) async throws -> [SessionID] {
+            let a = try await store.resolveSession(SessionKey(connection: connA, subject: "agent", tokenKey: "a"),
+                                                   identity: AgentIdentityInfo(), at: t0)
+            let b = try await store.resolveSession(SessionKey(connection: connB, subject: "other", tokenKey: "b"),
+                                                   identity: AgentIdentityInfo(), at: t0)
+            let watch = try await store.begin(a, at: t0 + 1, verb: "watch", body: [1])
+            try await store.appendStreamChunk(watch.id, at: t0 + 1.2, channel: "events", data: [2, 3])
+            let held = try await store.beginExchange(ExchangeStart(
+                sessionID: b.id, time: t0 + 1.5, verb: "delete", resource: "deployments", namespace: "prod", name: "api",
+                httpMethod: "DELETE", path: "/apis/apps/v1/namespaces/prod/deployments/api", requestBody: [9, 9],
+                requestBytes: 2, truncated: true, kubectlCommand: "kubectl delete"))
+            if flushMidway { try await store.flush() }
+            try await store.appendStreamChunk(watch.id, at: t0 + 3, channel: "events", data: [4])
+            let quick = try await store.begin(a, at: t0 + 3.5, body: [5, 5, 5])
+            try await store.completeExchange(quick.id, result: ExchangeResult(
+                statusCode: 200, completedAt: t0 + 3.6, latencyMs: 100, responseBody: [6], responseBytes: 1))
+            try await store.completeExchange(quick.id, result: ExchangeResult(
+                statusCode: 500, completedAt: t0 + 3.7, latencyMs: 200, responseBody: [7, 7], responseBytes: 2,
+                truncated: true, approvalID: "ap-2"))
+            try await store.completeExchange(held.id, result: ExchangeResult(
+                statusCode: 403, completedAt: t0 + 6, latencyMs: 4500, responseBody: [8], responseBytes: 1,
+                approvalID: "ap-1", state: .complete))
+            try await store.appendStreamChunk(quick.id, at: t0 + 4, channel: "late", data: [])
+            let open = try await store.begin(b, at: t0 + 5, verb: "list", resource: "secrets", name: "")
+            try await store.appendStreamChunk(open.id, at: t0 + 5, channel: "events", data: [10])
+            try await store.completeExchange(watch.id, result: ExchangeResult(
+                statusCode: 200, completedAt: t0 + 9, latencyMs: 8000, state: .incomplete))
+            return [a.id, b.id]
+        }
+        func contents(_ url: String, flushMidway: Bool, journal: Bool) async throws -> [String] {
+            let store = try await TestBackend.sqlite.open(url + (journal ? "" : "?journal=off"), instanceID: "writer",
+                                                          journalIngestDelay: .seconds(3600))
+            let sessions = try await record(store, flushMidway: flushMidway)
+            var lines: [String] = []
+            for id in sessions {
+                let found = try await store.session(id: id)
+                let detail = try XCTUnwrap(found)
+                let s = detail.session
+                lines.append("session \(s.subject) count \(s.exchangeCount) bytes \(s.bytes) activity \(us(s.lastActivity)! / 1_000_000)")
+                for e in detail.exchanges {
+                    lines.append("""
+                        exchange \(e.sequence) \(e.verb) \(e.resource) \(e.namespace)/\(e.name) \(e.state) \(String(describing: e.statusCode)) \
+                        \(String(describing: e.latencyMs)) \(String(describing: us(e.completedAt))) \(String(describing: e.requestBody)) \
+                        \(String(describing: e.responseBody)) \(e.requestBytes)/\(e.responseBytes) \(e.truncated) \
+                        \(String(describing: e.approvalID)) \(String(describing: e.kubectlCommand)) chunks \(e.streamChunkCount)
+                        """)
+                    for chunk in try await store.streamChunks(exchangeID: e.id) {
+                        lines.append("  chunk \(chunk.sequence) \(us(chunk.time)!) \(chunk.channel) \(chunk.data)")
+                    }
+                }
+                for verb in ["get", "watch", "delete", "list"] {
+                    let found = try await store.listSessions(SessionFilter(verb: verb)).map(\.subject)
+                    lines.append("filter \(verb): \(found)")
+                }
+            }
+            try await store.close()
+            return lines
+        }
+        let direct = try await contents(try TestBackend.sqlite.freshURL(), flushMidway: false, journal: false)
+        XCTAssertEqual(direct.filter { $0.hasPrefix("exchange") }.count, 4)
+        for flushMidway in [false, true] {
+            let batched = try await contents(try TestBackend.sqlite.freshURL(), flushMidway: flushMidway, journal: true)
+            XCTAssertEqual(batched, direct, "flushed midway: \(flushMidway)")
+        }
+    }
+
     func testAJournalIngestedBeforeACrashIsNotAppliedAgainByTheNextStore() async throws {
         let url = try TestBackend.sqlite.freshURL()
         let path = String(url.dropFirst("sqlite:".count))

@@ -9,6 +9,15 @@ enum JournalEvent: Sendable, Equatable {
     case chunk(exchangeID: ExchangeID, sequence: Int64, atMicros: Int64, channel: String, data: [UInt8])
     case complete(exchangeID: ExchangeID, result: ExchangeResult)
 
+    /// The exchange the event records.
+    var exchangeID: ExchangeID {
+        switch self {
+        case let .begin(id, _, _, _): return id
+        case let .chunk(id, _, _, _, _): return id
+        case let .complete(id, _): return id
+        }
+    }
+
     /// Bytes of bodies and chunk data the event carries (what pending events hold in memory).
     var payloadBytes: Int {
         switch self {
