@@ -103,12 +103,18 @@ final class RecordingJournalTests: XCTestCase {
         }
     }
 
-    func testAJournalIngestedBeforeACrashIsNotAppliedAgainByTheNextStore() async throws {
+    /// A store named "first" on a new file whose journal is ingested only by a read or
+    /// flush, with a session.
+    private func storeThatIngestsOnlyWhenAsked() async throws -> (String, JournalDirectory, any SessionStore, SessionRecord) {
         let url = try TestBackend.sqlite.freshURL()
-        let path = String(url.dropFirst("sqlite:".count))
-        let directory = JournalDirectory(databasePath: path)
-        let first = try await TestBackend.sqlite.open(url, instanceID: "first", journalIngestDelay: .seconds(3600))
-        let session = try await first.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let directory = JournalDirectory(databasePath: String(url.dropFirst("sqlite:".count)))
+        let store = try await TestBackend.sqlite.open(url, instanceID: "first", journalIngestDelay: .seconds(3600))
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        return (url, directory, store, session)
+    }
+
+    func testAJournalIngestedBeforeACrashIsNotAppliedAgainByTheNextStore() async throws {
+        let (url, directory, first, session) = try await storeThatIngestsOnlyWhenAsked()
         let exchange = try await first.begin(session, at: t0 + 1, body: [1, 2, 3])
         try await first.appendStreamChunk(exchange.id, at: t0 + 2, channel: "stdout", data: [4, 5])
         try await first.completeExchange(exchange.id, result: ExchangeResult(
@@ -134,11 +140,7 @@ final class RecordingJournalTests: XCTestCase {
     }
 
     func testAStoppedStoresJournalWithATornLastRecordIsIngestedUpToIt() async throws {
-        let url = try TestBackend.sqlite.freshURL()
-        let path = String(url.dropFirst("sqlite:".count))
-        let directory = JournalDirectory(databasePath: path)
-        let first = try await TestBackend.sqlite.open(url, instanceID: "first", journalIngestDelay: .seconds(3600))
-        let session = try await first.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let (url, directory, first, session) = try await storeThatIngestsOnlyWhenAsked()
         let kept = try await first.begin(session, at: t0 + 1)
         let torn = try await first.begin(session, at: t0 + 2)
         try XCTUnwrap((first as? SQLSessionStore)?.journal).abandon()

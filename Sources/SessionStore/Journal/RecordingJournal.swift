@@ -211,6 +211,10 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             let wake: Bool = lock.withLock {
                 let target = appended
+                if abandoned {
+                    continuation.resume(throwing: SessionStoreError.closed)
+                    return false
+                }
                 if ingested >= target {
                     continuation.resume()
                     return false
