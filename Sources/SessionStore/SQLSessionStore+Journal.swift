@@ -162,7 +162,7 @@ extension SQLSessionStore {
                 lost.append("exchange \(exchange.id) belongs to session \(session), which no longer exists")
                 continue
             }
-            let rows = try await tx.query(mergedExchangeInsert, mergedExchangeBinds(
+            let rows = try await tx.query(exchangeInsert, exchangeInsertBinds(
                 exchange.start, id: exchange.id, sequence: exchange.sequence, owner: exchange.owner,
                 result: exchange.result, chunkCount: exchange.chunkCount, chunkBytes: exchange.chunkBytes))
             if !rows.isEmpty { inserted.insert(exchange.id) }
@@ -210,9 +210,10 @@ extension SQLSessionStore {
         return lost
     }
 
-    /// A begun exchange's row with what the same batch recorded of it; its binds are
-    /// `mergedExchangeBinds`. Returns the id when inserted, nothing on a conflict.
-    static let mergedExchangeInsert = """
+    /// A begun exchange's row (SQLite), with what the same journal batch recorded of it when
+    /// ingested; its binds are `exchangeInsertBinds`. Returns the id when inserted and nothing
+    /// when the id or (session, sequence) was taken.
+    static let exchangeInsert = """
         INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
         subresource, namespace, name, http_method, path, query, request_body, request_bytes,
         truncated, approval_id, kubectl_command, kubectl_session, user_agent, state, owner,
@@ -221,8 +222,8 @@ extension SQLSessionStore {
         ON CONFLICT DO NOTHING RETURNING id
         """
 
-    static func mergedExchangeBinds(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String,
-                                    result: ExchangeResult?, chunkCount: Int64, chunkBytes: Int64) -> [SQLValue] {
+    static func exchangeInsertBinds(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String,
+                                    result: ExchangeResult? = nil, chunkCount: Int64 = 0, chunkBytes: Int64 = 0) -> [SQLValue] {
         let stored = Int64(start.requestBody?.count ?? 0) + chunkBytes + Int64(result?.responseBody?.count ?? 0)
         return [
             .text(id), .text(start.sessionID), .int(sequence), SQLValue(micros: start.time),

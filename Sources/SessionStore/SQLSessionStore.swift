@@ -146,29 +146,6 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
                   .text(start.namespace), .text(start.name)])
     }
 
-    /// A begun exchange's row (SQLite); its binds are `exchangeInsertBinds`. It returns the id
-    /// when inserted and nothing when the id or (session, sequence) was taken.
-    static let exchangeInsert = """
-        INSERT INTO exchanges (id, session_id, sequence, started_at_us, verb, api_group, resource,
-        subresource, namespace, name, http_method, path, query, request_body, request_bytes,
-        truncated, approval_id, kubectl_command, kubectl_session, user_agent, state, owner,
-        stored_bytes)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT DO NOTHING RETURNING id
-        """
-
-    static func exchangeInsertBinds(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String) -> [SQLValue] {
-        [
-            .text(id), .text(start.sessionID), .int(sequence), SQLValue(micros: start.time),
-            .text(start.verb), .text(start.apiGroup), .text(start.resource), .text(start.subresource),
-            .text(start.namespace), .text(start.name), .text(start.httpMethod), .text(start.path),
-            .text(start.query), SQLValue(start.requestBody), .int(start.requestBytes),
-            .int(start.truncated ? 1 : 0), SQLValue(start.approvalID), SQLValue(start.kubectlCommand),
-            SQLValue(start.kubectlSession), SQLValue(start.userAgent),
-            .text(ExchangeState.inProgress.rawValue), .text(owner), .int(Int64(start.requestBody?.count ?? 0)),
-        ]
-    }
-
     /// `beginExchange` on PostgreSQL: the same writes as one statement (data-modifying CTEs),
     /// atomic without BEGIN and COMMIT, so one round trip instead of six. The session's update
     /// returns the sequence; with no such session nothing is inserted and no row comes back.
