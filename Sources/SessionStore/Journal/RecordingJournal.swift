@@ -101,11 +101,6 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         if lockFD >= 0 { Foundation.close(lockFD) }
     }
 
-    /// Reads the counters.
-    func counters<T>(_ body: (Counters) -> T) -> T {
-        lock.withLock { body(counters) }
-    }
-
     /// Updates the counters (learning a session's count from the database).
     func updateCounters(_ body: (inout Counters) -> Void) {
         lock.withLock { body(&counters) }
