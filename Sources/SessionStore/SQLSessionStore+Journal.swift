@@ -76,7 +76,7 @@ extension SQLSessionStore {
 
     /// Ingests journal files of gone instances (at open, before recovery).
     func ingestGoneJournals(_ directory: JournalDirectory) async throws {
-        _ = try await RecordingJournal.ingestGoneInstances(
+        try await RecordingJournal.ingestGoneInstances(
             directory, except: JournalDirectory.stem(instanceID), logger: logger,
             ingest: { [self] batches, removed in try await ingest(batches, removed: removed) })
     }

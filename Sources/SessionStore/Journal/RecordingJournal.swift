@@ -260,12 +260,12 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
 
     // MARK: Ingest rounds
 
-    /// Starts the round task (under `lock`): after `delay` (cut short by `wakeRound`) it
-    /// ingests what is pending, until nothing is.
+    /// Starts the round task (under `lock`): after `delay` (cut short by `wakeRound`) it runs
+    /// one round, which schedules the next.
     private func startRound(after delay: Duration) {
         round = Task { [self] in
             if delay > .zero { try? await Task.sleep(for: delay) }
-            await runRounds()
+            await runRound()
         }
     }
 
@@ -277,7 +277,7 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     /// One round: ingests every closed file and what is pending, then schedules the next
     /// round (after `ingestDelay`, so records arriving meanwhile are ingested together) or,
     /// when nothing is left, ends.
-    private func runRounds() async {
+    private func runRound() async {
         let work: (batches: [Batch], removed: [String], through: UInt64)? = lock.withLock {
             if abandoned { return nil }
             roundRunning = true
@@ -358,16 +358,16 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     // MARK: Replay
 
     /// Ingests the journal files of every gone instance (see `JournalDirectory`), oldest file
-    /// first, and removes them; returns how many records were read.
+    /// first, and removes them.
     static func ingestGoneInstances(_ directory: JournalDirectory, except ownStem: String, logger: Logger,
-                                    ingest: Ingest) async throws -> Int {
+                                    ingest: Ingest) async throws {
         directory.removeAbandonedTemporaryLocks()
         let (logs, locks) = directory.contents()
-        var records = 0
         for stem in Set(logs.keys).union(locks) where stem != ownStem {
             guard let lockFD = directory.lockOfGoneInstance(stem) else { continue }
             defer { if lockFD >= 0 { Foundation.close(lockFD) } }
             let files = logs[stem] ?? []
+            var records = 0
             for file in files {
                 let path = directory.filePath(file.name)
                 guard let data = FileManager.default.contents(atPath: path) else {
@@ -386,9 +386,8 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
             unlink(directory.lockPath(stem))
             if records > 0 {
                 logger.notice("ingested the recording journal of a stopped gateway",
-                              metadata: ["instance": "\(stem)", "files": "\(files.count)"])
+                              metadata: ["instance": "\(stem)", "files": "\(files.count)", "records": "\(records)"])
             }
         }
-        return records
     }
 }
