@@ -22,9 +22,10 @@ public enum SessionStores {
         case let .sqlite(path, synchronousFull, journaled):
             let driver = try await SQLiteDriver.open(path: path, synchronousFull: synchronousFull, logger: logger)
             store = SQLSessionStore(driver: driver, options: options, schema: nil, logger: logger)
-            journal = JournalDirectory(databasePath: path)
-            if journaled, let journal {
-                store.useJournal(journal, synchronousFull: synchronousFull, ingestDelay: options.journalIngestDelay)
+            let directory = JournalDirectory(databasePath: path)
+            journal = directory
+            if journaled {
+                store.useJournal(directory, synchronousFull: synchronousFull, ingestDelay: options.journalIngestDelay)
             }
         case let .postgres(location):
             let driver = PostgresDriver(location: location, logger: logger)
