@@ -139,6 +139,33 @@ final class RecordingJournalTests: XCTestCase {
         XCTAssertEqual(directory.contents().locks, [], "a closed store leaves no lock behind")
     }
 
+    /// However slow the timer (here: never), a journal file that reaches `maxFileBytes` is
+    /// closed and ingested at once, in a transaction of its own, so neither memory nor the WAL
+    /// holds more than about one file of records waiting.
+    func testAFullJournalFileIsIngestedAtOnceWithoutWaitingForTheTimer() async throws {
+        let (url, directory, first, session) = try await storeThatIngestsOnlyWhenAsked()
+        let exchange = try await first.begin(session, at: t0)
+        let chunk = [UInt8](repeating: 0x62, count: 64 * 1024)
+        let perFile = RecordingJournal.maxFileBytes / chunk.count
+        for index in 0..<(3 * perFile) {
+            try await first.appendStreamChunk(exchange.id, at: t0 + Double(index), channel: "stdout", data: chunk)
+        }
+        // Another store reads the file without flushing the first one's journal.
+        let second = try await TestBackend.sqlite.open(url, instanceID: "second")
+        var ingested = 0
+        for _ in 0..<500 where ingested < 2 * perFile {
+            try await Task.sleep(for: .milliseconds(10))
+            ingested = try await second.streamChunks(exchangeID: exchange.id).count
+        }
+        XCTAssertGreaterThanOrEqual(ingested, 2 * perFile, "full journal files wait for the timer")
+        XCTAssertLessThanOrEqual(directory.contents().logs["first"]?.count ?? 0, 2,
+                                 "ingested files are removed; only the last, not yet full, waits")
+        try await first.flush()
+        try await assertEqualAsync(try await second.streamChunks(exchangeID: exchange.id).count, 3 * perFile)
+        try await second.close()
+        try await first.close()
+    }
+
     func testAStoppedStoresJournalWithATornLastRecordIsIngestedUpToIt() async throws {
         let (url, directory, first, session) = try await storeThatIngestsOnlyWhenAsked()
         let kept = try await first.begin(session, at: t0 + 1)

@@ -16,6 +16,10 @@ import Logging
 ///   is removed once its records are committed, and the transaction that ingests a file
 ///   also marks it ingested (`journal_files_ingested`), so a crash between the commit and the
 ///   removal never applies a file twice.
+/// - A journal file is closed once it holds `maxFileBytes`, and ingested at once; a
+///   transaction ingests files up to that size together (one file at least), so the WAL a
+///   transaction fills before a checkpoint can copy it stays near that size, whatever the
+///   rate of records or the speed of the machine.
 /// - `flush` returns once everything appended before the call is in SQLite: the store calls
 ///   it before every read, so readers in this process see every record.
 /// - Journal files of a gone instance (its lock is free: see `JournalDirectory`) are ingested
@@ -39,6 +43,10 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     struct Batch: Sendable {
         let file: String
         let events: [JournalEvent]
+        /// The journal's append count once this file's last event was appended.
+        var through: UInt64 = 0
+        /// The file's size.
+        var bytes = 0
     }
 
     /// Ingests `batches` in one transaction (skipping files already marked ingested) and
@@ -56,6 +64,9 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     static let maxPendingBytes = 256 << 20
     /// Pending records that start an ingest before `ingestDelay` has passed.
     static let eagerIngestEvents = 2048
+    /// Size at which a journal file is closed and ingested at once, and past which a
+    /// transaction takes no further file: what bounds a transaction's WAL frames.
+    static let maxFileBytes = 1 << 20
     /// Counter entries kept beyond which they are dropped whenever nothing is pending.
     static let maxCounterEntries = 10_000
 
@@ -126,11 +137,13 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
             pending.append(event)
             pendingBytes += event.payloadBytes
             appended += 1
+            let full = fileSize >= Self.maxFileBytes
+            if full { closeCurrentFile() }
             if round == nil {
-                startRound(after: ingestDelay)
+                startRound(after: full ? .zero : ingestDelay)
                 return false
             }
-            return pending.count >= Self.eagerIngestEvents && !roundRunning
+            return (full || pending.count >= Self.eagerIngestEvents) && !roundRunning
         }
         guard let wake else { return false }
         if wake { wakeRound() }
@@ -274,11 +287,12 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         lock.withLock { if !roundRunning { round?.cancel() } }
     }
 
-    /// One round: ingests every closed file and what is pending, then schedules the next
-    /// round (after `ingestDelay`, so records arriving meanwhile are ingested together) or,
-    /// when nothing is left, ends.
+    /// One round: ingests the oldest closed files, up to `maxFileBytes` of them, and what is
+    /// pending, then schedules the next round — at once while closed files remain or a flush
+    /// waits, otherwise after `ingestDelay` (so records arriving meanwhile are ingested
+    /// together) — or, when nothing is left, ends.
     private func runRound() async {
-        let work: (batches: [Batch], removed: [String], through: UInt64)? = lock.withLock {
+        let work: (batches: [Batch], removed: [String])? = lock.withLock {
             if abandoned { return nil }
             roundRunning = true
             closeCurrentFile()
@@ -288,7 +302,13 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
                 trimCounters()
                 return nil
             }
-            return (batches, removed, appended)
+            var count = 1
+            var bytes = batches[0].bytes
+            while count < batches.count, bytes + batches[count].bytes <= Self.maxFileBytes {
+                bytes += batches[count].bytes
+                count += 1
+            }
+            return (Array(batches.prefix(count)), removed)
         }
         guard let work else { return }
         do {
@@ -300,15 +320,16 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
                 removed.removeFirst(work.removed.count)
                 removed.append(contentsOf: work.batches.map(\.file))
                 pendingBytes -= work.batches.reduce(0) { $0 + $1.events.reduce(0) { $0 + $1.payloadBytes } }
-                ingested = max(ingested, work.through)
+                ingested = max(ingested, work.batches.last!.through)
                 failure = nil
                 resumeWaiters(nil)
                 roundRunning = false
-                if pending.isEmpty {
+                if pending.isEmpty && batches.isEmpty {
                     round = nil
                     trimCounters()
                 } else {
-                    startRound(after: waiters.isEmpty && pending.count < Self.eagerIngestEvents ? ingestDelay : .zero)
+                    let soon = !waiters.isEmpty || !batches.isEmpty || pending.count >= Self.eagerIngestEvents
+                    startRound(after: soon ? .zero : ingestDelay)
                 }
             }
         } catch {
@@ -328,7 +349,8 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         guard fd >= 0 else { return }
         Foundation.close(fd)
         fd = -1
-        batches.append(Batch(file: directory.logName(stem, generation: generation), events: pending))
+        batches.append(Batch(file: directory.logName(stem, generation: generation), events: pending,
+                             through: appended, bytes: Int(fileSize)))
         pending = []
     }
 
