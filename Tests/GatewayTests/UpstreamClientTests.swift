@@ -18,7 +18,10 @@ import XCTest
 ///   API server closing an idle connection as the request arrives); answered otherwise;
 /// - `/silent`: never answered;
 /// - `/continue`: `100 Continue`, then the answer;
-/// - `/flood`: chunks of 64 KiB for as long as the connection takes them.
+/// - `/flood`: chunks of 64 KiB for as long as the connection takes them;
+/// - `/later`: the head and `first,` at once, `second` and the end once the test calls
+///   `releaseLater()`;
+/// - `/cut`: a head promising 100 bytes, 10 of them, then the connection closed.
 final class ScriptedUpstream: @unchecked Sendable {
     struct Counts {
         var connections = 0
@@ -28,6 +31,17 @@ final class ScriptedUpstream: @unchecked Sendable {
     }
 
     let counts = NIOLockedValueBox(Counts())
+    /// Finishes the `/later` answers waiting (and any asked for afterwards, at once).
+    private let later = NIOLockedValueBox<(released: Bool, waiting: [@Sendable () -> Void])>((false, []))
+
+    func releaseLater() {
+        let waiting = later.withLockedValue { state in
+            state.released = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for finish in waiting { finish() }
+    }
     static let gzipPlain = #"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"zipped"},"data":{"k":"compressed value"}}"#
     let gzipBody: [UInt8]
     private var channel: Channel?
@@ -120,6 +134,31 @@ final class ScriptedUpstream: @unchecked Sendable {
             case "/continue":
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
                 respond(context, body: Array(#"{"kind":"Status","code":201}"#.utf8), extra: [])
+            case "/later":
+                var headers = HTTPHeaders([("Content-Type", "text/plain")])
+                headers.add(name: "Transfer-Encoding", value: "chunked")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "first,")))), promise: nil)
+                let loop = context.eventLoop
+                let bound = NIOLoopBound((context, self), eventLoop: loop)
+                let finish: @Sendable () -> Void = {
+                    loop.execute {
+                        let (context, handler) = bound.value
+                        context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "second")))), promise: nil)
+                        context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+                    }
+                }
+                let now = upstream.later.withLockedValue { state in
+                    if !state.released { state.waiting.append(finish) }
+                    return state.released
+                }
+                if now { finish() }
+            case "/cut":
+                let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "100")])
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "0123456789"))))).whenComplete { _ in
+                    context.close(promise: nil)
+                }
             case "/flood":
                 var headers = HTTPHeaders([("Content-Type", "text/plain")])
                 headers.add(name: "Transfer-Encoding", value: "chunked")
@@ -291,6 +330,55 @@ final class UpstreamClientTests: XCTestCase {
         task.cancel()
         _ = await task.result
         try await waitFor("the cancelled request's connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
+    }
+
+    /// Most small answers arrive whole in one read: they return complete, with no stream set
+    /// up for their body, and their connection is free for the next request.
+    func testAnAnswerThatArrivesWholeReturnsCompleteWithItsConnectionFree() async throws {
+        let client = self.client!
+        let (whole, idleAtReturn, body) = try await onLoop { () -> (Bool, Int, String) in
+            let response = try await client.execute(method: .GET, target: "/small", headers: [:], body: [], timeout: .seconds(10))
+            let idle = client.idleCount
+            return (response.body.arrivedWhole, idle, String(decoding: try await response.body.collect(upTo: 1 << 20), as: UTF8.self))
+        }
+        XCTAssertTrue(whole)
+        XCTAssertEqual(idleAtReturn, 1)
+        XCTAssertTrue(body.contains(#""name":"small""#), body)
+    }
+
+    /// An answer whose body goes on past the read that brought its head returns at its head
+    /// and streams the rest (it would hang here otherwise: the rest comes only when asked).
+    func testAnAnswerWhoseBodyComesLaterReturnsAtItsHeadAndStreamsTheRest() async throws {
+        let client = self.client!
+        let upstream = self.upstream!
+        let (code, parts, idleBeforeEnd) = try await onLoop { () -> (UInt, [String], Int) in
+            let response = try await client.execute(method: .GET, target: "/later", headers: [:], body: [], timeout: .seconds(10))
+            XCTAssertFalse(response.body.arrivedWhole)
+            let idle = client.idleCount
+            upstream.releaseLater()
+            var parts: [String] = []
+            for try await buffer in response.body { parts.append(String(buffer: buffer)) }
+            return (response.status.code, parts, idle)
+        }
+        XCTAssertEqual(code, 200)
+        XCTAssertEqual(parts.joined(), "first,second")
+        XCTAssertEqual(idleBeforeEnd, 0, "a connection still answering is not free")
+        try await waitFor("the connection is free once the answer ended") { client.idleCount == 1 }
+    }
+
+    /// A connection closed part-way through a body fails the request: a truncated answer is
+    /// never handed on as a whole one, and the connection is not reused.
+    func testAnAnswerCutShortFailsInsteadOfReturningTruncated() async throws {
+        do {
+            let (code, body) = try await get("/cut")
+            XCTFail("a cut answer was returned as \(code): \(body)")
+        } catch let error as UpstreamClientError {
+            XCTAssertFalse(error.beforeAnswer, "part of the answer arrived: \(error)")
+        }
+        XCTAssertEqual(client.idleCount, 0)
+        let (code, _) = try await get("/small")
+        XCTAssertEqual(code, 200)
+        XCTAssertEqual(upstream.counts.withLockedValue { $0.connections }, 2)
     }
 
     func testSlowConsumerStopsTheConnectionReadingInsteadOfBufferingTheStream() async throws {

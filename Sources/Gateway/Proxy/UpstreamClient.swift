@@ -18,7 +18,9 @@ import NIOPosix
 ///   else on a new one (TCP, then TLS trusting the kubeconfig's CA, 10 s to connect).
 /// - The answer returns at its head; its body is an async sequence of buffers, gzip decoded,
 ///   read with backpressure: past a window of buffered data the connection stops reading until
-///   the consumer catches up, so a fast upstream never fills the gateway's memory.
+///   the consumer catches up, so a fast upstream never fills the gateway's memory. An answer
+///   whose head, body and end arrive in one read from the socket (most small answers) returns
+///   once it ended, its body already complete: no stream is set up for it.
 /// - A connection goes back to its loop's idle list once its answer ended and both sides kept
 ///   it alive; idle ones older than ``idleLimit`` are closed rather than reused. A consumer that
 ///   stops reading before the end, a cancelled task, an error or a head not received within
@@ -188,23 +190,46 @@ final class UpstreamConnection: @unchecked Sendable {
     }
 }
 
-/// A forwarded answer's body: buffers as they arrive (gzip decoded), with backpressure.
+/// A forwarded answer's body: buffers as they arrive (gzip decoded), with backpressure; or,
+/// for an answer that ended in the read that brought its head, its buffers at once.
 struct UpstreamBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     fileprivate typealias Producer = NIOThrowingAsyncSequenceProducer<
         ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDelegate>
-    fileprivate let producer: Producer
+    fileprivate enum Source: Sendable {
+        case complete([ByteBuffer])
+        case streaming(Producer)
+    }
+    fileprivate let source: Source
 
-    struct AsyncIterator: AsyncIteratorProtocol {
-        fileprivate var inner: Producer.AsyncIterator
-        mutating func next() async throws -> ByteBuffer? { try await inner.next() }
+    /// Whether the whole body had arrived when the answer returned (no stream was set up).
+    var arrivedWhole: Bool {
+        if case .complete = source { return true }
+        return false
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: producer.makeAsyncIterator()) }
+    struct AsyncIterator: AsyncIteratorProtocol {
+        fileprivate var buffers: IndexingIterator<[ByteBuffer]>?
+        fileprivate var inner: Producer.AsyncIterator?
+        mutating func next() async throws -> ByteBuffer? {
+            if buffers != nil { return buffers!.next() }
+            return try await inner?.next()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        switch source {
+        case .complete(let buffers): AsyncIterator(buffers: buffers.makeIterator())
+        case .streaming(let producer): AsyncIterator(inner: producer.makeAsyncIterator())
+        }
+    }
 
     /// The whole body; throws when it passes `limit` bytes.
     func collect(upTo limit: Int) async throws -> [UInt8] {
         var bytes: [UInt8] = []
+        if case .complete(let buffers) = source, buffers.count == 1 {
+            bytes.reserveCapacity(buffers[0].readableBytes)
+        }
         for try await buffer in self {
             guard bytes.count + buffer.readableBytes <= limit else {
                 throw UpstreamClientError(message: "the answer is larger than \(limit) bytes", beforeAnswer: false)
@@ -256,6 +281,9 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
     private enum State {
         case idle
         case awaitingHead(EventLoopPromise<UpstreamClient.Response>, Scheduled<Void>?)
+        /// The head arrived in this read; the body so far is held, in case the end arrives in
+        /// it too (then the answer returns whole). At the read's end it becomes a stream.
+        case headRead(EventLoopPromise<UpstreamClient.Response>, HTTPResponseHead, [ByteBuffer])
         case streaming(UpstreamBody.Producer.Source, UpstreamExchange, keepAlive: Bool)
     }
     /// The consumer fell behind and reading stopped (its `produceMore` resumes it).
@@ -286,15 +314,16 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .awaitingHead(let promise, let deadline)):
             deadline?.cancel()
-            let exchange = UpstreamExchange()
-            let produced = UpstreamBody.Producer.makeSequence(
-                elementType: ByteBuffer.self, failureType: (any Error).self,
-                backPressureStrategy: .init(lowWatermark: Self.lowWatermark, highWatermark: Self.highWatermark),
-                finishOnDeinit: false,
-                delegate: UpstreamBodyDelegate(channel: context.channel, exchange: NIOLoopBound(exchange, eventLoop: context.eventLoop)))
-            state = .streaming(produced.source, exchange, keepAlive: head.isKeepAlive)
+            state = .headRead(promise, head, [])
+        case (.body(let buffer), .headRead(let promise, let head, var buffers)):
+            state = .idle   // lets `buffers` be appended to without a copy
+            buffers.append(buffer)
+            state = .headRead(promise, head, buffers)
+        case (.end, .headRead(let promise, let head, let buffers)):
+            state = .idle
+            connection.ended(keepAlive: head.isKeepAlive)
             promise.succeed(UpstreamClient.Response(status: head.status, headers: head.headers,
-                                                    body: UpstreamBody(producer: produced.sequence)))
+                                                    body: UpstreamBody(source: .complete(buffers))))
         case (.body(let buffer), .streaming(let source, _, _)):
             if case .stopProducing = source.yield(buffer) {
                 readingPaused = true
@@ -313,6 +342,25 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
             // Bytes nobody asked for (or a part out of order): this connection cannot be trusted.
             context.close(promise: nil)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        defer { context.fireChannelReadComplete() }
+        guard case .headRead(let promise, let head, let buffers) = state else { return }
+        // The answer goes on past this read: from now on its body streams.
+        let exchange = UpstreamExchange()
+        let produced = UpstreamBody.Producer.makeSequence(
+            elementType: ByteBuffer.self, failureType: (any Error).self,
+            backPressureStrategy: .init(lowWatermark: Self.lowWatermark, highWatermark: Self.highWatermark),
+            finishOnDeinit: false,
+            delegate: UpstreamBodyDelegate(channel: context.channel, exchange: NIOLoopBound(exchange, eventLoop: context.eventLoop)))
+        state = .streaming(produced.source, exchange, keepAlive: head.isKeepAlive)
+        if case .stopProducing = produced.source.yield(contentsOf: buffers) {
+            readingPaused = true
+            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        }
+        promise.succeed(UpstreamClient.Response(status: head.status, headers: head.headers,
+                                                body: UpstreamBody(source: .streaming(produced.sequence))))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -340,6 +388,8 @@ fileprivate final class UpstreamResponseHandler: ChannelInboundHandler {
         case .idle: break
         case .awaitingHead(let promise, let deadline):
             deadline?.cancel()
+            promise.fail(error)
+        case .headRead(let promise, _, _):
             promise.fail(error)
         case .streaming(let source, let exchange, _):
             exchange.ended = true
