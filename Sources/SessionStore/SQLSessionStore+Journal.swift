@@ -173,8 +173,7 @@ extension SQLSessionStore {
             let start = exchange.start
             var entry = sessions[start.sessionID] ?? (0, 0, .min, .min)
             entry.sequence = max(entry.sequence, exchange.sequence)
-            entry.bytes += Int64(start.requestBody?.count ?? 0) + exchange.chunkBytes
-                + Int64(exchange.result?.responseBody?.count ?? 0)
+            entry.bytes += storedBytes(start, chunkBytes: exchange.chunkBytes, result: exchange.result)
             entry.activity = max(entry.activity, SQLTime.micros(start.time), exchange.lastChunkMicros)
             if let result = exchange.result, result.latencyMs >= longExchangeMs {
                 entry.forced = max(entry.forced, SQLTime.micros(result.completedAt))
@@ -222,9 +221,15 @@ extension SQLSessionStore {
         ON CONFLICT DO NOTHING RETURNING id
         """
 
+    /// Bytes an exchange stores: its request body, chunks and response body (its row's
+    /// `stored_bytes`, and what it adds to its session's `bytes`).
+    static func storedBytes(_ start: ExchangeStart, chunkBytes: Int64, result: ExchangeResult?) -> Int64 {
+        Int64(start.requestBody?.count ?? 0) + chunkBytes + Int64(result?.responseBody?.count ?? 0)
+    }
+
     static func exchangeInsertBinds(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String,
                                     result: ExchangeResult? = nil, chunkCount: Int64 = 0, chunkBytes: Int64 = 0) -> [SQLValue] {
-        let stored = Int64(start.requestBody?.count ?? 0) + chunkBytes + Int64(result?.responseBody?.count ?? 0)
+        let stored = storedBytes(start, chunkBytes: chunkBytes, result: result)
         return [
             .text(id), .text(start.sessionID), .int(sequence), SQLValue(micros: start.time),
             .text(start.verb), .text(start.apiGroup), .text(start.resource), .text(start.subresource),

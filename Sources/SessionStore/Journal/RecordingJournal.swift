@@ -287,10 +287,10 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         lock.withLock { if !roundRunning { round?.cancel() } }
     }
 
-    /// One round: ingests the oldest closed files, up to `maxFileBytes` of them, and what is
-    /// pending, then schedules the next round — at once while closed files remain or a flush
-    /// waits, otherwise after `ingestDelay` (so records arriving meanwhile are ingested
-    /// together) — or, when nothing is left, ends.
+    /// One round: closes the current file, ingests the oldest closed files (up to
+    /// `maxFileBytes` of them, one at least), then schedules the next round — at once while
+    /// closed files remain or a flush waits, otherwise after `ingestDelay` (so records arriving
+    /// meanwhile are ingested together) — or, when nothing is left, ends.
     private func runRound() async {
         let work: (batches: [Batch], removed: [String])? = lock.withLock {
             if abandoned { return nil }
