@@ -26,6 +26,8 @@ let seconds = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ??
 /// `GatewayBenchmark SECONDS store [POSTGRES-URL]` only the recorder (StoreBenchmark.swift), on
 /// SQLite and, given a URL, on PostgreSQL too.
 let onlyGateway = CommandLine.arguments.count > 2 && CommandLine.arguments[2] == "gateway"
+// A line at a time: figures already measured are shown even if a later run fails.
+setvbuf(stdout, nil, _IOLBF, 0)
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
     handler.logLevel = .error
@@ -106,7 +108,6 @@ for path in [NginxPair.smallPath, NginxPair.listPath] {
         }
     }
 }
-setvbuf(stdout, nil, _IOLBF, 0)
 print("GatewayBenchmark: pid \(ProcessInfo.processInfo.processIdentifier), \(seconds) s per run, nginx \(nginx.directPort)/\(nginx.proxyPort), gateway \(gatewayPort), \(ProcessInfo.processInfo.activeProcessorCount) cores")
 // Warm up: JWKS fetched, connection pools filled, SQLite pages cached.
 _ = try Wrk.run(url: "http://127.0.0.1:\(gatewayPort)/c/default/bench\(NginxPair.smallPath)", connections: 8, seconds: 1, headers: auth)

@@ -257,16 +257,23 @@ public struct SessionStoreOptions: Sendable {
     /// How long SQLite's recording journal gathers records before ingesting them together
     /// (reads in this process ingest at once). See `RecordingJournal`.
     public static let defaultJournalIngestDelay: Duration = .milliseconds(20)
+    /// 16 MiB: see `journalBacklogBytes`.
+    public static let defaultJournalBacklogBytes = 16 << 20
 
     public var idleGap: TimeInterval
     /// Unique per process; recorded as exchange owner.
     public var instanceID: String
     public var journalIngestDelay: Duration
+    /// Records waiting in SQLite's recording journal past which new exchanges wait for the
+    /// ingest to catch up (`RecordingJournal.waitForRoom`).
+    public var journalBacklogBytes: Int
 
     public init(idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap, instanceID: String? = nil,
-                journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay) {
+                journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay,
+                journalBacklogBytes: Int = SessionStoreOptions.defaultJournalBacklogBytes) {
         self.idleGap = idleGap
         self.instanceID = instanceID ?? SortableID.make(at: Date())
         self.journalIngestDelay = journalIngestDelay
+        self.journalBacklogBytes = journalBacklogBytes
     }
 }

@@ -9,6 +9,8 @@ import Foundation
 /// (`sessionNotFound`, `exchangeNotFound`).
 extension SQLSessionStore {
     func beginExchange(_ start: ExchangeStart, in journal: RecordingJournal) async throws -> ExchangeRecord {
+        // A new exchange waits while SQLite is far behind the journal (a sustained overload).
+        await journal.waitForRoom()
         let id = SortableID.make(at: start.time)
         let owner = instanceID
         while true {

@@ -45,10 +45,10 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     }
 
     /// Records through a journal in `directory` from now on (before the store is shared).
-    func useJournal(_ directory: JournalDirectory, synchronousFull: Bool, ingestDelay: Duration) {
+    func useJournal(_ directory: JournalDirectory, synchronousFull: Bool, ingestDelay: Duration, backlogBytes: Int) {
         journal = RecordingJournal(
             directory: directory, instanceID: instanceID, synchronousFull: synchronousFull, ingestDelay: ingestDelay,
-            logger: logger, ingest: { [unowned self] batches, removed in try await self.ingest(batches, removed: removed) })
+            logger: logger, backlogBytes: backlogBytes, ingest: { [unowned self] batches, removed in try await self.ingest(batches, removed: removed) })
     }
 
     func checkOpen() throws {

@@ -25,7 +25,8 @@ public enum SessionStores {
             let directory = JournalDirectory(databasePath: path)
             journal = directory
             if journaled {
-                store.useJournal(directory, synchronousFull: synchronousFull, ingestDelay: options.journalIngestDelay)
+                store.useJournal(directory, synchronousFull: synchronousFull, ingestDelay: options.journalIngestDelay,
+                                 backlogBytes: options.journalBacklogBytes)
             }
         case let .postgres(location):
             let driver = PostgresDriver(location: location, logger: logger)

@@ -166,6 +166,59 @@ final class RecordingJournalTests: XCTestCase {
         try await first.close()
     }
 
+    /// A store whose timer never ingests and whose journal holds new exchanges once 256 KiB
+    /// wait, with one exchange begun and five 64 KiB chunks of it waiting (320 KiB, less than
+    /// a full file, so nothing has started an ingest).
+    private func storeWithAFullBacklog() async throws -> (String, any SessionStore, SessionRecord, ExchangeRecord) {
+        let url = try TestBackend.sqlite.freshURL()
+        let store = try await TestBackend.sqlite.open(url, instanceID: "first", journalIngestDelay: .seconds(3600),
+                                                      journalBacklogBytes: 256 * 1024)
+        let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
+        let exchange = try await store.begin(session, at: t0)
+        for index in 0..<5 {
+            try await store.appendStreamChunk(exchange.id, at: t0 + Double(index), channel: "stdout",
+                                              data: [UInt8](repeating: 0x63, count: 64 * 1024))
+        }
+        return (url, store, session, exchange)
+    }
+
+    /// Under a sustained overload (records arriving faster than SQLite ingests them) a new
+    /// exchange waits for the ingest instead of growing the backlog until appends fail.
+    func testANewExchangeWaitsForTheIngestWhileTheBacklogIsFull() async throws {
+        let (url, first, session, exchange) = try await storeWithAFullBacklog()
+        let second = try await TestBackend.sqlite.open(url, instanceID: "second")
+        try await assertEqualAsync(try await second.streamChunks(exchangeID: exchange.id).count, 0,
+                                   "nothing is ingested before the backlog holds a new exchange")
+
+        let next = try await first.begin(session, at: t0 + 10)
+        // `second` reads the database without flushing `first`: the begin returned after the ingest.
+        try await assertEqualAsync(try await second.streamChunks(exchangeID: exchange.id).count, 5,
+                                   "the new exchange did not wait for the backlog to be ingested")
+        try await first.flush()
+        try await assertEqualAsync(try await second.exchanges(sessionID: session.id).map(\.id), [exchange.id, next.id])
+        try await second.close()
+        try await first.close()
+    }
+
+    /// An exchange held for the backlog is refused (the gateway answers 503) when the ingest
+    /// fails, rather than left waiting; what the journal holds is kept for a later ingest.
+    func testAnExchangeHeldForTheBacklogIsRefusedWhenTheIngestFailsAndNothingIsLost() async throws {
+        let (url, first, session, exchange) = try await storeWithAFullBacklog()
+        let saboteur = try SQLiteHandle(path: String(url.dropFirst("sqlite:".count)))
+        _ = try saboteur.execute("ALTER TABLE stream_chunks RENAME TO stream_chunks_away", [])
+        do {
+            _ = try await first.begin(session, at: t0 + 10)
+            XCTFail("an exchange was journaled while the backlog cannot be ingested")
+        } catch let error as SessionStoreError {
+            XCTAssertTrue(error.description.contains("journal"), error.description)
+        }
+        _ = try saboteur.execute("ALTER TABLE stream_chunks_away RENAME TO stream_chunks", [])
+        saboteur.close()
+        try await first.flush()
+        try await assertEqualAsync(try await first.streamChunks(exchangeID: exchange.id).count, 5)
+        try await first.close()
+    }
+
     func testAStoppedStoresJournalWithATornLastRecordIsIngestedUpToIt() async throws {
         let (url, directory, first, session) = try await storeThatIngestsOnlyWhenAsked()
         let kept = try await first.begin(session, at: t0 + 1)

@@ -37,11 +37,13 @@ struct TestBackend: Sendable {
 
     func open(
         _ url: String, instanceID: String? = nil, idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap,
-        journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay
+        journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay,
+        journalBacklogBytes: Int = SessionStoreOptions.defaultJournalBacklogBytes
     ) async throws -> any SessionStore {
         var logger = Logger(label: "test.sessionstore.\(name)")
         logger.logLevel = .warning
-        let options = SessionStoreOptions(idleGap: idleGap, instanceID: instanceID, journalIngestDelay: journalIngestDelay)
+        let options = SessionStoreOptions(idleGap: idleGap, instanceID: instanceID, journalIngestDelay: journalIngestDelay,
+                                          journalBacklogBytes: journalBacklogBytes)
         return try await SessionStores.open(url: url, options: options, logger: logger)
     }
 }

@@ -24,6 +24,11 @@ import Logging
 ///   it before every read, so readers in this process see every record.
 /// - Journal files of a gone instance (its lock is free: see `JournalDirectory`) are ingested
 ///   when any store opens the database, before it recovers interrupted exchanges.
+/// - When records arrive faster than SQLite ingests them, `waitForRoom` (which the store
+///   calls before it begins an exchange) holds new exchanges while more than `backlogLimit`
+///   bytes of records wait (`SessionStoreOptions.journalBacklogBytes`), so a sustained overload slows requests down instead of growing memory until
+///   `append` refuses (`maxPendingBytes`, the backstop for what does not wait: completions
+///   and stream chunks of exchanges already begun).
 /// - When ingesting fails (disk full, the file unwritable), `append` fails too, so the gateway
 ///   answers 503 instead of forwarding what it can no longer record; ingesting is retried
 ///   every second, and `append` works again once it succeeds.
@@ -94,9 +99,14 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     private var round: Task<Void, Never>?
     private var roundRunning = false
     private var waiters: [(target: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
+    /// New exchanges held by `waitForRoom`, oldest first.
+    private var roomWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Bytes of records waiting past which `waitForRoom` holds new exchanges.
+    private let backlogLimit: Int
 
     init(directory: JournalDirectory, instanceID: String, synchronousFull: Bool, ingestDelay: Duration,
-         logger: Logger, ingest: @escaping Ingest) {
+         logger: Logger, backlogBytes: Int = SessionStoreOptions.defaultJournalBacklogBytes, ingest: @escaping Ingest) {
+        self.backlogLimit = backlogBytes
         self.directory = directory
         self.stem = JournalDirectory.stem(instanceID)
         self.synchronousFull = synchronousFull
@@ -148,6 +158,37 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         guard let wake else { return false }
         if wake { wakeRound() }
         return true
+    }
+
+    /// Returns at once while fewer than `backlogLimit` bytes of records wait to be ingested;
+    /// otherwise once an ingest round has brought them below that, failed (the append that
+    /// follows then reports why) or the journal was closed.
+    func waitForRoom() async {
+        let full: Bool = lock.withLock { pendingBytes >= backlogLimit && !closed && failure == nil }
+        guard full else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let wake: Bool = lock.withLock {
+                guard pendingBytes >= backlogLimit, !closed, failure == nil else {
+                    continuation.resume()
+                    return false
+                }
+                roomWaiters.append(continuation)
+                if round == nil {
+                    startRound(after: .zero)
+                    return false
+                }
+                return !roundRunning
+            }
+            if wake { wakeRound() }
+        }
+    }
+
+    /// Lets held exchanges go once the backlog is below the limit, or all of them when
+    /// ingesting failed or the journal closed (under `lock`).
+    private func resumeRoomWaiters(all: Bool) {
+        guard !roomWaiters.isEmpty, all || pendingBytes < backlogLimit else { return }
+        for waiter in roomWaiters { waiter.resume() }
+        roomWaiters = []
     }
 
     /// Writes one frame to the current journal file (opening the lock and a new file as
@@ -241,7 +282,10 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     /// Ingests what is pending and removes this instance's journal and lock files; later
     /// appends throw `closed`. On failure the files stay, for the next opener to ingest.
     func close() async throws {
-        lock.withLock { closed = true }
+        lock.withLock {
+            closed = true
+            resumeRoomWaiters(all: true)
+        }
         try await flush()
         let (lockFD, removed, spare) = lock.withLock { () -> (Int32, [String], (fd: Int32, generation: Int)?) in
             defer { self.lockFD = -1; self.spare = nil }
@@ -261,6 +305,7 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         lock.withLock {
             closed = true
             abandoned = true
+            resumeRoomWaiters(all: true)
             round?.cancel()
             if fd >= 0 { Foundation.close(fd) }
             if let spare { Foundation.close(spare.fd) }
@@ -323,12 +368,14 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
                 ingested = max(ingested, work.batches.last!.through)
                 failure = nil
                 resumeWaiters(nil)
+                resumeRoomWaiters(all: false)
                 roundRunning = false
                 if pending.isEmpty && batches.isEmpty {
                     round = nil
                     trimCounters()
                 } else {
-                    let soon = !waiters.isEmpty || !batches.isEmpty || pending.count >= Self.eagerIngestEvents
+                    let soon = !waiters.isEmpty || !roomWaiters.isEmpty || !batches.isEmpty
+                        || pending.count >= Self.eagerIngestEvents
                     startRound(after: soon ? .zero : ingestDelay)
                 }
             }
@@ -338,6 +385,7 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
             lock.withLock {
                 failure = error
                 resumeWaiters(error)
+                resumeRoomWaiters(all: true)
                 roundRunning = false
                 startRound(after: .seconds(1))
             }
