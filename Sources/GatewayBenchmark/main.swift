@@ -189,8 +189,47 @@ for gateway in rows where gateway.target == "gateway" {
     }
     print(label + verdicts.joined(separator: "; "))
 }
+if !onlyGateway {
+    try await printThroughputBudget()
+}
 await gateway.shutdown()
 // Requests wrk abandoned at the end of its last run are still completing their records.
 try await Task.sleep(for: .seconds(2))
 try await store.close()
 await issuer.shutdown()
+
+/// What the throughput goal (70% of nginx proxy_pass) leaves for the gateway's own work, from
+/// this run's small-GET figures, next to what the bare NIO relay and the recorder alone cost.
+/// - One client: requests follow one another, so the whole round trip must fit 1/target.
+/// - 64 clients: wrk, nginx and the proxy keep every core busy, so at the target rate the cores
+///   give `cores / target` of CPU per request; wrk and nginx take `cores / direct rate` of it
+///   (the direct run, where they are all there is) and the proxy may use the rest.
+@MainActor func printThroughputBudget() async throws {
+    let small = rows.filter { $0.workload == "small GET" }
+    func row(_ clients: Int, _ target: String) -> Row? { small.first { $0.clients == clients && $0.target == target } }
+    let recorderURL = "sqlite:" + directory.appendingPathComponent("budget-recorder.db").path
+    let recorder = try await StoreBenchmark.run(url: recorderURL, seconds: min(seconds, 3), callers: 64, cpu: cpuSeconds)
+    let recorderMicros = recorder.cpuSeconds * 1_000_000 / Double(max(1, recorder.exchanges))
+    print("")
+    print("what 70% of nginx leaves the gateway (small GET, this run):")
+    if let proxy = row(1, "nginx proxy_pass")?.result, let floor = row(1, "NIO floor")?.result,
+       let through = row(1, "gateway")?.result {
+        let target = 0.7 * proxy.requestsPerSecond
+        print("  1 client:   \(f(target, 0)) req/s is a round trip of \(f(1_000_000 / target, 0)) µs; the bare NIO relay alone takes "
+              + "\(f(1_000_000 / floor.requestsPerSecond, 0)) µs (\(f(100 * floor.requestsPerSecond / proxy.requestsPerSecond, 0))% of nginx), "
+              + "the gateway \(f(1_000_000 / through.requestsPerSecond, 0)) µs")
+    }
+    if let direct = row(64, "direct")?.result, let proxy = row(64, "nginx proxy_pass")?.result,
+       let floorCPU = row(64, "NIO floor")?.cpuPerRequestMs, let gatewayCPU = row(64, "gateway")?.cpuPerRequestMs {
+        let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+        let target = 0.7 * proxy.requestsPerSecond
+        let perRequest = cores * 1_000_000 / target
+        let clientAndUpstream = cores * 1_000_000 / direct.requestsPerSecond
+        let budget = perRequest - clientAndUpstream
+        print("  64 clients: at \(f(target, 0)) req/s \(Int(cores)) cores give \(f(perRequest, 0)) µs of CPU per request; wrk and nginx "
+              + "take \(f(clientAndUpstream, 0)) µs, leaving \(f(budget, 0)) µs for the proxy. The bare NIO relay uses "
+              + "\(f(floorCPU * 1000, 0)) µs, leaving \(f(budget - floorCPU * 1000, 0)) µs for authentication, recording and masking; "
+              + "recording alone costs \(f(recorderMicros, 0)) µs per exchange (recorder, 64 callers); the gateway uses "
+              + "\(f(gatewayCPU * 1000, 0)) µs")
+    }
+}
