@@ -63,6 +63,13 @@ final class RequestInfoTests: XCTestCase {
             ("GET", "/apis/agentgate.dev/v1alpha1/namespaces/team/clusterconnections", "list", "apis", "agentgate.dev", "v1alpha1", "team", "clusterconnections", "", "", ["clusterconnections"]),
             // trailing slash is trimmed, as splitPath does
             ("GET", "/api/v1/namespaces/other/pods/", "list", "api", "", "v1", "other", "pods", "", "", ["pods"]),
+            // split at every '/' byte, as Go does, even where a combining mark follows it and
+            // makes "/\u{301}" one Character (decoded from /%CC%81)
+            ("GET", "/api/v1/namespaces/\u{301}other/pods", "list", "api", "", "v1", "\u{301}other", "pods", "", "", ["pods"]),
+            ("DELETE", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/\u{301}admin", "delete", "apis",
+             "rbac.authorization.k8s.io", "v1", "", "clusterrolebindings", "", "\u{301}admin", ["clusterrolebindings", "\u{301}admin"]),
+            ("GET", "/api/v1/namespaces/other/pods/foo/\u{301}log", "get", "api", "", "v1", "other", "pods", "\u{301}log", "foo",
+             ["pods", "foo", "\u{301}log"]),
         ]
         for row in rows {
             let (method, url, verb, prefix, group, version, namespace, resource, subresource, name, parts) = row
@@ -136,6 +143,7 @@ final class RequestInfoTests: XCTestCase {
             ("valid limit", "/apis/group/version/resource?limit=500&timeoutSeconds=%2B30&fieldSelector=metadata.name=name1", "name1", "list"),
             ("name not a path segment", "/apis/group/version/resource?fieldSelector=metadata.name=..", "", "list"),
             ("name with percent", "/apis/group/version/resource?fieldSelector=metadata.name=a%25b", "", "list"),
+            ("name with a percent a combining mark follows", "/apis/group/version/resource?fieldSelector=metadata.name=a%25%CC%81b", "", "list"),
             ("not-equals is no name", "/apis/group/version/resource?fieldSelector=metadata.name!=name1", "", "list"),
             ("encoded selector", "/api/v1/namespaces/ns/secrets?fieldSelector=metadata.name%3Dtoken", "token", "list"),
             ("watch any other value", "/api/v1/pods?watch=yes", "", "watch"),

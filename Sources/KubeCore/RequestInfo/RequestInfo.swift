@@ -186,17 +186,25 @@ public struct RequestInfoResolver: Sendable, Hashable {
     }
 
     /// `strings.Split(strings.Trim(path, "/"), "/")`, empty for `/` and ``.
+    ///
+    /// Bytes, as Go splits them, not Characters: a `/` followed by a combining mark (`/%CC%81x`
+    /// decoded) is one Character, and splitting Characters would read `pods/\u{301}x` as one
+    /// resource where the API server reads resource `pods` and name `\u{301}x`, so an access or
+    /// approval rule on `pods` would not see the request.
     static func splitPath(_ path: String) -> [String] {
-        var trimmed = Substring(path)
-        while trimmed.first == "/" { trimmed.removeFirst() }
-        while trimmed.last == "/" { trimmed.removeLast() }
+        let slash = UInt8(ascii: "/")
+        var trimmed = path.utf8[...]
+        while trimmed.first == slash { trimmed.removeFirst() }
+        while trimmed.last == slash { trimmed.removeLast() }
         if trimmed.isEmpty { return [] }
-        return trimmed.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // Every piece lies between ASCII slashes, so on scalar boundaries: the conversion is exact.
+        return trimmed.split(separator: slash, omittingEmptySubsequences: false).map { String(Substring($0)) }
     }
 
-    /// apimachinery's `IsValidPathSegmentName`: not `.`/`..`, no `/` or `%`.
+    /// apimachinery's `IsValidPathSegmentName`: not `.`/`..`, no `/` or `%` (bytes, as Go
+    /// looks for them: `%` followed by a combining mark is still a `%`).
     static func isValidPathSegmentName(_ name: String) -> Bool {
-        name != "." && name != ".." && !name.contains("/") && !name.contains("%")
+        name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/")) && !name.utf8.contains(UInt8(ascii: "%"))
     }
 }
 
