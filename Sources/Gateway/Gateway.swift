@@ -106,6 +106,7 @@ public final class Gateway: @unchecked Sendable {
             throw GatewayConfigError("\(upstream.origin): \(error)")
         }
         alerts = AlertEvaluator(metrics: metrics, http: http, logger: logger)
+        metrics.observeRecorder { [store] in store.recorderBacklog() }
         approvals = ApprovalBroker(store: store, logger: logger)
         let announcer = ApprovalAnnouncer(registry: registry, http: http, logger: logger)
         self.announcer = announcer

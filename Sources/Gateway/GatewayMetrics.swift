@@ -13,6 +13,10 @@ import Synchronization
 /// - `agentgate_gateway_approvals_total{connection,state}`: held requests by how they ended
 ///   (approved, denied, expired, abandoned)
 /// - `agentgate_gateway_alerts_total{connection,rule}` (RecordingPolicy alert rules that fired)
+/// - `agentgate_gateway_recorder_backlog_bytes`, `agentgate_gateway_recorder_held_requests`,
+///   `agentgate_gateway_recorder_held_requests_total`: records not yet in the database, and the
+///   new requests waiting (now, and ever) because too many are (SQLite's recording journal;
+///   read from the store at each scrape)
 public final class GatewayMetrics: Sendable {
     /// A monotonically increasing count.
     public struct Counter: Sendable {
@@ -37,6 +41,11 @@ public final class GatewayMetrics: Sendable {
     /// `requests_total` by its labels: the registry's lookup builds and hashes the label set
     /// on every call, a measurable share of a small request.
     private let requestCounters = Mutex<[RequestLabels: Prometheus.Counter]>([:])
+    private let recorderBacklogBytes: Gauge
+    private let recorderHeldRequests: Gauge
+    private let recorderHeldTotal: Prometheus.Counter
+    /// Where `render` reads the recorder's backlog from, and the held total it last exposed.
+    private let recorder = Mutex<(source: (@Sendable () -> RecorderBacklog)?, heldTotal: Int64)>((nil, 0))
 
     private struct RequestLabels: Hashable {
         var connection: ConnectionRef
@@ -58,6 +67,20 @@ public final class GatewayMetrics: Sendable {
         recorderErrors = counter("agentgate_gateway_recorder_errors_total", "Exchanges the session store could not record")
         upstreamLatency = histogram("agentgate_gateway_upstream_latency_seconds", "Time waiting for the Kubernetes API")
         addedLatency = histogram("agentgate_gateway_added_latency_seconds", "Time the gateway adds on top of the Kubernetes API")
+        recorderBacklogBytes = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "agentgate_gateway_recorder_backlog_bytes", unitName: "",
+            helpText: "Bytes of records made and not yet in the session database (SQLite's recording journal)"))
+        recorderHeldRequests = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "agentgate_gateway_recorder_held_requests", unitName: "",
+            helpText: "New requests waiting now because the recording backlog is over its limit"))
+        recorderHeldTotal = registry.makeCounter(descriptor: MetricNameDescriptor(
+            metricName: "agentgate_gateway_recorder_held_requests_total", unitName: "",
+            helpText: "New requests that waited because the recording backlog was over its limit"))
+    }
+
+    /// Reads the recorder's backlog from `source` at every `render`.
+    public func observeRecorder(_ source: @escaping @Sendable () -> RecorderBacklog) {
+        recorder.withLock { $0.source = source }
     }
 
     func count(connection: ConnectionRef, verb: String, code: Int) {
@@ -92,6 +115,15 @@ public final class GatewayMetrics: Sendable {
 
     /// The text exposition of every metric.
     public func render() -> String {
-        registry.emitToString()
+        recorder.withLock { state in
+            guard let backlog = state.source?() else { return }
+            recorderBacklogBytes.set(to: Double(backlog.bytes))
+            recorderHeldRequests.set(to: Double(backlog.heldExchanges))
+            if backlog.heldTotal > state.heldTotal {
+                recorderHeldTotal.increment(by: backlog.heldTotal - state.heldTotal)
+                state.heldTotal = backlog.heldTotal
+            }
+        }
+        return registry.emitToString()
     }
 }

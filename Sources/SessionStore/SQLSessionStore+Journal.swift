@@ -66,6 +66,10 @@ extension SQLSessionStore {
         _ = try journal.append(prepare: { _ in event }, commit: { _ in })
     }
 
+    func recorderBacklog() -> RecorderBacklog {
+        journal?.backlog() ?? RecorderBacklog()
+    }
+
     /// Waits until this store's journal is in the database (reads call it first).
     func flushJournal() async throws {
         try await journal?.flush()

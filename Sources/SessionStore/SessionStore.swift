@@ -51,6 +51,11 @@ public protocol SessionStore: Sendable {
     /// returns, and this returns at once.
     func flush() async throws
 
+    /// How far recording is behind, for metrics: on SQLite, its recording journal's records not
+    /// yet in the database and the new exchanges held meanwhile (see `RecordingJournal`);
+    /// elsewhere a record is in the database when its call returns, and this is all zeros.
+    func recorderBacklog() -> RecorderBacklog
+
     /// Records this instance as alive at `at`. Call every few seconds (see `runHeartbeats`).
     func heartbeat(at: Date) async throws
 
@@ -115,7 +120,26 @@ public protocol SessionStore: Sendable {
     func approvalDecisions() -> AsyncStream<ApprovalID>
 }
 
+/// See `SessionStore.recorderBacklog`.
+public struct RecorderBacklog: Sendable, Equatable {
+    /// Bytes of records made and not yet in the database.
+    public var bytes: Int
+    /// New exchanges waiting now for the backlog to fall below `journalBacklogBytes`.
+    public var heldExchanges: Int
+    /// Exchanges that ever waited so, since the store opened.
+    public var heldTotal: Int64
+
+    public init(bytes: Int = 0, heldExchanges: Int = 0, heldTotal: Int64 = 0) {
+        self.bytes = bytes
+        self.heldExchanges = heldExchanges
+        self.heldTotal = heldTotal
+    }
+}
+
 extension SessionStore {
+    /// A store that records straight into its database is never behind.
+    public func recorderBacklog() -> RecorderBacklog { RecorderBacklog() }
+
     /// Stats of one connection (zeros when it has no session).
     public func stats(connection: ConnectionRef, at: Date) async throws -> SessionStats {
         try await stats(at: at)[connection] ?? SessionStats()

@@ -101,6 +101,10 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
     private var waiters: [(target: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
     /// New exchanges held by `waitForRoom`, oldest first.
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Exchanges `waitForRoom` ever held.
+    private var heldTotal: Int64 = 0
+    /// When holding was last logged (at most once a minute).
+    private var lastHoldLogged: ContinuousClock.Instant?
     /// Bytes of records waiting past which `waitForRoom` holds new exchanges.
     private let backlogLimit: Int
 
@@ -173,6 +177,13 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
                     return false
                 }
                 roomWaiters.append(continuation)
+                heldTotal += 1
+                let now = ContinuousClock.now
+                if lastHoldLogged.map({ now - $0 >= .seconds(60) }) ?? true {
+                    lastHoldLogged = now
+                    logger.warning("recording falls behind: new requests wait until SQLite has ingested the recording journal",
+                                   metadata: ["waitingBytes": "\(pendingBytes)", "limitBytes": "\(backlogLimit)"])
+                }
                 if round == nil {
                     startRound(after: .zero)
                     return false
@@ -181,6 +192,11 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
             }
             if wake { wakeRound() }
         }
+    }
+
+    /// Records waiting and exchanges held, for metrics.
+    func backlog() -> RecorderBacklog {
+        lock.withLock { RecorderBacklog(bytes: pendingBytes, heldExchanges: roomWaiters.count, heldTotal: heldTotal) }
     }
 
     /// Lets held exchanges go once the backlog is below the limit, or all of them when
