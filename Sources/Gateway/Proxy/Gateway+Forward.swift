@@ -100,7 +100,8 @@ extension Gateway {
         }
         var raw: [UInt8]
         do {
-            raw = try await response.body.collect(upTo: maxResponseBytes)
+            raw = try await response.body.collect(upTo: maxResponseBytes,
+                                                  expected: response.headers.first(name: "Content-Length").flatMap { Int($0) })
         } catch {
             let status = Status(message: "reading the upstream answer failed: \(error)", reason: "InternalError", code: 502)
             await complete(context, recording, code: 502, body: status.serializedJSON(), bytes: nil, truncated: false, state: .incomplete)

@@ -224,11 +224,15 @@ struct UpstreamBody: AsyncSequence, Sendable {
         }
     }
 
-    /// The whole body; throws when it passes `limit` bytes.
-    func collect(upTo limit: Int) async throws -> [UInt8] {
+    /// The whole body; throws when it passes `limit` bytes. `expected` (the answer's
+    /// Content-Length, when it has one) sizes the result at once, so a large answer is copied
+    /// once instead of again at every doubling of the array (an eighth of a 1 MiB LIST's CPU).
+    func collect(upTo limit: Int, expected: Int? = nil) async throws -> [UInt8] {
         var bytes: [UInt8] = []
         if case .complete(let buffers) = source, buffers.count == 1 {
             bytes.reserveCapacity(buffers[0].readableBytes)
+        } else if let expected, expected > 0 {
+            bytes.reserveCapacity(Swift.min(expected, limit))
         }
         for try await buffer in self {
             guard bytes.count + buffer.readableBytes <= limit else {
