@@ -394,6 +394,31 @@ class GatewayApprovalTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
     }
 
+    /// A token whose group only looks like an approver group ("\u{212A}ube-SRE" with a KELVIN
+    /// SIGN, beside "Kube-SRE"; Swift's `==` calls them equal, the IdP does not) neither lists
+    /// nor decides the approval.
+    func testAnApproverInALookAlikeOfAnApproverGroupIsRefused() async throws {
+        await harness.stop()
+        var policy = Self.policy
+        policy.approverGroups = ["Kube-SRE"]
+        harness = try await GatewayHarness(backend: Self.backend, approval: policy)
+        try await createDeployment("lookalike")
+        let kubectl = kubectlInBackground(["delete", "deployment", "lookalike"], token: try await harness.token())
+        let held = try await pendingApproval()
+        let id = try XCTUnwrap(held["id"]?.stringValue)
+        let mallory = try await approver("mallory", groups: ["\u{212A}ube-SRE"])
+        let refused = try await decide(id, "approve", token: mallory, reason: "lgtm")
+        XCTAssertEqual(refused.status, 403, "\(refused.body)")
+        let listed = try await GatewayHarness.send(.GET, "\(harness.adminURL)/api/v1/approvals", headers: [("Authorization", "Bearer \(mallory)")])
+        XCTAssertEqual(listed.status, 403, listed.body)
+        let state = try await harness.store.approval(id: id)?.state
+        XCTAssertEqual(state, .pending)
+        let approved = try await decide(id, "approve", token: try await approver("alice", groups: ["Kube-SRE"]), reason: "fine")
+        XCTAssertEqual(approved.status, 200, "\(approved.body)")
+        let result = try await kubectl.value
+        XCTAssertEqual(result.status, 0, result.output)
+    }
+
     func testApproverTokenFromAnotherIssuerIsRejected() async throws {
         try await createDeployment("forged")
         let kubectl = kubectlInBackground(["delete", "deployment", "forged"], token: try await harness.token())
@@ -548,6 +573,9 @@ final class GatewayApprovalOnPostgresTests: GatewayApprovalTests {
     override func testTheRequestingAgentCannotApproveItsOwnRequest() async throws { try await super.testTheRequestingAgentCannotApproveItsOwnRequest() }
     override func testApproverOutsideTheApproverGroupsIsRefused() async throws { try await super.testApproverOutsideTheApproverGroupsIsRefused() }
     override func testApproverTokenFromAnotherIssuerIsRejected() async throws { try await super.testApproverTokenFromAnotherIssuerIsRejected() }
+    override func testAnApproverInALookAlikeOfAnApproverGroupIsRefused() async throws {
+        try await super.testAnApproverInALookAlikeOfAnApproverGroupIsRefused()
+    }
     override func testReplayedDecisionIsAConflict() async throws { try await super.testReplayedDecisionIsAConflict() }
     override func testGatewayShutdownAnswersHeldRequests503AndMarksThemAbandoned() async throws { try await super.testGatewayShutdownAnswersHeldRequests503AndMarksThemAbandoned() }
     override func testAgentThatGivesUpWaitingLeavesItsApprovalAbandoned() async throws { try await super.testAgentThatGivesUpWaitingLeavesItsApprovalAbandoned() }

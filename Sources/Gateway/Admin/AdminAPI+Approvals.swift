@@ -67,7 +67,7 @@ extension AdminAPI {
                 guard let policy = connection.config.approval, let groups = policy.approverGroups, !groups.isEmpty,
                       let agent = try? await gateway.verifier.verify(bearer, identity: connection.config.identity) else { continue }
                 verifiedSomewhere = true
-                if !Set(agent.groups).isDisjoint(with: groups) {
+                if agent.groups.contains(where: groups.containsSameBytes(as:)) {
                     allowed.append(ConnectionRef(namespace: connection.config.namespace, name: connection.config.name))
                 }
             }
@@ -102,6 +102,7 @@ extension AdminAPI {
         case .refused(let refusal): return status(refusal)
         case .verified(let agent): approver = agent
         }
+        // Canonical equivalence on purpose: a look-alike of the requester's name is refused too.
         if approver.subject == approval.subject {
             return status(.forbidden("\(approver.subject) made this request and cannot approve or deny it; another approver must decide"))
         }
@@ -135,7 +136,8 @@ extension AdminAPI {
         } catch {
             return .refused(.unauthorized("the approver token is not valid for agentconnection \(approval.connection) (issuer \(connection.config.identity.issuer)): \(error)"))
         }
-        guard !Set(agent.groups).isDisjoint(with: approval.approverGroups) else {
+        // Bytes, not Swift's canonical equivalence (see ExactStrings.swift).
+        guard agent.groups.contains(where: approval.approverGroups.containsSameBytes(as:)) else {
             return .refused(.forbidden("\(agent.subject) is not in the approver groups of approval \(approval.id) (\(approval.approverGroups.joined(separator: ", ")))"))
         }
         return .verified(agent)

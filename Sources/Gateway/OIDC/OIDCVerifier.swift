@@ -93,7 +93,7 @@ public final class OIDCVerifier: Sendable {
     /// Checks `iss`, `aud`, `exp` and `nbf`; returns `exp`.
     @discardableResult
     static func checkClaims(_ claims: JSONValue, identity: AgentIdentity, now: Date) throws -> Double {
-        guard claims["iss"]?.stringValue == identity.issuer else {
+        guard claims["iss"]?.stringValue?.hasSameBytes(as: identity.issuer) == true else {
             throw OIDCError("token issuer \(claims["iss"]?.stringValue ?? "<none>") is not \(identity.issuer)")
         }
         let audiences: [String]
@@ -102,7 +102,7 @@ public final class OIDCVerifier: Sendable {
         case .array(let values)?: audiences = values.compactMap(\.stringValue)
         default: audiences = []
         }
-        guard audiences.contains(where: identity.audiences.contains) else {
+        guard audiences.contains(where: identity.audiences.containsSameBytes(as:)) else {
             throw OIDCError("token audience \(audiences) does not include any of \(identity.audiences)")
         }
         guard let exp = number(claims["exp"]) else { throw OIDCError("the token has no exp claim") }
@@ -126,8 +126,9 @@ public final class OIDCVerifier: Sendable {
     public static func authorize(_ agent: VerifiedAgent, identity: AgentIdentity) throws {
         let subjects = identity.allowedSubjects ?? []
         let groups = identity.allowedGroups ?? []
-        if subjects.contains(agent.subject) { return }
-        if agent.groups.contains(where: groups.contains) { return }
+        // Bytes, not Swift's canonical equivalence (see ExactStrings.swift).
+        if subjects.containsSameBytes(as: agent.subject) { return }
+        if agent.groups.contains(where: groups.containsSameBytes(as:)) { return }
         throw AgentForbidden(message: "agent \(agent.subject) is not allowed on this connection (not in spec.identity.allowedSubjects or allowedGroups)")
     }
 }
