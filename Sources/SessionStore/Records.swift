@@ -28,6 +28,31 @@ public struct SessionKey: Hashable, Sendable, Codable {
         self.subject = subject
         self.tokenKey = tokenKey
     }
+
+    /// Subject and token key byte for byte, as the database compares them: Swift's `==` would
+    /// call two look-alike subjects ("Kelvin", "\u{212A}elvin" with a KELVIN SIGN) one agent,
+    /// and a cache keyed so would record one agent's exchanges into the other's session.
+    public static func == (a: SessionKey, b: SessionKey) -> Bool {
+        guard a.connection == b.connection, a.subject.utf8.elementsEqual(b.subject.utf8) else { return false }
+        switch (a.tokenKey, b.tokenKey) {
+        case (nil, nil): return true
+        case let (x?, y?): return x.utf8.elementsEqual(y.utf8)
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(connection)
+        Self.combineBytes(subject, into: &hasher)
+        if let tokenKey { Self.combineBytes(tokenKey, into: &hasher) } else { hasher.combine(0xFE as UInt8) }
+    }
+
+    /// The string's UTF-8 bytes, then 0xFF (never a UTF-8 byte) to end them.
+    private static func combineBytes(_ text: String, into hasher: inout Hasher) {
+        var text = text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        hasher.combine(0xFF as UInt8)
+    }
 }
 
 /// Identity details recorded when a session starts.

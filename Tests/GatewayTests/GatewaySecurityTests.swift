@@ -194,6 +194,38 @@ class GatewaySecurityTests: XCTestCase {
         XCTAssertEqual(spy.requests.count, 0, "a request the rules refuse was forwarded")
     }
 
+    /// Swift's `==` calls canonically equivalent strings equal ("\u{212A}" KELVIN SIGN is "K",
+    /// "e\u{301}" is "é"); an OIDC provider and Kubernetes do not. A subject or group that only
+    /// looks like an allowed one, as an IdP user might name a group, is refused.
+    func testALookAlikeOfAnAllowedSubjectOrGroupIsRefused() async throws {
+        harness.config.identity.allowedSubjects = ["Kelvin"]
+        harness.config.identity.allowedGroups = ["Kube-Agents", "caf\u{e9}-team"]
+        harness.registry.put(harness.config, token: harness.saToken)
+        try await expectRefused(try await harness.token(subject: "\u{212A}elvin"), code: 403, "look-alike subject")
+        try await expectRefused(try await harness.token(subject: "someone", groups: ["\u{212A}ube-Agents"]), code: 403, "look-alike group")
+        try await expectRefused(try await harness.token(subject: "someone", groups: ["cafe\u{301}-team"]), code: 403,
+                                "the same group in another Unicode normal form")
+        XCTAssertEqual(spy.requests.count, 0, "a look-alike identity was forwarded")
+        for token in [try await harness.token(subject: "Kelvin"), try await harness.token(subject: "someone", groups: ["caf\u{e9}-team"])] {
+            let reply = try await GatewayHarness.send(.GET, listURL, headers: [("Authorization", "Bearer \(token)")])
+            XCTAssertEqual(reply.status, 200, reply.body)
+        }
+    }
+
+    /// Two agents whose subjects only look alike ("Kelvin", "\u{212A}elvin") get sessions of
+    /// their own, even with the same `sid` (an IdP may name sessions per client, not per
+    /// user): one is never recorded into the other's, here or in the gateway's session cache.
+    func testAgentsWithLookAlikeSubjectsGetSessionsOfTheirOwn() async throws {
+        for subject in ["Kelvin", "\u{212A}elvin"] {
+            let token = try await harness.token(subject: subject, groups: ["agents"]) { $0.sessionID = "shared-sid" }
+            let reply = try await GatewayHarness.send(.GET, listURL, headers: [("Authorization", "Bearer \(token)")])
+            XCTAssertEqual(reply.status, 200, reply.body)
+        }
+        let sessions = try await harness.store.listSessions(SessionFilter())
+        XCTAssertEqual(Set(sessions.map { Array($0.subject.utf8) }), [Array("Kelvin".utf8), Array("\u{212A}elvin".utf8)],
+                       "one agent's exchange was recorded in the other's session")
+    }
+
     func testStoreDownAnswers503AndForwardsNothingUnlessFailOpen() async throws {
         let token = try await harness.token()
         try await harness.store.close()
@@ -258,5 +290,7 @@ final class GatewaySecurityOnPostgresTests: GatewaySecurityTests {
         try await super.testACombiningMarkAfterASlashDoesNotHideTheResourceFromAnAccessRule()
     }
     override func testStoreDownAnswers503AndForwardsNothingUnlessFailOpen() async throws { try await super.testStoreDownAnswers503AndForwardsNothingUnlessFailOpen() }
+    override func testALookAlikeOfAnAllowedSubjectOrGroupIsRefused() async throws { try await super.testALookAlikeOfAnAllowedSubjectOrGroupIsRefused() }
+    override func testAgentsWithLookAlikeSubjectsGetSessionsOfTheirOwn() async throws { try await super.testAgentsWithLookAlikeSubjectsGetSessionsOfTheirOwn() }
     override func testRotatedTokenIsUsedForTheNextRequest() async throws { try await super.testRotatedTokenIsUsedForTheNextRequest() }
 }
