@@ -48,7 +48,8 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     func useJournal(_ directory: JournalDirectory, synchronousFull: Bool, ingestDelay: Duration, backlogBytes: Int) {
         journal = RecordingJournal(
             directory: directory, instanceID: instanceID, synchronousFull: synchronousFull, ingestDelay: ingestDelay,
-            logger: logger, backlogBytes: backlogBytes, ingest: { [unowned self] batches, removed in try await self.ingest(batches, removed: removed) })
+            logger: logger, backlogBytes: backlogBytes,
+            ingest: { [unowned self] batches, removed in try await self.ingest(batches, removed: removed) })
     }
 
     func checkOpen() throws {

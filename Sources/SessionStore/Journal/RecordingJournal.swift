@@ -26,9 +26,10 @@ import Logging
 ///   when any store opens the database, before it recovers interrupted exchanges.
 /// - When records arrive faster than SQLite ingests them, `waitForRoom` (which the store
 ///   calls before it begins an exchange) holds new exchanges while more than `backlogLimit`
-///   bytes of records wait (`SessionStoreOptions.journalBacklogBytes`), so a sustained overload slows requests down instead of growing memory until
-///   `append` refuses (`maxPendingBytes`, the backstop for what does not wait: completions
-///   and stream chunks of exchanges already begun).
+///   bytes of records wait (`SessionStoreOptions.journalBacklogBytes`). A sustained overload
+///   then slows requests down instead of growing memory until `append` refuses
+///   (`maxPendingBytes`, the backstop for what does not wait: completions and stream chunks
+///   of exchanges already begun).
 /// - When ingesting fails (disk full, the file unwritable), `append` fails too, so the gateway
 ///   answers 503 instead of forwarding what it can no longer record; ingesting is retried
 ///   every second, and `append` works again once it succeeds.
@@ -171,24 +172,29 @@ final class RecordingJournal: @unchecked Sendable {   // state behind `lock`
         let full: Bool = lock.withLock { pendingBytes >= backlogLimit && !closed && failure == nil }
         guard full else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let wake: Bool = lock.withLock {
+            // Whether a sleeping round must be woken, and the backlog to log (once a minute).
+            let (wake, logged): (Bool, Int?) = lock.withLock {
                 guard pendingBytes >= backlogLimit, !closed, failure == nil else {
                     continuation.resume()
-                    return false
+                    return (false, nil)
                 }
                 roomWaiters.append(continuation)
                 heldTotal += 1
                 let now = ContinuousClock.now
+                var logged: Int?
                 if lastHoldLogged.map({ now - $0 >= .seconds(60) }) ?? true {
                     lastHoldLogged = now
-                    logger.warning("recording falls behind: new requests wait until SQLite has ingested the recording journal",
-                                   metadata: ["waitingBytes": "\(pendingBytes)", "limitBytes": "\(backlogLimit)"])
+                    logged = pendingBytes
                 }
                 if round == nil {
                     startRound(after: .zero)
-                    return false
+                    return (false, logged)
                 }
-                return !roundRunning
+                return (!roundRunning, logged)
+            }
+            if let logged {
+                logger.warning("recording falls behind: new requests wait until SQLite has ingested the recording journal",
+                               metadata: ["waitingBytes": "\(logged)", "limitBytes": "\(backlogLimit)"])
             }
             if wake { wakeRound() }
         }
