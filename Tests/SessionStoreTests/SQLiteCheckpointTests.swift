@@ -10,7 +10,7 @@ final class SQLiteCheckpointTests: XCTestCase {
         let url = try TestBackend.sqlite.freshURL()
         let path = String(url.dropFirst("sqlite:".count))
         let driver = try await SQLiteDriver.open(path: path, synchronousFull: false, logger: Logger(label: "test"))
-        try await driver.write { tx in
+        _ = try await driver.write { tx in
             try await tx.query("CREATE TABLE records (id INTEGER PRIMARY KEY, body BLOB NOT NULL)", [])
         }
         // 8,000 commits of an 8 KiB row, 0.3 ms apart as a lone gateway client makes them:
