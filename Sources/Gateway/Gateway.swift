@@ -164,6 +164,10 @@ public final class Gateway: @unchecked Sendable {
             return await refuseRecorded(Status(message: "this protocol upgrade is not proxied by the gateway; pods/exec, pods/attach and pods/portforward are (WebSocket, and SPDY/3.1 for port-forward)",
                                                reason: "BadRequest", code: 400), context)
         }
+        if let refusal = MaskedPatchGuard.refusal(method: request.method, contentType: request.header("Content-Type"),
+                                                  body: request.body) {
+            return await refuseRecorded(.forbidden(refusal), context)
+        }
         // Known before recording, so the exchange carries its approval id from the start (an
         // exec/attach upgrade does the same in `admitStream`).
         context.heldBy = approvalHold(context)

@@ -62,6 +62,32 @@ final class GatewayMaskingKubectlTests: XCTestCase {
         }
     }
 
+    /// A JSON patch `copy` or `move` would carry a masked value to a field the masking does not
+    /// hide (the Secret's password into an annotation, shown in clear by the patch's own
+    /// answer), and a `test` would confirm a guess. The gateway refuses them before the API
+    /// server acts; a `test` of the resourceVersion, a concurrency guard, still passes.
+    func testAJSONPatchCannotCopyMoveOrTestAMaskedValue() async throws {
+        let token = try await harness.token()
+        let base64 = Data(Self.password.utf8).base64EncodedString()
+        for (op, patch) in [
+            ("copy", #"[{"op":"add","path":"/metadata/annotations","value":{}},{"op":"copy","from":"/data/password","path":"/metadata/annotations/note"}]"#),
+            ("move", #"[{"op":"add","path":"/metadata/annotations","value":{}},{"op":"move","from":"/data/password","path":"/metadata/annotations/note"}]"#),
+            ("test", #"[{"op":"test","path":"/data/password","value":"\#(base64)"}]"#),
+        ] {
+            let result = try harness.kubectl(["patch", "secret", "db", "--type=json", "-p", patch, "-o", "json"], token: token)
+            XCTAssertNotEqual(result.status, 0, "the \(op) patch was applied: \(result.output)")
+            XCTAssertTrue(result.stderr.contains("(Forbidden)") && result.stderr.contains("JSON patch may"), result.output)
+            assertNoSecret(result.output, "a JSON patch \(op)")
+        }
+        let secret = try JSONValue(parsing: Array(try harness.kubectl(["get", "secret", "db", "-o", "json"], token: token).stdout.utf8))
+        XCTAssertNil(secret["metadata"]?["annotations"], "a refused patch reached the API server")
+        let resourceVersion = try XCTUnwrap(secret["metadata"]?["resourceVersion"]?.stringValue)
+        let guarded = try harness.kubectl(["patch", "secret", "db", "--type=json", "-p",
+                                           #"[{"op":"test","path":"/metadata/resourceVersion","value":"\#(resourceVersion)"},"#
+                                           + #"{"op":"add","path":"/metadata/labels","value":{"checked":"yes"}}]"#], token: token)
+        XCTAssertEqual(guarded.status, 0, guarded.output)
+    }
+
     func testWatchedSecretsAreMaskedEventByEvent() async throws {
         let token = try await harness.token()
         let (watcher, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", try harness.kubeconfig(token: token), "get", "secrets",
