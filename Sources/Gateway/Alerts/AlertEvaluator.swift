@@ -21,7 +21,8 @@ import SessionStore
 ///   ``EventRecorder`` is set), `agentgate_gateway_alerts_total{connection,rule}` incremented,
 ///   and, when the policy names `alertWebhook`, a JSON POST with the rule, connection,
 ///   subject, session id and count. Event and webhook are sent off the request path; a
-///   failing webhook is logged and never delays or fails the request.
+///   failing webhook is tried again (``WebhookSender``), logged, and never delays or fails
+///   the request.
 /// - State is per gateway replica and in memory (a restart starts counting afresh).
 public final class AlertEvaluator: @unchecked Sendable {
     /// One alert, as the webhook receives it.
@@ -54,13 +55,13 @@ public final class AlertEvaluator: @unchecked Sendable {
     private let lock = NSLock()
     private var windows: [Key: Window] = [:]
     private let metrics: GatewayMetrics
-    private let http: HTTPClient
+    private let webhooks: WebhookSender
     private let logger: Logger
     private var recorder: EventRecorder?
 
     init(metrics: GatewayMetrics, http: HTTPClient, logger: Logger) {
         self.metrics = metrics
-        self.http = http
+        self.webhooks = WebhookSender(http: http, logger: logger)
         self.logger = logger
     }
 
@@ -106,33 +107,18 @@ public final class AlertEvaluator: @unchecked Sendable {
     private func notify(_ firing: Firing, connection: GatewayConnectionConfig, webhook: AlertWebhook?, recorder: EventRecorder?) {
         metrics.alertFired(connection: firing.connection, rule: firing.rule)
         logger.warning("alert \(firing.rule) fired on \(firing.connection): \(firing.count) matching requests of \(firing.subject) within \(firing.window) (session \(firing.sessionID ?? "-"))")
-        let http = self.http
-        let logger = self.logger
-        Task {
-            if let recorder {
-                let regarding = EventRecorder.Regarding(apiVersion: AgentGateGroup.apiVersion, kind: "AgentConnection",
-                                                        namespace: connection.namespace, name: connection.name, uid: connection.uid)
-                let resource = firing.namespace.isEmpty ? firing.resource : "\(firing.resource) in \(firing.namespace)"
-                await recorder.record(regarding, type: .warning, reason: "AlertFired", action: "Alert",
-                                      note: "alert \(firing.rule): \(firing.count) \(firing.verb) \(resource) by \(firing.subject) within \(firing.window) (threshold \(firing.threshold)); session \(firing.sessionID ?? "unrecorded")")
-            }
-            if let webhook {
-                do {
-                    var request = HTTPClientRequest(url: webhook.url)
-                    request.method = .POST
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = .sortedKeys
-                    request.body = .bytes(ByteBuffer(bytes: try encoder.encode(firing)))
-                    let response = try await http.execute(request, timeout: .seconds(10))
-                    _ = try? await response.body.collect(upTo: 64 * 1024)
-                    if response.status.code >= 300 {
-                        logger.warning("alert webhook \(webhook.url) answered \(response.status.code) for \(firing.rule)")
-                    }
-                } catch {
-                    logger.warning("alert webhook \(webhook.url) failed for \(firing.rule): \(error)")
-                }
+        if let webhook {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            if let body = try? encoder.encode(firing) {
+                webhooks.send(Array(body), to: webhook.url, what: "alert \(firing.rule)")
             }
         }
+        guard let recorder else { return }
+        let regarding = EventRecorder.Regarding(apiVersion: AgentGateGroup.apiVersion, kind: "AgentConnection",
+                                                namespace: connection.namespace, name: connection.name, uid: connection.uid)
+        let resource = firing.namespace.isEmpty ? firing.resource : "\(firing.resource) in \(firing.namespace)"
+        let note = "alert \(firing.rule): \(firing.count) \(firing.verb) \(resource) by \(firing.subject) within \(firing.window) (threshold \(firing.threshold)); session \(firing.sessionID ?? "unrecorded")"
+        Task { await recorder.record(regarding, type: .warning, reason: "AlertFired", action: "Alert", note: note) }
     }
 }

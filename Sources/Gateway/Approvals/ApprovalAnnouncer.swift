@@ -15,18 +15,18 @@ import SessionStore
 ///   cluster client (``Gateway/configureAnnouncements(events:statusReporter:)``);
 /// - `status.pendingApprovals`, by asking the ``SessionStatusReporter`` for a prompt pass;
 /// - the connection's `spec.approval.webhookURL`: a POST of the approval as the admin API
-///   shows it (``AdminJSON/approval(_:)``), 10 s timeout, no retry.
+///   shows it (``AdminJSON/approval(_:)``), tried again on failure (``WebhookSender``).
 final class ApprovalAnnouncer: @unchecked Sendable {
     private let lock = NSLock()
     private var events: EventRecorder?
     private var reporter: SessionStatusReporter?
     private let registry: ConnectionRegistry
-    private let http: HTTPClient
+    private let webhooks: WebhookSender
     private let logger: Logger
 
     init(registry: ConnectionRegistry, http: HTTPClient, logger: Logger) {
         self.registry = registry
-        self.http = http
+        self.webhooks = WebhookSender(http: http, logger: logger)
         self.logger = logger
     }
 
@@ -42,25 +42,7 @@ final class ApprovalAnnouncer: @unchecked Sendable {
         let note = "\(approval.subject)\(model) asked to \(Gateway.describe(approval)); held for approval \(approval.id) by rule \(approval.rule) until \(KubeTime.format(approval.expiresAt)). Decide with: agentgate approvals approve|deny \(approval.id) --reason ..."
         announce(approval, type: .warning, reason: "ApprovalRequested", action: "HoldRequest", note: note)
         if let url = connection.approval?.webhookURL, !url.isEmpty {
-            let http = self.http
-            let logger = self.logger
-            let body = AdminJSON.approval(approval).serialized()
-            Task {
-                var request = HTTPClientRequest(url: url)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.headers.add(name: "User-Agent", value: "agentgate-gateway")
-                request.body = .bytes(ByteBuffer(bytes: body))
-                do {
-                    let response = try await http.execute(request, timeout: .seconds(10))
-                    _ = try? await response.body.collect(upTo: 1 << 20)
-                    if response.status.code >= 300 {
-                        logger.warning("approval webhook \(url) answered \(response.status.code) for \(approval.id)")
-                    }
-                } catch {
-                    logger.warning("approval webhook \(url) failed for \(approval.id): \(error)")
-                }
-            }
+            webhooks.send(AdminJSON.approval(approval).serialized(), to: url, what: "approval \(approval.id)")
         }
     }
 
