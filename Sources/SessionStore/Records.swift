@@ -1,4 +1,5 @@
 import Foundation
+import KubeCore
 
 /// Value types the gateway hands to and gets from a `SessionStore`.
 /// All are `Sendable` and `Codable` so the admin API can serve them as JSON as is.
@@ -33,10 +34,10 @@ public struct SessionKey: Hashable, Sendable, Codable {
     /// call two look-alike subjects ("Kelvin", "\u{212A}elvin" with a KELVIN SIGN) one agent,
     /// and a cache keyed so would record one agent's exchanges into the other's session.
     public static func == (a: SessionKey, b: SessionKey) -> Bool {
-        guard a.connection == b.connection, a.subject.utf8.elementsEqual(b.subject.utf8) else { return false }
+        guard a.connection == b.connection, a.subject.hasSameBytes(as: b.subject) else { return false }
         switch (a.tokenKey, b.tokenKey) {
         case (nil, nil): return true
-        case let (x?, y?): return x.utf8.elementsEqual(y.utf8)
+        case let (x?, y?): return x.hasSameBytes(as: y)
         default: return false
         }
     }

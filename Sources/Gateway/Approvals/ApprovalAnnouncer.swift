@@ -22,12 +22,10 @@ final class ApprovalAnnouncer: @unchecked Sendable {
     private var reporter: SessionStatusReporter?
     private let registry: ConnectionRegistry
     private let webhooks: WebhookSender
-    private let logger: Logger
 
     init(registry: ConnectionRegistry, http: HTTPClient, logger: Logger) {
         self.registry = registry
         self.webhooks = WebhookSender(http: http, logger: logger)
-        self.logger = logger
     }
 
     func configure(events: EventRecorder?, reporter: SessionStatusReporter?) {

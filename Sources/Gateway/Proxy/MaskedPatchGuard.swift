@@ -22,8 +22,7 @@ enum MaskedPatchGuard {
         guard case .array(let operations)? = try? JSONValue(parsing: body) else { return nil }
         for operation in operations {
             switch operation["op"]?.stringValue {
-            case "copy"?, "move"?:
-                let op = operation["op"]?.stringValue ?? ""
+            case let op? where op == "copy" || op == "move":
                 return "a JSON patch may not \(op) through the gateway (from \(operation["from"]?.stringValue ?? "?")): "
                     + "\(op) can carry a value the masking hides to a field it does not; use a merge or strategic-merge patch"
             case "test"?:
