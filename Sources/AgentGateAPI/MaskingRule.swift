@@ -80,6 +80,8 @@ public enum SecretDetector: String, Codable, Sendable, Hashable, CaseIterable {
 /// A user regular expression whose matches are masked; `name` shows in recordings.
 public struct CustomPattern: Codable, Sendable, Hashable {
     public var name: String
+    /// ICU syntax. Every match is masked whole, whatever groups it has; a pattern that names a
+    /// capture group `secret` has only that group masked (`api_key=(?<secret>[A-Za-z0-9]+)`).
     public var regex: String
     public init(name: String, regex: String) {
         self.name = name

@@ -3,8 +3,10 @@ import Foundation
 /// Compiles the custom regexes of MaskingRules, rejecting the ones that do not compile or could
 /// backtrack catastrophically, with a reason that MaskingRule status shows as `InvalidSpec`.
 ///
-/// Patterns use ICU syntax (NSRegularExpression). When a pattern has capture groups, only the
-/// first group is masked (`api_key=(\w+)` keeps `api_key=` visible); otherwise the whole match.
+/// Patterns use ICU syntax (NSRegularExpression). The whole match is masked, whatever groups
+/// the pattern has (`ik_(live|test)_\w{24,}` hides the whole key), unless the pattern names a
+/// group ``CompiledPattern/maskedGroupName``: then only that group is masked
+/// (`api_key=(?<secret>\w+)` keeps `api_key=` visible).
 /// The longest literal every match must contain becomes the pattern's prefilter keyword, so text
 /// without it is never handed to the regex engine; a pattern with no such literal runs on every
 /// string value and line, which is slower (see ``CompiledPattern/keyword``).
@@ -46,7 +48,7 @@ public enum PatternCompiler {
         return CompiledPattern(
             name: name, pattern: pattern, replacement: replacement,
             keyword: literal.count >= 3 ? literal : [], keywordCaseInsensitive: shape.caseInsensitive,
-            regex: RegexBox(regex)
+            masksNamedGroupOnly: shape.groupNames.contains(CompiledPattern.maskedGroupName), regex: RegexBox(regex)
         )
     }
 }
@@ -60,15 +62,24 @@ public struct CompiledPattern: Sendable {
     /// empty when the pattern has none.
     public let keyword: [UInt8]
     let keywordCaseInsensitive: Bool
+    /// The pattern has a group named ``maskedGroupName``: only that group of a match is masked.
+    let masksNamedGroupOnly: Bool
     let regex: RegexBox
 
-    /// Byte ranges (within `text`) to mask: group 1 when the pattern has groups, else the match.
+    /// The capture group a pattern names to have only that part of a match masked.
+    public static let maskedGroupName = "secret"
+
+    /// Ranges (within `text`) to mask: each match whole, or its `secret` group when the pattern
+    /// names one (a match where that group took no part is masked whole).
     func matches(in text: String) -> [Range<String.Index>] {
         let ns = NSRange(text.startIndex..., in: text)
         var out: [Range<String.Index>] = []
         for result in regex.value.matches(in: text, options: [], range: ns) {
-            let target = result.numberOfRanges > 1 && result.range(at: 1).location != NSNotFound
-                ? result.range(at: 1) : result.range
+            var target = result.range
+            if masksNamedGroupOnly {
+                let group = result.range(withName: CompiledPattern.maskedGroupName)
+                if group.location != NSNotFound { target = group }
+            }
             if target.length > 0, let range = Range(target, in: text) { out.append(range) }
         }
         return out

@@ -44,6 +44,8 @@ struct RegexShape {
 
     let root: [[Node]]
     let caseInsensitive: Bool
+    /// Names of the pattern's named capture groups (`(?<secret>...)`), in order.
+    let groupNames: [String]
 
     init(_ pattern: String) throws {
         var parser = Parser(bytes: Array(pattern.utf8))
@@ -52,6 +54,7 @@ struct RegexShape {
             throw SyntaxError(message: "unmatched ')'", offset: parser.index)
         }
         caseInsensitive = parser.caseInsensitive
+        groupNames = parser.groupNames
     }
 
     // MARK: - Catastrophic backtracking
@@ -161,6 +164,7 @@ struct RegexShape {
         let bytes: [UInt8]
         var index = 0
         var caseInsensitive = false
+        var groupNames: [String] = []
         var depth = 0
 
         mutating func parseAlternatives() throws -> [[Node]] {
@@ -240,8 +244,10 @@ struct RegexShape {
                         if index < bytes.count, bytes[index] == UInt8(ascii: "=") || bytes[index] == UInt8(ascii: "!") {
                             index += 1; lookaround = true
                         } else {
+                            let nameStart = index
                             while index < bytes.count, bytes[index] != UInt8(ascii: ">") { index += 1 }
                             guard index < bytes.count else { throw SyntaxError(message: "unterminated group name", offset: start) }
+                            groupNames.append(String(decoding: bytes[nameStart..<index], as: UTF8.self))
                             index += 1
                         }
                     default:

@@ -126,13 +126,32 @@ final class DetectorTests: XCTestCase {
         XCTAssertEqual(text(log), log)
     }
 
-    func testCustomPatternMasksItsFirstGroup() throws {
+    /// The shipped sample rule's groups only choose between `live` and `test`: the key itself,
+    /// outside any group, must not stay visible.
+    func testCustomPatternMasksTheWholeMatchWhateverGroupsItHas() throws {
         var policy = MaskingPolicy()
-        policy.customPatterns = [try PatternCompiler.compile(name: "acme", pattern: #"acme_key=([A-Za-z0-9]+)"#)]
+        policy.customPatterns = [try PatternCompiler.compile(name: "internal-api-key", pattern: "ik_(live|test)_[A-Za-z0-9]{24,}")]
+        let m = Masker(policy: policy)
+        let key = "ik_live_0123456789abcdefghijklmnOPQR"
+        XCTAssertEqual(m.maskText("token \(key) here"), "token ***MASKED*** here")
+        let cm: JSONValue = ["kind": "ConfigMap", "data": ["API_KEY": .string(key)]]
+        XCTAssertEqual(try JSONValue(parsing: m.maskJSON(cm.serialized()))[path: ["data", "API_KEY"]], "***MASKED***")
+    }
+
+    func testCustomPatternWithAGroupNamedSecretMasksOnlyThatGroup() throws {
+        var policy = MaskingPolicy()
+        policy.customPatterns = [try PatternCompiler.compile(name: "acme", pattern: #"(acme)_key=(?<secret>[A-Za-z0-9]+)"#)]
         let m = Masker(policy: policy)
         XCTAssertEqual(m.maskText("x acme_key=ABC123def y"), "x acme_key=***MASKED*** y")
         let cm: JSONValue = ["kind": "ConfigMap", "data": ["a": "acme_key=zzz999"]]
         XCTAssertEqual(try JSONValue(parsing: m.maskJSON(cm.serialized()))[path: ["data", "a"]], "acme_key=***MASKED***")
+    }
+
+    func testAMatchWhoseSecretGroupTookNoPartIsMaskedWhole() throws {
+        var policy = MaskingPolicy()
+        policy.customPatterns = [try PatternCompiler.compile(name: "acme", pattern: #"acme_(key=(?<secret>\d+)|id=[a-z]+)"#)]
+        let m = Masker(policy: policy)
+        XCTAssertEqual(m.maskText("acme_key=123 acme_id=abc"), "acme_key=***MASKED*** ***MASKED***")
     }
 
     func testCustomPatternWithoutKeywordRunsOnEveryString() throws {

@@ -145,6 +145,10 @@ extension AgentGateCRDs {
                             maxLength: 63
                             pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
                           regex:
+                            description: >-
+                              ICU regular expression; every match is masked whole, whatever groups it has. To keep
+                              the text around a secret visible, name a capture group secret: only that group is
+                              masked, e.g. api_key=(?<secret>[A-Za-z0-9]+).
                             type: string
                             minLength: 1
                             maxLength: 1024
