@@ -83,6 +83,11 @@ final class KubectlEndToEndTests: XCTestCase {
         XCTAssertEqual(object[path: ["metadata", "labels", "team"]], "platform")
         XCTAssertEqual(object[path: ["metadata", "annotations", "note"]], "hello")
 
+        // kubectl puts the dry run in the DeleteOptions body, which is where the server reads it.
+        let dryRun = try kubectl("delete", "agc", "demo", "--dry-run=server")
+        XCTAssertTrue(dryRun.stdout.contains("deleted (server dry run)"), dryRun.output)
+        XCTAssertTrue(try kubectl("get", "agc", "demo", "-o", "name").stdout.contains("demo"), "a server dry run keeps the object")
+
         let deleted = try kubectl("delete", "agc", "demo")
         XCTAssertTrue(deleted.stdout.contains("deleted"), deleted.output)
         let gone = try kubectl("get", "agc", "demo", expectSuccess: false)

@@ -3,6 +3,7 @@ import AgentGateAPI
 import Foundation
 import KubeCore
 import NIOHTTP1
+import TestSupport
 import XCTest
 @testable import LocalCluster
 
@@ -67,6 +68,29 @@ final class TestCluster {
             return Reply(status: response.status, body: .null, raw: [], stream: stream)
         }
     }
+
+    /// Sends one request over a real TCP connection to the cluster's plain-HTTP port, as the
+    /// admin (HTTP/1.1, `Connection: close`): for behaviour that depends on what is on the
+    /// wire, such as a DELETE's body next to its query.
+    func sendOverHTTP(_ method: String, _ path: String, body: String = "",
+                      contentType: String = "application/json") throws -> Reply {
+        let client = try LoopbackTCP(port: cluster.port)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(cluster.adminToken)\r\n"
+        if !body.isEmpty { head += "Content-Type: \(contentType)\r\n" }
+        head += "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+        try client.write(head + body)
+        let raw = try client.readToEnd()
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = (0..<max(0, raw.count - 3)).first(where: { raw[$0..<$0 + 4].elementsEqual(separator) }) else {
+            throw MalformedResponse(received: String(decoding: raw, as: UTF8.self))
+        }
+        let statusLine = String(decoding: raw[..<end], as: UTF8.self).split(separator: "\r\n").first ?? ""
+        let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let bytes = Array(raw[(end + 4)...])
+        return Reply(status: status, body: (try? JSONValue(parsing: bytes)) ?? .null, raw: bytes, stream: nil)
+    }
+
+    struct MalformedResponse: Error { var received: String }
 
     /// Reads `count` watch events (parsed lines) from a streamed reply, failing after `timeout`.
     static func events(_ reply: Reply, count: Int, timeout: Double = 5) async throws -> [JSONValue] {

@@ -207,24 +207,25 @@ extension ResourceHandlers {
     }
 
     func delete(_ request: APIRequest) throws -> HTTPResponse {
-        let options = request.http.body.isEmpty ? JSONValue.object([:]) : ((try? JSONValue(parsing: request.http.body)) ?? [:])
+        let options = try DeleteOptions(request)
+        return try delete(request, namespace: request.info.namespace, name: request.info.name, options: options)
+    }
+
+    /// Deletes one object: removes it, or (finalizers) marks it deleting. A dry run answers
+    /// what the delete would return, after the same checks, and changes nothing.
+    func delete(_ request: APIRequest, namespace: String, name: String, options: DeleteOptions) throws -> HTTPResponse {
         let definition = request.definition
-        let name = request.info.name
-        let namespace = request.info.namespace
-        if request.isDryRun {
-            return .json(200, try existing(request, name: name).bytes)
-        }
+        var dryRunResult: JSONValue?
         let (stored, event) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
             guard let current else {
                 throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
             }
             var object = current.value()
-            if let uid = options[path: ["preconditions", "uid"]]?.stringValue,
-               uid != object[path: ["metadata", "uid"]]?.stringValue {
+            if let uid = options.preconditionUID, uid != object[path: ["metadata", "uid"]]?.stringValue {
                 throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
                                          message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(object[path: ["metadata", "uid"]]?.stringValue ?? "")"))
             }
-            if let rv = options[path: ["preconditions", "resourceVersion"]]?.stringValue, rv != String(current.resourceVersion) {
+            if let rv = options.preconditionResourceVersion, rv != String(current.resourceVersion) {
                 throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
                                          message: "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: \(current.resourceVersion)"))
             }
@@ -235,12 +236,21 @@ extension ResourceHandlers {
                 object.set(.array(finalizers), at: ["metadata", "finalizers"])
                 object.set(.string("Terminating"), at: ["status", "phase"])
             }
-            if finalizers.isEmpty { return .delete }
-            if object[path: ["metadata", "deletionTimestamp"]] != nil { return .unchanged }
-            object.set(.string(KubeTime.format(Date())), at: ["metadata", "deletionTimestamp"])
-            object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
-            return .put(object)
+            let mutation: StoreMutation
+            if finalizers.isEmpty {
+                mutation = .delete
+            } else if object[path: ["metadata", "deletionTimestamp"]] != nil {
+                mutation = .unchanged
+            } else {
+                object.set(.string(KubeTime.format(Date())), at: ["metadata", "deletionTimestamp"])
+                object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
+                mutation = .put(object)
+            }
+            guard options.isDryRun else { return mutation }
+            if case .put = mutation { dryRunResult = object } else { dryRunResult = current.value() }
+            return .unchanged
         }
+        if let dryRunResult { return .object(200, dryRunResult) }
         if definition.resource == "namespaces", let stored {
             let value = stored.value()
             Task { await self.finishNamespaceDeletion(name: name, object: value) }
@@ -252,29 +262,21 @@ extension ResourceHandlers {
         return .json(200, stored?.bytes ?? [])
     }
 
+    /// Deletes every object the selectors match, with one set of DeleteOptions (read once,
+    /// from the body or else the query, as for a single delete).
     func deleteCollection(_ request: APIRequest) throws -> HTTPResponse {
+        let options = try DeleteOptions(request)
         let (labels, fields) = try selectors(request)
         let namespace = request.info.namespace.isEmpty ? nil : request.info.namespace
         let (objects, rv) = store.list(request.definition.key, namespace: namespace)
         var deleted: [JSONValue] = []
         for object in objects where matches(object, labels, fields) {
-            let single = APIRequest(http: HTTPRequest(method: "DELETE", uri: request.http.uri, headers: request.http.headers,
-                                                      body: [], bodyTooLarge: false, remoteAddress: nil),
-                                    info: withName(request.info, object.name, namespace: object.namespace),
-                                    query: request.query, definition: request.definition, user: request.user)
-            if let response = try? delete(single), case .bytes(let bytes) = response.body, let value = try? JSONValue(parsing: bytes) {
+            if let response = try? delete(request, namespace: object.namespace, name: object.name, options: options),
+               case .bytes(let bytes) = response.body, let value = try? JSONValue(parsing: bytes) {
                 deleted.append(value)
             }
         }
         return .object(200, ["apiVersion": .string(request.definition.groupVersion), "kind": .string(request.definition.listKind),
                              "metadata": ["resourceVersion": .string(String(rv))], "items": .array(deleted)])
-    }
-
-    func withName(_ info: RequestInfo, _ name: String, namespace: String) -> RequestInfo {
-        var copy = info
-        copy.name = name
-        copy.namespace = namespace
-        copy.verb = "delete"
-        return copy
     }
 }

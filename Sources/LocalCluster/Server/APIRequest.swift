@@ -52,6 +52,8 @@ struct APIRequest: Sendable {
         return accept.split(separator: ",").first.map { $0.contains("as=Table") } ?? false
     }
 
+    /// `?dryRun=All` on create, update and patch. DELETE reads its dry run from ``DeleteOptions``
+    /// (the body wins over the query there).
     var isDryRun: Bool { query["dryRun"]?.contains("All") ?? false }
     var fieldManager: String? { queryValue("fieldManager") }
 }
