@@ -19,8 +19,12 @@ import SessionStore
 /// approval's dry run):
 /// 1. route and path check (400 for path tricks, 404 for an unknown connection);
 /// 2. the agent's bearer token verified (401) and checked against the connection (403);
-/// 3. RequestInfo derived from the decoded path exactly as kube-apiserver does;
-/// 4. `spec.access` (403 naming the rule);
+/// 3. RequestInfo derived from the decoded path exactly as kube-apiserver does; a connect
+///    subresource on a method the API server does not route for it is refused (405);
+/// 4. `spec.access` (403 naming the rule; writes to `agentgate.io` need an Allow rule naming
+///    that group); then the body: CBOR is refused (415), patches that could reveal a masked
+///    value are refused (403, ``MaskedPatchGuard``), and the approval rules are matched (a
+///    rule decided on the resulting object dry-runs the request first, see ``ApprovalMatcher``);
 /// 5. session resolved and the exchange recorded (`beginExchange`, with the approval id when
 ///    a `spec.approval` rule holds the request); a store error answers 503 unless the
 ///    connection's RecordingPolicy says `FailOpen`;
@@ -164,13 +168,19 @@ public final class Gateway: @unchecked Sendable {
             return await refuseRecorded(Status(message: "this protocol upgrade is not proxied by the gateway; pods/exec, pods/attach and pods/portforward are (WebSocket, and SPDY/3.1 for port-forward)",
                                                reason: "BadRequest", code: 400), context)
         }
-        if let refusal = MaskedPatchGuard.refusal(method: request.method, contentType: request.header("Content-Type"),
-                                                  body: request.body) {
+        let bodyType = RequestMediaType(request.header("Content-Type"))
+        if !request.body.isEmpty, bodyType.isCBOR {
+            return await refuseRecorded(Status(message: "the body of the request was in \(bodyType.essence), which the gateway does not decode, mask or record; send application/json or application/yaml",
+                                               reason: "UnsupportedMediaType", code: 415), context)
+        }
+        if let refusal = MaskedPatchGuard.refusal(method: request.method, type: bodyType, body: request.body, query: context.query,
+                                                  masker: context.connection.masker, kindHint: context.kindHint,
+                                                  resource: context.maskedResource) {
             return await refuseRecorded(.forbidden(refusal), context)
         }
         // Known before recording, so the exchange carries its approval id from the start (an
         // exec/attach upgrade does the same in `admitStream`).
-        context.heldBy = approvalHold(context)
+        context.heldBy = await approvalHold(context)
         let recording: Recording
         switch await beginRecordingOrRefuse(context, unrecorded: "forwarding unrecorded", refusal: "the request was not forwarded") {
         case .began(let began): recording = began
@@ -207,13 +217,6 @@ public final class Gateway: @unchecked Sendable {
             metrics.count(connection: context.ref, verb: context.info.verb, code: 503)
             return .refused(refuse(.serviceUnavailable("the session recorder is unavailable, so \(refusal) (RecordingPolicy failureMode FailClosed)")))
         }
-    }
-
-    /// The `spec.approval` rule that holds this request, with the id its approval will get.
-    func approvalHold(_ context: ExchangeContext) -> HeldBy? {
-        guard let rule = ApprovalMatcher.match(context.connection.config.approval, context.info, body: context.request.body,
-                                               contentType: context.request.header("Content-Type")) else { return nil }
-        return HeldBy(rule: rule, id: SortableID.make(at: Date()))
     }
 
     /// The outcome of steps 1–4 of the pipeline.
@@ -265,6 +268,9 @@ public final class Gateway: @unchecked Sendable {
         }
         let context = ExchangeContext(request: request, route: route, connection: connection, ref: ref,
                                       agent: agent, info: info, query: query, started: started)
+        if let allowed = Self.connectMethods(info), !allowed.contains(request.method) {
+            return .refused(await refuseRecorded(.methodNotAllowed("\(request.method) is not allowed on \(info.resource)/\(info.subresource); the API server routes only \(allowed.joined(separator: ", "))"), context))
+        }
         if case .denied(let message) = AccessCheck.evaluate(connection.config.access, info) {
             return .refused(await refuseRecorded(.forbidden(message), context))
         }
@@ -272,6 +278,22 @@ public final class Gateway: @unchecked Sendable {
             return .refused(await refuseRecorded(.requestEntityTooLarge(), context))
         }
         return .admitted(context)
+    }
+
+    /// The methods kube-apiserver routes for a connect subresource (the REST storage's
+    /// `ConnectMethods`): exec, attach and port-forward are GET (WebSocket) and POST (SPDY)
+    /// only, so an upgrade on PUT or PATCH is never read as an update or patch; proxies take
+    /// the usual HTTP methods. Nil for every other request.
+    static func connectMethods(_ info: RequestInfo) -> [String]? {
+        guard info.isResourceRequest, info.apiGroup.isEmpty else { return nil }
+        switch (info.resource, info.subresource) {
+        case ("pods", "exec"), ("pods", "attach"), ("pods", "portforward"):
+            return ["GET", "POST"]
+        case ("pods", "proxy"), ("services", "proxy"), ("nodes", "proxy"):
+            return ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+        default:
+            return nil
+        }
     }
 
     static func bearer(_ header: String) -> String? {

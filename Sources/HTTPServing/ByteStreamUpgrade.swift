@@ -90,9 +90,12 @@ struct ByteStreamUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
         let service = self.service
         let pending = self.pending
         let refusal = self.refusal
+        // A client that hangs up while the decision waits (a request held for approval) cancels it.
+        let decision = Task { await service.decide(request) }
+        channel.closeFuture.whenComplete { _ in decision.cancel() }
         promise.completeWithTask {
             let headers: [(String, String)]
-            switch await service.decide(request) {
+            switch await decision.value {
             case .accept(let accepted, let session):
                 headers = accepted
                 pending.set(session)

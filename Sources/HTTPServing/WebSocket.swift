@@ -63,8 +63,12 @@ extension HTTPServer {
                 let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                 let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: [],
                                           bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)
+                // A decision may wait long (a request held for approval); a client that hangs
+                // up meanwhile cancels it, as a closed connection cancels a plain request.
+                let decision = Task { await service.decide(request) }
+                channel.closeFuture.whenComplete { _ in decision.cancel() }
                 promise.completeWithTask {
-                    switch await service.decide(request) {
+                    switch await decision.value {
                     case .accept(let headers, let session):
                         pending.set(session)
                         return HTTPHeaders(headers)

@@ -4,7 +4,8 @@ import KubeCore
 import XCTest
 
 /// Which requests `spec.approval` holds: rules by verb, group/resource, subresource,
-/// namespace and name, and "scale to zero" in every body format kubectl sends.
+/// namespace and name; "scale to zero" and names in a create's body decided on the object the
+/// dry run says would result; subresources that amount to a delete or an exec.
 final class ApprovalMatcherTests: XCTestCase {
     let resolver = RequestInfoResolver()
 
@@ -20,21 +21,30 @@ final class ApprovalMatcherTests: XCTestCase {
         ApprovalRule(name: "prod-configmaps", verbs: [.update, .patch], resources: ["configmaps"], namespaces: ["prod"], names: ["app-config"]),
     ], approverGroups: ["sre"])
 
-    func held(_ method: String, _ path: String, query: String? = nil, body: String = "", contentType: String? = "application/json") -> String? {
-        ApprovalMatcher.match(policy, info(method, path, query), body: Array(body.utf8), contentType: contentType)?.name
+    func decision(_ method: String, _ path: String, query: String? = nil,
+                  dryRun: ApprovalMatcher.DryRunResult? = nil) -> ApprovalMatcher.Decision {
+        ApprovalMatcher.match(policy, info(method, path, query), dryRun: dryRun)
     }
 
-    func testNamesRuleHoldsTheCreateOfThatNameFromItsBody() {
+    func held(_ method: String, _ path: String, query: String? = nil, dryRun: ApprovalMatcher.DryRunResult? = nil) -> String? {
+        guard case .held(let rule) = decision(method, path, query: query, dryRun: dryRun) else { return nil }
+        return rule.name
+    }
+
+    func testANamesRuleDecidesACreateOnTheNameTheDryRunReports() {
         let named = ApprovalPolicy(rules: [ApprovalRule(name: "guarded", verbs: [.create, .patch], resources: ["configmaps"], names: ["guarded"])],
                                    approverGroups: ["sre"])
-        func held(_ method: String, _ path: String, _ body: String, _ type: String) -> String? {
-            ApprovalMatcher.match(named, info(method, path), body: Array(body.utf8), contentType: type)?.name
-        }
-        XCTAssertEqual(held("POST", "/api/v1/namespaces/demo/configmaps", #"{"metadata":{"name":"guarded"}}"#, "application/json"), "guarded")
-        XCTAssertEqual(held("POST", "/api/v1/namespaces/demo/configmaps", "metadata:\n  name: guarded\n", "application/yaml"), "guarded")
-        XCTAssertNil(held("POST", "/api/v1/namespaces/demo/configmaps", #"{"metadata":{"name":"other"}}"#, "application/json"))
-        XCTAssertNil(held("POST", "/api/v1/namespaces/demo/configmaps", #"{"metadata":{"generateName":"guarded"}}"#, "application/json"))
-        XCTAssertEqual(held("PATCH", "/api/v1/namespaces/demo/configmaps/guarded", "{}", "application/merge-patch+json"), "guarded")
+        let create = info("POST", "/api/v1/namespaces/demo/configmaps")
+        XCTAssertEqual(ApprovalMatcher.match(named, create), .needsDryRun, "a create's name is in its body: the dry run tells it")
+        XCTAssertEqual(ApprovalMatcher.match(named, create, dryRun: .object(["metadata": ["name": "guarded"]])), .held(named.rules![0]))
+        XCTAssertEqual(ApprovalMatcher.match(named, create, dryRun: .object(["metadata": ["name": "other"]])), ApprovalMatcher.Decision.none)
+        XCTAssertEqual(ApprovalMatcher.match(named, create, dryRun: .refused), ApprovalMatcher.Decision.none,
+                       "a create the API server refuses creates nothing")
+        XCTAssertEqual(ApprovalMatcher.match(named, create, dryRun: .unknown), .held(named.rules![0]),
+                       "a create whose name cannot be learned is held")
+        XCTAssertEqual(ApprovalMatcher.match(named, info("PATCH", "/api/v1/namespaces/demo/configmaps/guarded")), .held(named.rules![0]))
+        XCTAssertEqual(ApprovalMatcher.match(named, info("PATCH", "/api/v1/namespaces/demo/configmaps/\u{212A}guarded")),
+                       ApprovalMatcher.Decision.none, "names compare by bytes")
     }
 
     func testDeletesExecAndNamedObjectsAreHeldByTheirRule() {
@@ -45,41 +55,44 @@ final class ApprovalMatcherTests: XCTestCase {
         XCTAssertEqual(held("GET", "/api/v1/namespaces/demo/pods/web/attach"), "exec-and-attach", "WebSocket exec/attach arrive as GET")
         XCTAssertNil(held("GET", "/api/v1/namespaces/demo/pods/web/log"), "logs are not exec")
         XCTAssertNil(held("GET", "/api/v1/namespaces/demo/pods/web"))
-        XCTAssertNil(held("POST", "/api/v1/namespaces/demo/configmaps", body: "{}"))
-        XCTAssertEqual(held("PATCH", "/api/v1/namespaces/prod/configmaps/app-config", body: #"{"data":{"a":"b"}}"#,
-                            contentType: "application/merge-patch+json"), "prod-configmaps")
-        XCTAssertNil(held("PATCH", "/api/v1/namespaces/prod/configmaps/other", body: "{}", contentType: "application/merge-patch+json"))
-        XCTAssertNil(held("PATCH", "/api/v1/namespaces/dev/configmaps/app-config", body: "{}", contentType: "application/merge-patch+json"))
+        XCTAssertNil(held("POST", "/api/v1/namespaces/demo/configmaps"))
+        XCTAssertEqual(held("PATCH", "/api/v1/namespaces/prod/configmaps/app-config"), "prod-configmaps")
+        XCTAssertNil(held("PATCH", "/api/v1/namespaces/prod/configmaps/other"))
+        XCTAssertNil(held("PATCH", "/api/v1/namespaces/dev/configmaps/app-config"))
         XCTAssertNil(held("GET", "/api"), "discovery is never held")
     }
 
-    func testScaleToZeroIsRecognisedInEveryBodyFormat() {
+    func testAnEvictionIsHeldAsADeleteAndAnEphemeralContainerAsAnExec() {
+        XCTAssertEqual(held("POST", "/api/v1/namespaces/demo/pods/web/eviction"), "deletes", "an eviction deletes the pod")
+        XCTAssertEqual(held("PATCH", "/api/v1/namespaces/demo/pods/web/ephemeralcontainers"), "exec-and-attach",
+                       "kubectl debug adds a container that runs a command in the pod")
+        XCTAssertEqual(held("PUT", "/api/v1/namespaces/demo/pods/web/ephemeralcontainers"), "exec-and-attach")
+        XCTAssertNil(held("GET", "/api/v1/namespaces/demo/pods/web/ephemeralcontainers"), "reading them runs nothing")
+        let evictionsOnly = ApprovalPolicy(rules: [ApprovalRule(name: "evictions", verbs: [.create], resources: ["pods/eviction"])])
+        XCTAssertEqual(ApprovalMatcher.match(evictionsOnly, info("POST", "/api/v1/namespaces/demo/pods/web/eviction")),
+                       .held(evictionsOnly.rules![0]), "a rule may still name the subresource itself")
+    }
+
+    func testScaleToZeroIsDecidedOnTheObjectTheDryRunReports() {
         let deployment = "/apis/apps/v1/namespaces/demo/deployments/web"
-        XCTAssertEqual(held("PATCH", "\(deployment)/scale", body: #"{"spec":{"replicas":0}}"#,
-                            contentType: "application/merge-patch+json"), "scale-to-zero", "kubectl scale --replicas=0")
-        XCTAssertEqual(held("PUT", "\(deployment)/scale",
-                            body: #"{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"web"},"spec":{"replicas":0}}"#),
-                       "scale-to-zero")
-        XCTAssertEqual(held("PATCH", deployment, body: #"{"spec":{"replicas":0}}"#, contentType: "application/strategic-merge-patch+json"),
-                       "scale-to-zero")
-        XCTAssertEqual(held("PATCH", deployment, body: #"[{"op":"replace","path":"/spec/replicas","value":0}]"#,
-                            contentType: "application/json-patch+json"), "scale-to-zero")
-        XCTAssertEqual(held("PATCH", deployment, body: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 0\n",
-                            contentType: "application/apply-patch+yaml"), "scale-to-zero", "kubectl apply --server-side")
-        XCTAssertEqual(held("PUT", deployment, body: #"{"kind":"Deployment","spec":{"replicas":0,"template":{}}}"#), "scale-to-zero")
-        XCTAssertEqual(held("PATCH", "/apis/apps/v1/namespaces/demo/statefulsets/db/scale", body: #"{"spec":{"replicas":0}}"#,
-                            contentType: "application/merge-patch+json"), "scale-to-zero")
-        // Not to zero, not a workload, or not a write: not held.
-        XCTAssertNil(held("PATCH", "\(deployment)/scale", body: #"{"spec":{"replicas":1}}"#, contentType: "application/merge-patch+json"))
-        XCTAssertNil(held("PATCH", deployment, body: #"{"metadata":{"labels":{"replicas":"0"}}}"#, contentType: "application/merge-patch+json"))
-        XCTAssertNil(held("PATCH", "/api/v1/namespaces/demo/configmaps/c", body: #"{"spec":{"replicas":0}}"#, contentType: "application/merge-patch+json"))
-        XCTAssertNil(held("GET", "\(deployment)/scale"))
-        XCTAssertNil(held("PATCH", deployment, body: "not json", contentType: "application/merge-patch+json"), "an unreadable body is not a scale")
+        for (method, path) in [("PATCH", "\(deployment)/scale"), ("PUT", "\(deployment)/scale"), ("PATCH", deployment), ("PUT", deployment),
+                               ("PATCH", "/apis/apps/v1/namespaces/demo/statefulsets/db/scale")] {
+            XCTAssertEqual(decision(method, path), .needsDryRun, "\(method) \(path) may scale to zero whatever its body says")
+            XCTAssertEqual(held(method, path, dryRun: .object(["spec": ["replicas": 0]])), "scale-to-zero", "\(method) \(path)")
+            XCTAssertNil(held(method, path, dryRun: .object(["spec": ["replicas": 1]])), "\(method) \(path) to one replica")
+            XCTAssertNil(held(method, path, dryRun: .refused), "\(method) \(path) that the API server refuses")
+            XCTAssertEqual(held(method, path, dryRun: .unknown), "scale-to-zero", "\(method) \(path) whose outcome is unknown is held")
+        }
+        // Not a workload, or not a write: no dry run, not held.
+        XCTAssertEqual(decision("PATCH", "/api/v1/namespaces/demo/configmaps/c"), ApprovalMatcher.Decision.none)
+        XCTAssertEqual(decision("GET", "\(deployment)/scale"), ApprovalMatcher.Decision.none)
+        XCTAssertEqual(decision("POST", "/apis/apps/v1/namespaces/demo/deployments"), ApprovalMatcher.Decision.none,
+                       "a create is not a scale-down")
     }
 
     func testNoPolicyOrNoRulesHoldsNothing() {
         let delete = info("DELETE", "/api/v1/namespaces/demo/pods/web")
-        XCTAssertNil(ApprovalMatcher.match(nil, delete, body: [], contentType: nil))
-        XCTAssertNil(ApprovalMatcher.match(ApprovalPolicy(rules: []), delete, body: [], contentType: nil))
+        XCTAssertEqual(ApprovalMatcher.match(nil, delete), ApprovalMatcher.Decision.none)
+        XCTAssertEqual(ApprovalMatcher.match(ApprovalPolicy(rules: []), delete), ApprovalMatcher.Decision.none)
     }
 }

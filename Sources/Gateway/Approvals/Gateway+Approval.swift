@@ -20,7 +20,9 @@ public enum ApprovalOutcome: Sendable {
 /// the same way before it opens the upstream stream.
 ///
 /// Contract: when ``ExchangeContext/heldBy`` names a rule, the request is dry-run upstream
-/// (`dryRun=All`, as the connection, for create/update/patch/delete/deletecollection), the
+/// (as the connection, for create/update/patch/delete/deletecollection; see
+/// ``dryRunRequest(method:target:body:contentType:)`` for where `dryRun` goes so that the
+/// server really reads it), unless the rule was decided on a dry run already; the
 /// approval is stored with the masked request body and the masked dry-run answer, announced
 /// (Event on the AgentConnection, `status.pendingApprovals`, webhook) and held by the
 /// ``ApprovalBroker`` until it is final. Nothing of the real request reaches upstream before
@@ -39,10 +41,12 @@ extension Gateway {
             exchangeID: recording.exchangeID, verb: context.info.verb, apiGroup: context.info.apiGroup,
             resource: context.info.resource, subresource: context.info.subresource, namespace: context.info.namespace,
             name: context.info.name, httpMethod: context.request.method, path: context.route.decodedPath,
-            query: context.route.rawQuery ?? "", requestBody: maskedRequestBody(context),
+            query: context.route.rawQuery ?? "", requestBody: recordedRequestBody(context)?.body,
             approverGroups: policy.approverGroups ?? [], createdAt: now, expiresAt: now.addingTimeInterval(timeout),
             owner: store.instanceID)
-        if let answer = await dryRun(context) {
+        let preview: DryRunAnswer?
+        if let earlier = held.dryRun { preview = earlier } else { preview = await dryRun(context) }
+        if let answer = preview {
             approval.dryRunStatusCode = answer.code
             approval.dryRunBody = answer.body
         }
@@ -79,33 +83,72 @@ extension Gateway {
         return text
     }
 
-    private func maskedRequestBody(_ context: ExchangeContext) -> [UInt8]? {
-        let request = context.request
-        guard !request.body.isEmpty else { return nil }
-        let masked = context.connection.masker.maskRequestBody(request.body, contentType: request.header("Content-Type"),
-                                                               kindHint: context.kindHint, resource: context.maskedResource)
-        return masked.count > context.maxBodyBytes ? Array(masked.prefix(context.maxBodyBytes)) : masked
+    /// The `spec.approval` rule that holds this request, with the id its approval will get.
+    /// A rule that is decided on the resulting object (``ApprovalMatcher``) gets the dry run
+    /// here, before anything is recorded; a held request keeps that dry run for its approval.
+    func approvalHold(_ context: ExchangeContext) async -> HeldBy? {
+        let policy = context.connection.config.approval
+        var decision = ApprovalMatcher.match(policy, context.info)
+        var preview: DryRunAnswer?
+        if decision == .needsDryRun {
+            preview = await dryRun(context)
+            decision = ApprovalMatcher.match(policy, context.info, dryRun: preview?.result ?? .unknown)
+        }
+        guard case .held(let rule) = decision else { return nil }
+        return HeldBy(rule: rule, id: SortableID.make(at: Date()), dryRun: preview)
+    }
+
+    /// The same request as a dry run, as kube-apiserver reads one: create, update and patch
+    /// take `dryRun` from the query; delete and deletecollection take their DeleteOptions
+    /// from the body when there is one and ignore the query then (handlers/delete.go), so
+    /// `dryRun: ["All"]` is merged into that body. Nil when no dry run can be sent safely: a
+    /// DeleteOptions body the gateway cannot rewrite (not a JSON object) is never sent, since
+    /// the server would read it without the dry run and delete.
+    static func dryRunRequest(method: String, target: String, body: [UInt8], contentType: String?) -> (target: String, body: [UInt8])? {
+        let dryTarget = target + (target.contains("?") ? "&" : "?") + "dryRun=All"
+        guard method == "DELETE", !body.isEmpty else { return (dryTarget, body) }
+        let essence = RequestMediaType(contentType).essence
+        guard essence.isEmpty || essence == "application/json", case .object(var options)? = try? JSONValue(parsing: body) else {
+            return nil
+        }
+        options["dryRun"] = .array([.string("All")])
+        return (dryTarget, JSONValue.object(options).serialized())
     }
 
     /// The same request with `dryRun=All`, as the connection: what the API server says would
-    /// happen (the object it would write or delete, or the error), masked. Nil when the verb
-    /// has no dry run or upstream cannot be reached.
-    private func dryRun(_ context: ExchangeContext) async -> (code: Int, body: [UInt8])? {
+    /// happen (the object it would write or delete, or the error). Nil when the verb has no
+    /// dry run, none can be sent safely, or upstream cannot be reached.
+    func dryRun(_ context: ExchangeContext) async -> DryRunAnswer? {
         // Connect subresources (exec, attach, portforward) have no dry run: they change nothing
         // by themselves, and their effect is the stream the approver is asked about.
         guard Self.dryRunVerbs.contains(context.info.verb),
               !["exec", "attach", "portforward", "proxy"].contains(context.info.subresource) else { return nil }
-        let target = context.route.upstreamTarget
-        let headers = UpstreamHeaders.request(from: context.request.headers, token: context.connection.token, sessionID: nil)
+        let request = context.request
+        guard let dry = Self.dryRunRequest(method: request.method, target: context.route.upstreamTarget, body: request.body,
+                                           contentType: request.header("Content-Type")) else {
+            logger.info("no dry run for approval on \(context.ref): the DeleteOptions body is not a JSON object the gateway can add dryRun to")
+            return nil
+        }
+        var headers = UpstreamHeaders.request(from: request.headers, token: context.connection.token, sessionID: nil)
+        headers.replaceOrAdd(name: "Accept", value: "application/json")
+        if dry.body != request.body { headers.replaceOrAdd(name: "Content-Type", value: "application/json") }
         do {
-            let response = try await upstreamClient.execute(
-                method: HTTPMethod(rawValue: context.request.method), target: target + (target.contains("?") ? "&" : "?") + "dryRun=All",
-                headers: headers, body: context.request.body, timeout: .seconds(30))
+            let response = try await upstreamClient.execute(method: HTTPMethod(rawValue: request.method), target: dry.target,
+                                                            headers: headers, body: dry.body, timeout: .seconds(30))
             let raw = try await response.body.collect(upTo: maxResponseBytes)
+            let code = Int(response.status.code)
+            let result: ApprovalMatcher.DryRunResult
+            switch code {
+            case 200..<300:
+                if let object = try? JSONValue(parsing: raw), case .object = object { result = .object(object) } else { result = .unknown }
+            case 429: result = .unknown
+            case 400..<500: result = .refused
+            default: result = .unknown
+            }
             var masked = context.connection.masker.maskBody(raw, contentType: response.headers.first(name: "Content-Type"),
                                                             kindHint: context.kindHint, resource: context.maskedResource)
             if masked.count > context.maxBodyBytes { masked = Array(masked.prefix(context.maxBodyBytes)) }
-            return (Int(response.status.code), masked)
+            return DryRunAnswer(code: code, body: masked, result: result)
         } catch {
             logger.warning("dry run for approval on \(context.ref) failed: \(error)")
             return nil
@@ -113,9 +156,18 @@ extension Gateway {
     }
 }
 
+/// A dry run's answer: masked for the approval, and read for the approval rules.
+struct DryRunAnswer: Sendable {
+    var code: Int
+    var body: [UInt8]
+    var result: ApprovalMatcher.DryRunResult
+}
+
 /// The rule that holds a request and the id its approval gets (known before the exchange is
 /// recorded, so the exchange carries it from the start).
 struct HeldBy: Sendable {
     var rule: ApprovalRule
     var id: ApprovalID
+    /// The dry run that decided the rule, reused as the approval's preview.
+    var dryRun: DryRunAnswer?
 }

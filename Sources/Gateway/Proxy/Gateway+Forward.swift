@@ -34,17 +34,9 @@ extension Gateway {
             sessions.remember(sessionID, for: key, at: now)
         }
         let request = context.request
-        var body: [UInt8]?
-        var truncated = false
-        if context.capture.requestBodies ?? true, !request.body.isEmpty {
-            var masked = context.connection.masker.maskRequestBody(request.body, contentType: request.header("Content-Type"),
-                                                                   kindHint: context.kindHint, resource: context.maskedResource)
-            if masked.count > context.maxBodyBytes {
-                masked = Array(masked.prefix(context.maxBodyBytes))
-                truncated = true
-            }
-            body = masked
-        }
+        let recorded = context.capture.requestBodies ?? true ? recordedRequestBody(context) : nil
+        let body = recorded?.body
+        let truncated = recorded?.truncated ?? false
         let info = context.info
         var start = ExchangeStart(
             sessionID: sessionID, time: now, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
@@ -65,6 +57,23 @@ extension Gateway {
             exchange = try await store.beginExchange(start)
         }
         return Recording(exchangeID: exchange.id, sessionID: sessionID)
+    }
+
+    /// A request body as it is recorded (in the exchange and in an approval): masked as the
+    /// API server reads its media type, and truncated to the policy's `maxBodyBytes`. A body
+    /// the gateway cannot read (protobuf, or any type but JSON and YAML) is withheld: a
+    /// placeholder that says so is recorded instead, never bytes nobody masked.
+    func recordedRequestBody(_ context: ExchangeContext) -> (body: [UInt8], truncated: Bool)? {
+        let request = context.request
+        guard !request.body.isEmpty else { return nil }
+        let type = RequestMediaType(request.header("Content-Type"))
+        guard type.isReadable else {
+            return (Array("[request body withheld: \(request.body.count) bytes of \(type.essence), which the gateway does not decode and so cannot mask]".utf8), false)
+        }
+        let masked = context.connection.masker.maskRequestBody(request.body, contentType: type.maskingContentType,
+                                                               kindHint: context.kindHint, resource: context.maskedResource)
+        guard masked.count > context.maxBodyBytes else { return (masked, false) }
+        return (Array(masked.prefix(context.maxBodyBytes)), true)
     }
 
     func forward(_ context: ExchangeContext, recording: Recording) async -> HTTPResponse {

@@ -11,7 +11,7 @@ import NIOHTTP1
 ///   (recomputed), `Accept-Encoding` (the gateway asks for gzip itself and decodes it, so
 ///   masking always sees the body), `Cookie`, and `X-Forwarded-*`.
 /// - Added: `Authorization: Bearer <connection token>`, `Accept-Encoding: gzip`.
-/// - `Accept` is steered away from protobuf: protobuf media ranges are dropped (the
+/// - `Accept` is steered away from protobuf and CBOR: those media ranges are dropped (the
 ///   `application/json;as=Table` variants stay); nothing left means `application/json`.
 /// - `User-Agent` gets ` agentgate-session/<id>` appended, so the API server's audit log can
 ///   be joined to a recorded session.
@@ -51,10 +51,12 @@ public enum UpstreamHeaders {
         return out
     }
 
-    /// Drops protobuf media ranges from an `Accept` value.
+    /// Drops protobuf and CBOR media ranges from an `Accept` value: the masking reads JSON.
     public static func jsonAccept(_ accept: String) -> String {
         let kept = accept.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { range in
-            !range.isEmpty && !range.lowercased().hasPrefix("application/vnd.kubernetes.protobuf")
+            let type = RequestMediaType(range).essence
+            return !type.isEmpty && !type.hasPrefix("application/vnd.kubernetes.protobuf") && type != "application/cbor"
+                && !type.hasSuffix("+cbor") && type != "application/cbor-seq"
         }
         return kept.isEmpty ? "application/json" : kept.joined(separator: ",")
     }

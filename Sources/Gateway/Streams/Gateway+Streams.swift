@@ -77,7 +77,7 @@ extension Gateway {
             for value in offered { protocolHeaders.append(("X-Stream-Protocol-Version", value)) }
         }
 
-        context.heldBy = approvalHold(context)
+        context.heldBy = await approvalHold(context)
         let recording: Recording
         switch await beginRecordingOrRefuse(context, unrecorded: "streaming unrecorded", refusal: "the stream was not opened") {
         case .began(let began): recording = began
@@ -100,6 +100,13 @@ extension Gateway {
             await complete(context, recording, code: status.code ?? 403, body: body, bytes: nil, truncated: false, state: .complete)
             metrics.count(connection: context.ref, verb: info.verb, code: status.code ?? 403)
             return .refuse(.json(status.code ?? 403, body))
+        }
+        // The agent hung up while the upgrade was decided (its connection's close cancels this
+        // task): no stream is opened upstream for nobody, approved or not.
+        if Task.isCancelled {
+            let status = Status.serviceUnavailable("the agent disconnected before the stream was opened; nothing was run")
+            await complete(context, recording, code: 503, body: status.serializedJSON(), bytes: nil, truncated: false, state: .incomplete)
+            return .refuse(refuse(status))
         }
 
         let (events, eventsIn) = AsyncStream<StreamEvent>.makeStream()

@@ -79,6 +79,8 @@ enum KubernetesProtobuf {
         "ConfigMap": [1: .message("metadata", objectMeta), 2: .stringMap("data"), 3: .bytesMap("binaryData"), 4: .bool("immutable")],
         "Secret": [1: .message("metadata", objectMeta), 2: .bytesMap("data"), 3: .string("type"), 4: .stringMap("stringData"),
                    5: .bool("immutable")],
+        // autoscaling/v1 Scale (client-go's scale client may PUT it as protobuf).
+        "Scale": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .int("replicas")])],
     ]
 
     static func decodeMessage(_ bytes: ArraySlice<UInt8>, schema: [Int: Field]) throws -> JSONValue {
