@@ -23,18 +23,19 @@ extension ResourceHandlers {
             object = ServerSideApply.recordUpdate(old: nil, new: object, manager: manager, operation: "Update", now: Date())
         }
         try hooksBeforeWrite(definition, object: object)
-        if request.isDryRun { return .object(201, object) }
         var conflict = false
+        // A dry run checks what the write would (a taken name is 409) and stores nothing.
         let (stored, _) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
             if current != nil {
                 conflict = true
                 return .unchanged
             }
-            return .put(object)
+            return request.isDryRun ? .unchanged : .put(object)
         }
         if conflict {
             throw APIError(.alreadyExists(group: definition.group, resource: definition.resource, name: name))
         }
+        if request.isDryRun { return .object(201, object) }
         try hooksAfterWrite(definition, object: stored?.value() ?? object)
         return .json(201, stored?.bytes ?? [])
     }
@@ -52,9 +53,9 @@ extension ResourceHandlers {
 
     func update(_ request: APIRequest) throws -> HTTPResponse {
         let body = try request.decodedBody()
-        return try write(request, name: request.info.name, allowCreate: !request.definition.isCustomResource || true) { rules, old, oldRV in
+        return try write(request, name: request.info.name, allowCreate: request.definition.allowsCreateOnUpdate) { rules, old, oldRV in
             guard let old else {
-                // PUT on a missing object creates it (built-ins and CRs allow create-on-update).
+                // PUT on a missing object creates it where the kind allows create-on-update.
                 let suffix = ""
                 return try rules.prepareCreate(body, namespace: request.info.namespace, generatedSuffix: suffix)
             }
@@ -98,7 +99,7 @@ extension ResourceHandlers {
             }
             return .put(object)
         }
-        if request.isDryRun, let computed { return .object(200, computed) }
+        if request.isDryRun, let computed { return .object(created ? 201 : status, computed) }
         if let event {
             if event.kind == .deleted {
                 try hooksAfterDelete(definition, object: event.object.value())

@@ -53,6 +53,20 @@ public struct ResourceDefinition: Sendable {
     /// `agentconnections.agentgate.io`, or `pods` for the core group.
     public var qualifiedResource: String { group.isEmpty ? resource : "\(resource).\(group)" }
     public var hasStatus: Bool { subresources.contains("status") }
+
+    /// Whether PUT of a missing object creates it (the registry strategy's AllowCreateOnUpdate):
+    /// never for custom resources (apiextensions' strategy), and for the built-ins whose
+    /// kube-apiserver strategies allow it; the others answer 404.
+    public var allowsCreateOnUpdate: Bool {
+        if isCustomResource { return false }
+        switch (group, resource) {
+        case ("", "serviceaccounts"), ("", "services"), ("", "events"), ("events.k8s.io", "events"),
+             ("coordination.k8s.io", "leases"), ("rbac.authorization.k8s.io", _):
+            return true
+        default:
+            return false
+        }
+    }
 }
 
 /// Identifies a resource independent of version.
