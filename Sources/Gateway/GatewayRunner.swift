@@ -36,6 +36,11 @@ public final class GatewayRunner: @unchecked Sendable {
         public var pruneInterval = RetentionPruner.defaultInterval
         /// How often the TLS files are checked for a new pair.
         public var tlsReloadInterval = ServingCertificate.defaultInterval
+        /// A file holding the masking key every replica shares (see ``MaskingKeyFile``); without
+        /// it, a key kept in the data directory (stable for this replica only).
+        public var maskingKeyFile: String?
+        /// How often the masking key file is checked for a rotated key.
+        public var maskingKeyInterval = MaskingKeyFile.defaultInterval
         /// The sandbox's built-in approver, for the web page (`agentgate dev` only).
         public var sandboxApprover: AdminAPI.SandboxApprover?
         public init() {}
@@ -54,6 +59,7 @@ public final class GatewayRunner: @unchecked Sendable {
     private var statusReporter: SessionStatusReporter?
     private var pruner: RetentionPruner?
     public private(set) var servingCertificate: ServingCertificate?
+    public private(set) var maskingKeyFile: MaskingKeyFile?
 
     private init(gateway: Gateway, store: any SessionStore, watcher: ConnectionConfigWatcher, client: KubernetesClient,
                  adminToken: String) {
@@ -74,8 +80,15 @@ public final class GatewayRunner: @unchecked Sendable {
         if recovered > 0 { logger.notice("marked \(recovered) interrupted exchange(s) incomplete") }
         // The keyed-hash masking key outlives restarts, so an auditor comparing hashes across
         // sessions sees the same value hash the same (a random 256-bit secret, owner-only).
-        let maskingKey = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("masking-key"))
-        let registry = ConnectionRegistry(hashKey: Array(maskingKey.utf8))
+        let registry: ConnectionRegistry
+        var maskingKeyFile: MaskingKeyFile?
+        if let path = options.maskingKeyFile {
+            registry = ConnectionRegistry()
+            maskingKeyFile = try MaskingKeyFile(path: path, registry: registry, logger: logger)
+        } else {
+            let maskingKey = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("masking-key"))
+            registry = ConnectionRegistry(hashKey: Array(maskingKey.utf8))
+        }
         let client = try KubernetesClient(config: config)
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
         let gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
@@ -85,6 +98,8 @@ public final class GatewayRunner: @unchecked Sendable {
                                                                    instance: ProcessInfo.processInfo.hostName),
                                               client: client, logger: logger)
         let runner = GatewayRunner(gateway: gateway, store: store, watcher: watcher, client: client, adminToken: adminToken)
+        maskingKeyFile?.start(interval: options.maskingKeyInterval)
+        runner.maskingKeyFile = maskingKeyFile
         runner.heartbeats = Task { await store.runHeartbeats(onError: { logger.warning("session store heartbeat: \($0)") }) }
         watcher.start()
         await watcher.waitUntilSynced()
@@ -144,6 +159,7 @@ public final class GatewayRunner: @unchecked Sendable {
         statusReporter?.stop()
         pruner?.stop()
         servingCertificate?.stop()
+        maskingKeyFile?.stop()
         watcher.stop()
         heartbeats?.cancel()
         for server in servers { await server.shutdown() }

@@ -35,13 +35,25 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Secret name → route, so a deleted Secret removes its connection.
     private var routeBySecret: [String: String] = [:]
     private let lock = NSLock()
-    /// Key of keyed-hash replacements, shared by every connection.
-    public let hashKey: [UInt8]
+    private var key: [UInt8]
 
     /// `hashKey`: the gateway's masking key (random when not given, so hashes are stable only
-    /// for this process).
+    /// for this process). Replicas given the same key hash the same value the same way.
     public init(hashKey: [UInt8]? = nil) {
-        self.hashKey = hashKey ?? (0..<32).map { _ in UInt8.random(in: 0...255) }
+        self.key = hashKey ?? (0..<32).map { _ in UInt8.random(in: 0...255) }
+    }
+
+    /// Key of keyed-hash replacements, shared by every connection.
+    public var hashKey: [UInt8] { lock.withLock { key } }
+
+    /// Replaces the masking key (a rotation): every connection's masker is rebuilt with it, for
+    /// the requests that start after this returns.
+    public func rekey(_ newKey: [UInt8]) {
+        lock.withLock {
+            guard newKey != key else { return }
+            key = newKey
+            byRoute = byRoute.mapValues { GatewayConnection(config: $0.config, token: $0.token, hashKey: newKey) }
+        }
     }
 
     public func connection(namespace: String, name: String) -> GatewayConnection? {
@@ -53,10 +65,9 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Adds or replaces a connection directly (tests, `agentgate dev`).
     public func put(_ config: GatewayConnectionConfig, token: String, secretName: String? = nil) {
         let route = "\(config.namespace)/\(config.name)"
-        let connection = GatewayConnection(config: config, token: token, hashKey: hashKey)
         lock.withLock {
             if let previous = byRoute[route], previous.config == config, previous.token == token { return }
-            byRoute[route] = connection
+            byRoute[route] = GatewayConnection(config: config, token: token, hashKey: key)
             routeBySecret[secretName ?? GatewayConnectionConfig.secretName(namespace: config.namespace, name: config.name)] = route
         }
     }

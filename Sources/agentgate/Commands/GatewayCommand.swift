@@ -55,6 +55,10 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Session store: sqlite:PATH[?synchronous=full][&journal=off] or postgres://USER:PASS@HOST:PORT/DB (default sqlite:DATA-DIR/sessions.db).")
     var store: String?
 
+    @Option(name: .long, help: ArgumentHelp("File with the masking key for keyed-hash replacements (at least 16 bytes, e.g. openssl rand -hex 32), shared by every replica; re-read every 10 s, so replacing it rotates the key.",
+                                            discussion: "Without it the key is DATA-DIR/masking-key, stable for this replica only."))
+    var maskingKeyFile: String?
+
     @Option(name: .long, help: "Namespace of the operator's connection Secrets.")
     var gatewayNamespace: String = "agentgate-system"
 
@@ -71,6 +75,7 @@ struct GatewayCommand: AsyncParsableCommand {
         options.tlsCertificateFile = tlsCert
         options.tlsKeyFile = tlsKey
         options.store = store
+        options.maskingKeyFile = maskingKeyFile
         options.gatewayNamespace = gatewayNamespace
         options.dataDirectory = dataDir
         let runner: GatewayRunner
