@@ -56,6 +56,7 @@ extension APIServer {
         let user = try authenticate(request)
         let info = try resolver.resolveStrictly(method: request.method, path: path, query: query)
         try authorize(user: user, info: info)
+        try ConnectMethods.check(request.method, info: info)
         guard info.isResourceRequest,
               let definition = registry.lookup(group: info.apiGroup, version: info.apiVersion, resource: info.resource) else {
             throw APIError(.notFound(group: "", resource: info.resource, name: info.name))

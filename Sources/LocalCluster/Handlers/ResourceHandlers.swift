@@ -23,6 +23,7 @@ struct ResourceHandlers {
         case "log":
             return try serveLog(request)
         case "exec", "attach", "portforward":
+            try ConnectMethods.check(request.http.method, info: info)
             _ = try existing(request, name: request.info.name)
             if info.subresource == "portforward" {
                 // kube's httpstream.Handshake: a client that names protocols must name ours.
