@@ -3,17 +3,36 @@ import Foundation
 import KubeCore
 import XCTest
 
-/// `config/default` renders with real `kubectl kustomize` into the CRDs, RBAC, both
-/// Deployments and the Service, and the rendered objects keep the promises the README makes:
-/// least-privilege RBAC and locked-down pods.
+/// Every overlay (`config/default`, `config/ha`) renders with real `kubectl kustomize`, every
+/// rendered object passes Kubernetes' own schemas (`kubernetes-validate`), and the objects keep
+/// the promises the README's "Deploy to a cluster" makes: least-privilege RBAC, locked-down
+/// pods, a single-replica gateway that records to a PersistentVolumeClaim, and a highly
+/// available one on PostgreSQL with its store URL and masking key from Secrets.
+/// (ConfigOverlayApplyTests applies the same overlays to the local cluster with kubectl.)
 final class KustomizeConfigTests: XCTestCase {
-    private func render(_ directory: String) throws -> [JSONValue] {
+    static let overlays = ["config/default", "config/ha"]
+    /// The Kubernetes version the manifests target: kubectl's and the local cluster's (v1.32).
+    static let kubernetesVersion = "1.32"
+
+    private func renderYAML(_ directory: String) throws -> String {
         guard let kubectl = Self.findExecutable("kubectl") else {
             throw XCTSkip("kubectl is not on PATH; .ci/run installs it")
         }
+        let result = try Self.run(kubectl, ["kustomize", RepositoryFiles.url(directory).path])
+        XCTAssertEqual(result.status, 0, "kubectl kustomize \(directory): \(result.stderr)")
+        return result.stdout
+    }
+
+    private func render(_ directory: String) throws -> [JSONValue] {
+        try JSONValue.parseYAMLDocuments(try renderYAML(directory))
+    }
+
+    /// Runs a program to completion (kubectl, python3). Their stderr stays small, so reading
+    /// stdout to its end first cannot stall them.
+    private static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = kubectl
-        process.arguments = ["kustomize", RepositoryFiles.url(directory).path]
+        process.executableURL = executable
+        process.arguments = arguments
         let stdout = Pipe()
         let stderr = Pipe()
         process.standardOutput = stdout
@@ -22,8 +41,7 @@ final class KustomizeConfigTests: XCTestCase {
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         let errors = stderr.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, String(decoding: errors, as: UTF8.self))
-        return try JSONValue.parseYAMLDocuments(String(decoding: output, as: UTF8.self))
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
     }
 
     private static func findExecutable(_ name: String) -> URL? {
@@ -37,33 +55,47 @@ final class KustomizeConfigTests: XCTestCase {
             .compactMap { o in o[path: ["metadata", "name"]]?.stringValue.map { ($0, o) } }, uniquingKeysWith: { a, _ in a })
     }
 
-    func testDefaultRendersCRDsRBACDeploymentsAndService() throws {
-        let all = try render("config/default")
-        XCTAssertEqual(Set(objects(all, kind: "CustomResourceDefinition").keys), Set(AgentGateKinds.all.map(\.crdName)))
-        XCTAssertEqual(Set(objects(all, kind: "Namespace").keys), ["agentgate-system"])
-        XCTAssertEqual(Set(objects(all, kind: "Deployment").keys), ["agentgate-operator", "agentgate-gateway"])
-        XCTAssertEqual(Set(objects(all, kind: "Service").keys), ["agentgate-gateway"])
-        XCTAssertEqual(Set(objects(all, kind: "ServiceAccount").keys), ["agentgate-operator", "agentgate-gateway"])
-        XCTAssertEqual(Set(objects(all, kind: "ClusterRole").keys), ["agentgate-operator", "agentgate-gateway"])
-        XCTAssertEqual(Set(objects(all, kind: "ClusterRoleBinding").keys), ["agentgate-operator", "agentgate-gateway"])
-        XCTAssertEqual(Set(objects(all, kind: "Role").keys), ["agentgate-operator", "agentgate-gateway"])
-        XCTAssertEqual(Set(objects(all, kind: "RoleBinding").keys), ["agentgate-operator", "agentgate-gateway"])
+    func testEveryOverlayRendersCRDsRBACDeploymentsAndService() throws {
+        for overlay in Self.overlays {
+            try assertRendersCRDsRBACDeploymentsAndService(overlay)
+        }
+    }
+
+    private func assertRendersCRDsRBACDeploymentsAndService(_ overlay: String) throws {
+        let all = try render(overlay)
+        XCTAssertEqual(Set(objects(all, kind: "CustomResourceDefinition").keys), Set(AgentGateKinds.all.map(\.crdName)), overlay)
+        XCTAssertEqual(Set(objects(all, kind: "Namespace").keys), ["agentgate-system"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "Deployment").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "Service").keys), ["agentgate-gateway"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "ServiceAccount").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "ClusterRole").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "ClusterRoleBinding").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "Role").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "RoleBinding").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
         for object in all where object["kind"] != "CustomResourceDefinition" && object["kind"] != "Namespace"
             && object["kind"] != "ClusterRole" && object["kind"] != "ClusterRoleBinding"
         {
-            XCTAssertEqual(object[path: ["metadata", "namespace"]], "agentgate-system", "\(object["kind"] ?? nil)")
+            XCTAssertEqual(object[path: ["metadata", "namespace"]], "agentgate-system", "\(overlay): \(object["kind"] ?? nil)")
         }
     }
 
     func testRenderedCRDsAreTheGeneratedOnes() throws {
-        let rendered = objects(try render("config/default"), kind: "CustomResourceDefinition")
-        for kind in AgentGateKinds.all {
-            XCTAssertEqual(rendered[kind.crdName], try AgentGateCRDs.manifest(for: kind), kind.crdName)
+        for overlay in Self.overlays {
+            let rendered = objects(try render(overlay), kind: "CustomResourceDefinition")
+            for kind in AgentGateKinds.all {
+                XCTAssertEqual(rendered[kind.crdName], try AgentGateCRDs.manifest(for: kind), "\(overlay): \(kind.crdName)")
+            }
         }
     }
 
     func testRBACIsLeastPrivilege() throws {
-        let all = try render("config/default")
+        for overlay in Self.overlays {
+            try assertRBACIsLeastPrivilege(overlay)
+        }
+    }
+
+    private func assertRBACIsLeastPrivilege(_ overlay: String) throws {
+        let all = try render(overlay)
         let clusterRoles = objects(all, kind: "ClusterRole")
         let roles = objects(all, kind: "Role")
         func grants(_ role: JSONValue?) -> Set<String> {
@@ -104,24 +136,221 @@ final class KustomizeConfigTests: XCTestCase {
     }
 
     func testPodsRunLockedDownWithProbesAndResources() throws {
-        let deployments = objects(try render("config/default"), kind: "Deployment")
+        for overlay in Self.overlays {
+            try assertPodsRunLockedDownWithProbesAndResources(overlay)
+        }
+    }
+
+    private func assertPodsRunLockedDownWithProbesAndResources(_ overlay: String) throws {
+        let deployments = objects(try render(overlay), kind: "Deployment")
+        XCTAssertEqual(Set(deployments.keys), ["agentgate-operator", "agentgate-gateway"], overlay)
         let expectedArgs = ["agentgate-operator": ["operator", "--leader-elect", "--gateway-namespace"],
                             "agentgate-gateway": ["gateway", "--listen", "0.0.0.0:8443", "--admin-listen"]]
         for (name, deployment) in deployments {
             let pod = deployment[path: ["spec", "template", "spec"]]
-            XCTAssertEqual(pod?[path: ["securityContext", "runAsNonRoot"]], true, name)
-            XCTAssertEqual(pod?[path: ["securityContext", "seccompProfile", "type"]], "RuntimeDefault", name)
+            XCTAssertEqual(pod?[path: ["securityContext", "runAsNonRoot"]], true, "\(overlay): \(name)")
+            XCTAssertEqual(pod?[path: ["securityContext", "seccompProfile", "type"]], "RuntimeDefault", "\(overlay): \(name)")
             for container in pod?["containers"]?.arrayValue ?? [] {
-                XCTAssertEqual(container[path: ["securityContext", "readOnlyRootFilesystem"]], true, name)
-                XCTAssertEqual(container[path: ["securityContext", "allowPrivilegeEscalation"]], false, name)
-                XCTAssertEqual(container[path: ["securityContext", "capabilities", "drop"]], ["ALL"], name)
-                XCTAssertEqual(container[path: ["livenessProbe", "httpGet", "path"]], "/healthz", name)
-                XCTAssertEqual(container[path: ["readinessProbe", "httpGet", "path"]], "/readyz", name)
-                XCTAssertNotNil(container[path: ["resources", "requests", "memory"]], name)
-                XCTAssertNotNil(container[path: ["resources", "limits", "memory"]], name)
+                XCTAssertEqual(container[path: ["securityContext", "readOnlyRootFilesystem"]], true, "\(overlay): \(name)")
+                XCTAssertEqual(container[path: ["securityContext", "allowPrivilegeEscalation"]], false, "\(overlay): \(name)")
+                XCTAssertEqual(container[path: ["securityContext", "capabilities", "drop"]], ["ALL"], "\(overlay): \(name)")
+                XCTAssertEqual(container[path: ["livenessProbe", "httpGet", "path"]], "/healthz", "\(overlay): \(name)")
+                XCTAssertEqual(container[path: ["readinessProbe", "httpGet", "path"]], "/readyz", "\(overlay): \(name)")
+                XCTAssertNotNil(container[path: ["resources", "requests", "memory"]], "\(overlay): \(name)")
+                XCTAssertNotNil(container[path: ["resources", "limits", "memory"]], "\(overlay): \(name)")
                 let args = container["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                XCTAssertEqual(Array(args.prefix(expectedArgs[name]?.count ?? 0)), expectedArgs[name], name)
+                XCTAssertEqual(Array(args.prefix(expectedArgs[name]?.count ?? 0)), expectedArgs[name], "\(overlay): \(name)")
             }
         }
+    }
+
+    // MARK: Kubernetes' own schemas
+
+    /// kubernetes-validate (PyPI) bundles the JSON schemas of each Kubernetes release, so it
+    /// runs offline. `--strict` rejects a field the schema does not know, as the API server's
+    /// strict field validation does. Every rendered kind is a built-in one (the CRDs are
+    /// apiextensions.k8s.io/v1 objects), so every object must pass: a kind without a schema
+    /// fails here instead of being skipped.
+    func testKubernetesSchemasAcceptEveryRenderedObject() throws {
+        let python = try XCTUnwrap(Self.findExecutable("python3"), "python3 is not on PATH")
+        let installed = try Self.run(python, ["-m", "kubernetes_validate", "--version"])
+        guard installed.status == 0 else {
+            XCTFail("kubernetes-validate is not installed: python3 -m pip install kubernetes-validate (.ci/run installs it)\n\(installed.stderr)")
+            return
+        }
+        for overlay in Self.overlays {
+            let yaml = try renderYAML(overlay)
+            let count = try JSONValue.parseYAMLDocuments(yaml).count
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-rendered-\(UUID().uuidString).yaml")
+            try yaml.write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let result = try Self.run(python, ["-m", "kubernetes_validate", "--kubernetes-version", Self.kubernetesVersion,
+                                               "--strict", file.path])
+            let lines = result.stdout.split(separator: "\n")
+            let problems = lines.filter { !$0.hasPrefix("INFO ") }.joined(separator: "\n")
+            XCTAssertEqual(result.status, 0, "\(overlay):\n\(problems)\n\(result.stderr)")
+            let passed = lines.filter { $0.hasPrefix("INFO ") && $0.hasSuffix(" against version \(Self.kubernetesVersion)") }
+            XCTAssertEqual(passed.count, count, "\(overlay): each of the \(count) objects passes v\(Self.kubernetesVersion)'s schema:\n\(result.stdout)")
+            XCTAssertFalse(lines.contains { $0.hasPrefix("WARN") }, "\(overlay): an object has no schema:\n\(result.stdout)")
+        }
+    }
+
+    // MARK: config/default: one gateway on SQLite
+
+    func testDefaultGatewayRecordsToAPersistentVolumeClaimNeverAnEmptyDir() throws {
+        let all = try render("config/default")
+        let gateway = try XCTUnwrap(objects(all, kind: "Deployment")["agentgate-gateway"])
+        XCTAssertEqual(gateway[path: ["spec", "replicas"]], 1)
+        // Its ReadWriteOnce volume is mounted by one pod at a time: the old pod goes first.
+        XCTAssertEqual(gateway[path: ["spec", "strategy", "type"]], "Recreate")
+        let pod = try XCTUnwrap(gateway[path: ["spec", "template", "spec"]])
+        let container = try XCTUnwrap(Self.container("gateway", in: pod))
+        let args = Self.args(container)
+
+        let store = try XCTUnwrap(Self.flag("--store", in: args))
+        XCTAssertTrue(store.hasPrefix("sqlite:"), store)
+        let database = String(store.dropFirst("sqlite:".count).prefix { $0 != "?" })
+        let dataVolume = try XCTUnwrap(Self.volume(holding: database, container: container, pod: pod), "no volume holds \(database)")
+        XCTAssertNil(dataVolume["emptyDir"], "the recordings must not be on an emptyDir")
+        let claimName = try XCTUnwrap(dataVolume[path: ["persistentVolumeClaim", "claimName"]]?.stringValue)
+        XCTAssertEqual(claimName, "agentgate-gateway-data")
+        let claim = try XCTUnwrap(objects(all, kind: "PersistentVolumeClaim")[claimName], "the claim is part of the install")
+        XCTAssertEqual(claim[path: ["spec", "accessModes"]], ["ReadWriteOnce"])
+        XCTAssertNotNil(claim[path: ["spec", "resources", "requests", "storage"]]?.stringValue)
+        // The data directory (admin token, masking key) is on the same claim.
+        let dataDirectory = try XCTUnwrap(Self.flag("--data-dir", in: args))
+        XCTAssertEqual(Self.volume(holding: dataDirectory + "/admin-token", container: container, pod: pod), dataVolume)
+
+        XCTAssertEqual(Self.emptyDirMountPaths(container: container, pod: pod), ["/tmp"], "an emptyDir holds only /tmp")
+    }
+
+    // MARK: config/ha: three gateways on PostgreSQL, two operators
+
+    func testHAGatewayRunsThreeReplicasSpreadAcrossNodesAndPreferablyZones() throws {
+        let gateway = try XCTUnwrap(objects(try render("config/ha"), kind: "Deployment")["agentgate-gateway"])
+        XCTAssertEqual(gateway[path: ["spec", "replicas"]], 3)
+        // A rollout adds a ready replica before it removes one.
+        XCTAssertEqual(gateway[path: ["spec", "strategy", "type"]], "RollingUpdate")
+        XCTAssertEqual(gateway[path: ["spec", "strategy", "rollingUpdate", "maxUnavailable"]], 0)
+        let labels = try Self.podLabels(gateway)
+        let constraints = gateway[path: ["spec", "template", "spec", "topologySpreadConstraints"]]?.arrayValue ?? []
+        func constraint(_ topologyKey: String) -> JSONValue? {
+            constraints.first { $0["topologyKey"]?.stringValue == topologyKey }
+        }
+        let nodes = try XCTUnwrap(constraint("kubernetes.io/hostname"), "spread across nodes")
+        XCTAssertEqual(nodes["whenUnsatisfiable"], "DoNotSchedule")
+        XCTAssertEqual(nodes["maxSkew"], 1)
+        XCTAssertTrue(try Self.selector(nodes["labelSelector"]).matches(labels), "the node spread counts the gateway's pods")
+        let zones = try XCTUnwrap(constraint("topology.kubernetes.io/zone"), "spread across zones")
+        XCTAssertEqual(zones["whenUnsatisfiable"], "ScheduleAnyway", "zones are a preference: a cluster may have one")
+        XCTAssertTrue(try Self.selector(zones["labelSelector"]).matches(labels), "the zone spread counts the gateway's pods")
+    }
+
+    func testHABudgetsDisruptionsSoTwoGatewaysAndOneOperatorKeepRunning() throws {
+        let all = try render("config/ha")
+        let deployments = objects(all, kind: "Deployment")
+        let budgets = Array(objects(all, kind: "PodDisruptionBudget").values)
+        for (name, mustStay) in [("agentgate-gateway", 2), ("agentgate-operator", 1)] {
+            let deployment = try XCTUnwrap(deployments[name])
+            let labels = try Self.podLabels(deployment)
+            let replicas = Int(deployment[path: ["spec", "replicas"]]?.intValue ?? 1)
+            let selecting = try budgets.filter { try Self.selector($0[path: ["spec", "selector"]]).matches(labels) }
+            XCTAssertEqual(selecting.count, 1, "one PodDisruptionBudget selects \(name)'s pods")
+            guard let budget = selecting.first?["spec"] else { continue }
+            let kept = budget["minAvailable"]?.intValue.map(Int.init)
+                ?? budget["maxUnavailable"]?.intValue.map { replicas - Int($0) }
+            XCTAssertEqual(kept, mustStay, "\(name): pods a voluntary disruption leaves running")
+        }
+    }
+
+    func testHAGatewayReadsItsStoreURLAndMaskingKeyFromSecretsAndKeepsNoVolume() throws {
+        let all = try render("config/ha")
+        let gateway = try XCTUnwrap(objects(all, kind: "Deployment")["agentgate-gateway"])
+        let pod = try XCTUnwrap(gateway[path: ["spec", "template", "spec"]])
+        let container = try XCTUnwrap(Self.container("gateway", in: pod))
+        let args = Self.args(container)
+
+        XCTAssertNil(Self.flag("--store", in: args), "the store URL (with its password) is not in the manifest")
+        let storeFile = try XCTUnwrap(Self.flag("--store-file", in: args))
+        let store = Self.volume(holding: storeFile, container: container, pod: pod)
+        XCTAssertEqual(store?[path: ["secret", "secretName"]], "agentgate-store")
+        XCTAssertEqual(Self.secretKey(projectedAt: storeFile, container: container, pod: pod), "url")
+
+        let keyFile = try XCTUnwrap(Self.flag("--masking-key-file", in: args), "every replica hashes with one shared key")
+        let key = Self.volume(holding: keyFile, container: container, pod: pod)
+        XCTAssertEqual(key?[path: ["secret", "secretName"]], "agentgate-masking-key")
+        XCTAssertEqual(Self.secretKey(projectedAt: keyFile, container: container, pod: pod), "key")
+
+        // Nothing per replica on disk: no claim (a ReadWriteOnce one could not be shared), and an
+        // emptyDir only for /tmp, where the data directory goes.
+        XCTAssertTrue(objects(all, kind: "PersistentVolumeClaim").isEmpty)
+        XCTAssertFalse((pod["volumes"]?.arrayValue ?? []).contains { $0["persistentVolumeClaim"] != nil })
+        XCTAssertEqual(Self.emptyDirMountPaths(container: container, pod: pod), ["/tmp"])
+        let dataDirectory = try XCTUnwrap(Self.flag("--data-dir", in: args))
+        XCTAssertTrue(dataDirectory.hasPrefix("/tmp/"), dataDirectory)
+    }
+
+    func testHAOperatorRunsTwoReplicasWithLeaderElection() throws {
+        let all = try render("config/ha")
+        let operatorDeployment = try XCTUnwrap(objects(all, kind: "Deployment")["agentgate-operator"])
+        XCTAssertEqual(operatorDeployment[path: ["spec", "replicas"]], 2)
+        let pod = try XCTUnwrap(operatorDeployment[path: ["spec", "template", "spec"]])
+        let container = try XCTUnwrap(Self.container("operator", in: pod))
+        XCTAssertTrue(Self.args(container).contains("--leader-elect"))
+    }
+
+    // MARK: Reading rendered pods
+
+    private static func container(_ name: String, in pod: JSONValue) -> JSONValue? {
+        pod["containers"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+    }
+
+    private static func args(_ container: JSONValue) -> [String] {
+        container["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    /// The value of `--flag VALUE` or `--flag=VALUE`.
+    private static func flag(_ name: String, in args: [String]) -> String? {
+        for (index, arg) in args.enumerated() {
+            if arg == name, index + 1 < args.count { return args[index + 1] }
+            if arg.hasPrefix(name + "=") { return String(arg.dropFirst(name.count + 1)) }
+        }
+        return nil
+    }
+
+    /// The volume mounted (deepest mount first) where `path` lives in `container`.
+    private static func volume(holding path: String, container: JSONValue, pod: JSONValue) -> JSONValue? {
+        guard let mount = self.mount(holding: path, container: container), let name = mount["name"]?.stringValue else { return nil }
+        return pod["volumes"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+    }
+
+    private static func mount(holding path: String, container: JSONValue) -> JSONValue? {
+        (container["volumeMounts"]?.arrayValue ?? [])
+            .filter { mount in mount["mountPath"]?.stringValue.map { path.hasPrefix($0 + "/") } ?? false }
+            .max { ($0["mountPath"]?.stringValue?.count ?? 0) < ($1["mountPath"]?.stringValue?.count ?? 0) }
+    }
+
+    /// The key of the Secret volume whose file `path` is (with `items`, the item's key;
+    /// without, the file name is the key).
+    private static func secretKey(projectedAt path: String, container: JSONValue, pod: JSONValue) -> String? {
+        guard let mountPath = mount(holding: path, container: container)?["mountPath"]?.stringValue,
+              let secret = volume(holding: path, container: container, pod: pod)?["secret"] else { return nil }
+        let file = String(path.dropFirst(mountPath.count + 1))
+        guard let items = secret["items"]?.arrayValue else { return file }
+        return items.first { $0["path"]?.stringValue == file }?["key"]?.stringValue
+    }
+
+    private static func emptyDirMountPaths(container: JSONValue, pod: JSONValue) -> Set<String> {
+        let emptyDirs = Set((pod["volumes"]?.arrayValue ?? []).filter { $0["emptyDir"] != nil }.compactMap { $0["name"]?.stringValue })
+        return Set((container["volumeMounts"]?.arrayValue ?? [])
+            .filter { emptyDirs.contains($0["name"]?.stringValue ?? "") }.compactMap { $0["mountPath"]?.stringValue })
+    }
+
+    private static func podLabels(_ deployment: JSONValue) throws -> [String: String] {
+        try XCTUnwrap(deployment[path: ["spec", "template", "metadata", "labels"]]).decode([String: String].self)
+    }
+
+    private static func selector(_ value: JSONValue?) throws -> LabelSelector {
+        try XCTUnwrap(value, "a label selector").decode(LabelSelector.self)
     }
 }
