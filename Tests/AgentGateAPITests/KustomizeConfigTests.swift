@@ -220,6 +220,7 @@ final class KustomizeConfigTests: XCTestCase {
         // The data directory (admin token, masking key) is on the same claim.
         let dataDirectory = try XCTUnwrap(Self.flag("--data-dir", in: args))
         XCTAssertEqual(Self.volume(holding: dataDirectory + "/admin-token", container: container, pod: pod), dataVolume)
+        XCTAssertNil(Self.flag("--masking-key-file", in: args), "one replica keeps the key it made in its data directory")
 
         XCTAssertEqual(Self.emptyDirMountPaths(container: container, pod: pod), ["/tmp"], "an emptyDir holds only /tmp")
     }
@@ -232,6 +233,7 @@ final class KustomizeConfigTests: XCTestCase {
         // A rollout adds a ready replica before it removes one.
         XCTAssertEqual(gateway[path: ["spec", "strategy", "type"]], "RollingUpdate")
         XCTAssertEqual(gateway[path: ["spec", "strategy", "rollingUpdate", "maxUnavailable"]], 0)
+        XCTAssertEqual(gateway[path: ["spec", "strategy", "rollingUpdate", "maxSurge"]], 1)
         let labels = try Self.podLabels(gateway)
         let constraints = gateway[path: ["spec", "template", "spec", "topologySpreadConstraints"]]?.arrayValue ?? []
         func constraint(_ topologyKey: String) -> JSONValue? {
@@ -297,6 +299,10 @@ final class KustomizeConfigTests: XCTestCase {
         let pod = try XCTUnwrap(operatorDeployment[path: ["spec", "template", "spec"]])
         let container = try XCTUnwrap(Self.container("operator", in: pod))
         XCTAssertTrue(Self.args(container).contains("--leader-elect"))
+        // The replica waiting for the Lease prefers another node than the leader's.
+        let spread = pod["topologySpreadConstraints"]?.arrayValue?.first { $0["topologyKey"] == "kubernetes.io/hostname" }
+        XCTAssertEqual(spread?["whenUnsatisfiable"], "ScheduleAnyway")
+        XCTAssertTrue(try Self.selector(spread?["labelSelector"]).matches(try Self.podLabels(operatorDeployment)))
     }
 
     // MARK: Reading rendered pods
