@@ -59,7 +59,7 @@ public final class Gateway: @unchecked Sendable {
     /// Session ids already resolved for token-keyed sessions (see ``SessionCache``).
     let sessions = SessionCache()
     /// Refused WebSocket exec/attach upgrades, repeated to kubectl's SPDY fallback.
-    let streamRefusals = StreamRefusals()
+    let streamRefusals: StreamRefusals
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
     /// Requests being handled (up to their answer, or the start of a streamed one).
@@ -109,7 +109,8 @@ public final class Gateway: @unchecked Sendable {
         } catch {
             throw GatewayConfigError("\(upstream.origin): \(error)")
         }
-        alerts = AlertEvaluator(metrics: metrics, http: http, logger: logger)
+        streamRefusals = StreamRefusals(store: store, logger: logger)
+        alerts = AlertEvaluator(store: store, metrics: metrics, http: http, logger: logger)
         metrics.observeRecorder { [store] in store.recorderBacklog() }
         approvals = ApprovalBroker(store: store, logger: logger)
         let announcer = ApprovalAnnouncer(registry: registry, http: http, logger: logger)
@@ -192,7 +193,7 @@ public final class Gateway: @unchecked Sendable {
             metrics.count(connection: ref, verb: info.verb, code: status.code ?? 403)
             return .json(status.code ?? 403, body)
         }
-        alerts.observe(context, sessionID: recording.sessionID)
+        await alerts.observe(context, sessionID: recording.sessionID)
         return await forward(context, recording: recording)
     }
 

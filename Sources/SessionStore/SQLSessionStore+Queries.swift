@@ -84,6 +84,8 @@ extension SQLSessionStore {
             + (connection.map { [.text($0.namespace), .text($0.name)] } ?? [])
         let old = "SELECT id FROM sessions WHERE \(which)"
         let journal = self.journal
+        // Alert windows idle for two days (far longer than any rule's window) go too.
+        try await pruneAlertWindows(before: Date().addingTimeInterval(-2 * 86_400))
         return try await driver.write { tx in
             var result = PruneResult()
             if let journal {

@@ -118,6 +118,44 @@ public protocol SessionStore: Sendable {
     /// effort: a notification sent while the listening connection reconnects is lost, so a
     /// waiter also re-reads its approval now and then.
     func approvalDecisions() -> AsyncStream<ApprovalID>
+
+    // MARK: State shared by gateway replicas
+
+    /// Counts one request against an alert rule's sliding window, for every gateway sharing
+    /// this database at once: hits older than `window` are dropped, the window stops firing
+    /// when fewer than `threshold` hits remain, and the hit that brings it to `threshold`
+    /// fires it — once, until it has fallen below the threshold again. `key` names the rule
+    /// and whose requests it counts (connection, session, rule).
+    func countAlertHit(_ key: String, at: Date, window: TimeInterval, threshold: Int) async throws -> AlertWindowCount
+
+    /// Keeps the answer to a refused stream upgrade until `until`, for the client's retry of
+    /// the same request over another protocol, which may reach another replica.
+    func rememberStreamRefusal(_ key: String, answer: StreamRefusal, until: Date) async throws
+
+    /// The refusal remembered for `key` and not yet expired, taken: a second call gets nil.
+    func takeStreamRefusal(_ key: String, at: Date) async throws -> StreamRefusal?
+}
+
+/// An alert window after one more hit (see ``SessionStore/countAlertHit(_:at:window:threshold:)``).
+public struct AlertWindowCount: Sendable, Equatable {
+    /// Hits within the window, this one included.
+    public var count: Int
+    /// Whether this hit made the window fire.
+    public var fires: Bool
+    public init(count: Int, fires: Bool) {
+        self.count = count
+        self.fires = fires
+    }
+}
+
+/// The answer given to a refused stream upgrade (a Status body).
+public struct StreamRefusal: Sendable, Equatable {
+    public var statusCode: Int
+    public var body: [UInt8]
+    public init(statusCode: Int, body: [UInt8]) {
+        self.statusCode = statusCode
+        self.body = body
+    }
 }
 
 /// See `SessionStore.recorderBacklog`.

@@ -27,5 +27,9 @@ final class PostgresSessionStoreTests: XCTestCase {
     func testApprovalIsDecidedExactlyOnce() async throws { try await Behaviours.approvalIsDecidedExactlyOnce(backend) }
     func testApprovalsListByStateAndConnectionNewestFirst() async throws { try await Behaviours.approvalsListByStateAndConnectionNewestFirst(backend) }
     func testClosingAndRecoveryAbandonPendingApprovals() async throws { try await Behaviours.closingAndRecoveryAbandonPendingApprovals(backend) }
+    func testAlertWindowsCountHitsFromEveryInstanceAndFireOnce() async throws { try await Behaviours.alertWindowsCountHitsFromEveryInstanceAndFireOnce(backend) }
+    func testAlertHitsRacingOnInstancesFireExactlyOnce() async throws { try await Behaviours.alertHitsRacingOnInstancesFireExactlyOnce(backend) }
+    func testARefusedStreamIsTakenOnceByAnyInstanceUntilItExpires() async throws { try await Behaviours.aRefusedStreamIsTakenOnceByAnyInstanceUntilItExpires(backend) }
+    func testReplicasStartingTogetherMigrateOnceAndAllServe() async throws { try await Behaviours.replicasStartingTogetherMigrateOnceAndAllServe(backend) }
     func testDecisionOnOneInstanceIsNotifiedToAnother() async throws { try await Behaviours.decisionOnOneInstanceIsNotifiedToAnother(backend) }
 }

@@ -26,4 +26,8 @@ final class SQLiteSessionStoreTests: XCTestCase {
     func testApprovalIsDecidedExactlyOnce() async throws { try await Behaviours.approvalIsDecidedExactlyOnce(backend) }
     func testApprovalsListByStateAndConnectionNewestFirst() async throws { try await Behaviours.approvalsListByStateAndConnectionNewestFirst(backend) }
     func testClosingAndRecoveryAbandonPendingApprovals() async throws { try await Behaviours.closingAndRecoveryAbandonPendingApprovals(backend) }
+    func testAlertWindowsCountHitsFromEveryInstanceAndFireOnce() async throws { try await Behaviours.alertWindowsCountHitsFromEveryInstanceAndFireOnce(backend) }
+    func testAlertHitsRacingOnInstancesFireExactlyOnce() async throws { try await Behaviours.alertHitsRacingOnInstancesFireExactlyOnce(backend) }
+    func testARefusedStreamIsTakenOnceByAnyInstanceUntilItExpires() async throws { try await Behaviours.aRefusedStreamIsTakenOnceByAnyInstanceUntilItExpires(backend) }
+    func testReplicasStartingTogetherMigrateOnceAndAllServe() async throws { try await Behaviours.replicasStartingTogetherMigrateOnceAndAllServe(backend) }
 }

@@ -17,13 +17,16 @@ import SessionStore
 ///   count reaches `threshold` — the request that makes it `threshold` fires, none before —
 ///   and then stays quiet until the count has fallen below the threshold again, so a burst
 ///   raises one alert, not one per request.
+/// - The windows live in the session store (``SessionStore/countAlertHit(_:at:window:threshold:)``),
+///   shared by every gateway replica on it: five execs spread over three replicas fire a
+///   threshold-five rule once. A request is counted before it is forwarded; a store that
+///   cannot count it is logged and the request goes on (alerts never refuse a request).
 /// - Firing: a Warning Event (reason `AlertFired`) on the AgentConnection (when an
-///   ``EventRecorder`` is set), `agentgate_gateway_alerts_total{connection,rule}` incremented,
-///   and, when the policy names `alertWebhook`, a JSON POST with the rule, connection,
-///   subject, session id and count. Event and webhook are sent off the request path; a
-///   failing webhook is tried again (``WebhookSender``), logged, and never delays or fails
-///   the request.
-/// - State is per gateway replica and in memory (a restart starts counting afresh).
+///   ``EventRecorder`` is set), `agentgate_gateway_alerts_total{connection,rule}` incremented
+///   on the replica that counted the firing hit, and, when the policy names `alertWebhook`, a
+///   JSON POST with the rule, connection, subject, session id and count. Event and webhook
+///   are sent off the request path; a failing webhook is tried again (``WebhookSender``),
+///   logged, and never delays or fails the request.
 public final class AlertEvaluator: @unchecked Sendable {
     /// One alert, as the webhook receives it.
     public struct Firing: Sendable, Hashable, Codable {
@@ -41,25 +44,15 @@ public final class AlertEvaluator: @unchecked Sendable {
         public var time: String
     }
 
-    private struct Key: Hashable {
-        var connection: ConnectionRef
-        var session: String
-        var rule: String
-    }
-
-    private struct Window {
-        var times: [Date] = []
-        var firing = false
-    }
-
     private let lock = NSLock()
-    private var windows: [Key: Window] = [:]
+    private let store: any SessionStore
     private let metrics: GatewayMetrics
     private let webhooks: WebhookSender
     private let logger: Logger
     private var recorder: EventRecorder?
 
-    init(metrics: GatewayMetrics, http: HTTPClient, logger: Logger) {
+    init(store: any SessionStore, metrics: GatewayMetrics, http: HTTPClient, logger: Logger) {
+        self.store = store
         self.metrics = metrics
         self.webhooks = WebhookSender(http: http, logger: logger)
         self.logger = logger
@@ -73,34 +66,27 @@ public final class AlertEvaluator: @unchecked Sendable {
     }
 
     /// Counts one forwarded request against the connection's rules; fires what it completes.
-    func observe(_ context: ExchangeContext, sessionID: SessionID?, at now: Date = Date()) {
+    func observe(_ context: ExchangeContext, sessionID: SessionID?, at now: Date = Date()) async {
         let policy = context.connection.config.recording
         guard let rules = policy.alerts, !rules.isEmpty else { return }
         let info = context.info
-        var fired: [Firing] = []
-        lock.lock()
         for rule in rules where RequestMatcher.matches(verbs: rule.verbs, apiGroups: rule.apiGroups, resources: rule.resources,
                                                        subresources: rule.subresources, namespaces: rule.namespaces, info) {
-            let window = rule.windowSeconds ?? 60
-            let key = Key(connection: context.ref, session: sessionID ?? "subject:\(context.agent.subject)", rule: rule.name)
-            var state = windows[key] ?? Window()
-            state.times.removeAll { now.timeIntervalSince($0) >= window }
-            if state.times.count < Int(rule.threshold) { state.firing = false }
-            state.times.append(now)
-            if state.times.count >= Int(rule.threshold), !state.firing {
-                state.firing = true
-                fired.append(Firing(rule: rule.name, connection: "\(context.ref)", subject: context.agent.subject, sessionID: sessionID,
-                                    count: state.times.count, threshold: Int(rule.threshold), window: rule.window ?? AlertRule.defaultWindow,
-                                    verb: info.verb, resource: info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)",
-                                    namespace: info.namespace, name: info.name, time: KubeTime.format(now)))
+            let session = sessionID ?? "subject:\(context.agent.subject)"
+            let key = "\(context.ref.namespace)/\(context.ref.name)|\(session)|\(rule.name)"
+            let counted: AlertWindowCount
+            do {
+                counted = try await store.countAlertHit(key, at: now, window: rule.windowSeconds ?? 60, threshold: Int(rule.threshold))
+            } catch {
+                logger.warning("alert rule \(rule.name) on \(context.ref): the request was not counted: \(error)")
+                continue
             }
-            windows[key] = state
-        }
-        if windows.count > 100_000 { windows = windows.filter { !$0.value.times.isEmpty && now.timeIntervalSince($0.value.times.last!) < 86_400 } }
-        let recorder = self.recorder
-        lock.unlock()
-        for firing in fired {
-            notify(firing, connection: context.connection.config, webhook: policy.alertWebhook, recorder: recorder)
+            guard counted.fires else { continue }
+            let firing = Firing(rule: rule.name, connection: "\(context.ref)", subject: context.agent.subject, sessionID: sessionID,
+                                count: counted.count, threshold: Int(rule.threshold), window: rule.window ?? AlertRule.defaultWindow,
+                                verb: info.verb, resource: info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)",
+                                namespace: info.namespace, name: info.name, time: KubeTime.format(now))
+            notify(firing, connection: context.connection.config, webhook: policy.alertWebhook, recorder: events)
         }
     }
 

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPServing
 import KubeCore
+import Logging
 import NIOHTTP1
 import SessionStore
 
@@ -83,7 +84,7 @@ extension Gateway {
         case .began(let began): recording = began
         case .refused(let response): return .refuse(response)
         }
-        alerts.observe(context, sessionID: recording.sessionID)
+        await alerts.observe(context, sessionID: recording.sessionID)
         // The agent's WebSocket handshake headers are its own leg's; NIO writes the upstream ones.
         var headers = UpstreamHeaders.request(from: request.headers, token: context.connection.token, sessionID: recording.sessionID)
         for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol",
@@ -162,7 +163,7 @@ struct StreamUpgrades: WebSocketService {
         switch await gateway.admitStream(request, transport: .webSocket) {
         case .accept(let headers, let session): return .accept(headers: headers, session: session)
         case .refuse(let response):
-            gateway.streamRefusals.remember(response, for: request)
+            await gateway.streamRefusals.remember(response, for: request)
             return .refuse(response)
         }
     }
@@ -177,7 +178,7 @@ struct SPDYStreamUpgrades: ByteStreamUpgradeService {
         // kubectl retries a refused WebSocket exec/attach over SPDY at once; that retry gets the
         // answer the WebSocket attempt got (a denial, an expiry, an upstream error), not a
         // second approval or a second run of the rules, so kubectl prints what actually happened.
-        if let repeated = gateway.streamRefusals.take(for: request) { return .refuse(repeated) }
+        if let repeated = await gateway.streamRefusals.take(for: request) { return .refuse(repeated) }
         switch await gateway.admitStream(request, transport: .spdy) {
         case .accept(let headers, let session): return .accept(headers: headers, session: session)
         case .refuse(let response): return .refuse(response)
@@ -187,10 +188,12 @@ struct SPDYStreamUpgrades: ByteStreamUpgradeService {
 
 /// The refusals of WebSocket upgrades, kept briefly for kubectl's SPDY fallback of the same
 /// request (same URL, same Authorization header: only the agent that got the refusal gets it
-/// again). One use each; forgotten after ``lifetime``.
-final class StreamRefusals: Sendable {
+/// again). One use each; forgotten after ``lifetime``. They are kept in the session store, so
+/// a fallback that reaches another replica gets the same answer, not a second approval.
+struct StreamRefusals: Sendable {
     static let lifetime: TimeInterval = 30
-    private let entries = ExpiringCache<String, HTTPResponse>(capacity: 10_000)
+    let store: any SessionStore
+    let logger: Logger
 
     private static func key(_ request: HTTPRequest) -> String? {
         guard let authorization = request.headers["authorization"].first else { return nil }
@@ -198,13 +201,19 @@ final class StreamRefusals: Sendable {
         return digest + " " + request.uri
     }
 
-    func remember(_ response: HTTPResponse, for request: HTTPRequest) {
-        guard let key = Self.key(request) else { return }
-        entries.insert(response, for: key, expires: Date().addingTimeInterval(Self.lifetime))
+    func remember(_ response: HTTPResponse, for request: HTTPRequest) async {
+        guard let key = Self.key(request), case .bytes(let body) = response.body else { return }
+        do {
+            try await store.rememberStreamRefusal(key, answer: StreamRefusal(statusCode: response.status, body: body),
+                                                  until: Date().addingTimeInterval(Self.lifetime))
+        } catch {
+            logger.warning("a refused upgrade is not kept for the client's SPDY retry: \(error)")
+        }
     }
 
-    func take(for request: HTTPRequest) -> HTTPResponse? {
+    func take(for request: HTTPRequest) async -> HTTPResponse? {
         guard let key = Self.key(request) else { return nil }
-        return entries.value(for: key, at: Date(), take: true)
+        guard let refusal = try? await store.takeStreamRefusal(key, at: Date()) else { return nil }
+        return .json(refusal.statusCode, refusal.body)
     }
 }

@@ -183,6 +183,33 @@ enum Migrations {
                 )
                 """,
             ]),
+            (5, [
+                // State the gateway replicas share (`SQLSessionStore+Shared.swift`): alert
+                // windows, counted across replicas, and the refusals of stream upgrades kept
+                // for a client's retry over another protocol.
+                """
+                CREATE TABLE IF NOT EXISTS alert_windows (
+                    window_key TEXT PRIMARY KEY,
+                    firing BIGINT NOT NULL DEFAULT 0,
+                    last_hit_us BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS alert_hits (
+                    window_key TEXT NOT NULL,
+                    at_us BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS alert_hits_by_window ON alert_hits (window_key, at_us)",
+                """
+                CREATE TABLE IF NOT EXISTS stream_refusals (
+                    refusal_key TEXT PRIMARY KEY,
+                    status_code BIGINT NOT NULL,
+                    body \(blob) NOT NULL,
+                    expires_at_us BIGINT NOT NULL
+                )
+                """,
+            ]),
         ]
     }
 
