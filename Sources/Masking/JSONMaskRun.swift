@@ -35,6 +35,9 @@ struct JSONMaskRun {
     /// Values selected by a field rule (token index → replacement), masked when the walk reaches them.
     var selected: [Int: Replacement] = [:]
 
+    /// JSON documents held in string values that are masked as documents, one inside another
+    /// (an annotation's JSON holding a config's JSON...); deeper ones are masked as text.
+    static let maxNesting = 4
     static let lastApplied = Array("kubectl.kubernetes.io/last-applied-configuration".utf8)
     static let credentialKeys: [[UInt8]] = ["auth", "password", "identitytoken", "registrytoken", "token", "client-key-data",
                                             "id-token", "refresh-token", "access-token", "client-secret"].map { Array($0.utf8) }
@@ -143,7 +146,7 @@ struct JSONMaskRun {
             } else if isSecret, let secretRule, run.keyIs(k, K.data) || run.keyIs(k, K.stringData) {
                 run.maskAll(v, secretRule, base64: run.keyIs(k, K.data))
             } else if run.keyIs(k, K.metadata), run.token(v).kind == .object {
-                run.walkMetadata(v, isSecret: isSecret)
+                run.walkMetadata(v, kind: kind, topLevel: topLevel)
             } else if kind == K.tokenRequest, run.keyIs(k, K.status), let rule = run.engine.rule(.tokenRequestToken),
                       run.token(v).kind == .object {
                 run.forEachMemberMut(v) { run, k2, v2 in
@@ -154,35 +157,6 @@ struct JSONMaskRun {
             } else {
                 run.walkPlain(v, key: k)
             }
-        }
-    }
-
-    mutating func walkMetadata(_ m: Int, isSecret: Bool) {
-        if !selected.isEmpty, let rule = selected[m] { return maskAll(m, rule, base64: false) }
-        forEachMemberMut(m) { run, k, v in
-            guard run.keyIs(k, K.annotations), run.token(v).kind == .object, run.selected[v] == nil else { return run.walkPlain(v, key: k) }
-            run.forEachMemberMut(v) { run, ak, av in
-                if run.keyIs(ak, JSONMaskRun.lastApplied), run.token(av).kind == .string, isSecret,
-                   let rule = run.engine.rule(.lastAppliedConfiguration) {
-                    run.maskLastAppliedOfSecret(av, rule)
-                } else {
-                    run.walkPlain(av, key: ak)
-                }
-            }
-        }
-    }
-
-    /// The annotation holds the Secret as last applied, values in clear: mask it as a Secret;
-    /// if it does not parse, mask it whole.
-    mutating func maskLastAppliedOfSecret(_ t: Int, _ rule: Replacement) {
-        let inner = stringBytes(t)
-        if let masked = engine.maskDocument(inner, kindHint: "Secret", credentialDocument: false, forcedSecret: rule, nesting: nesting + 1) {
-            var quoted: [UInt8] = [0x22]
-            JSONEscaper.appendEscaped(masked, into: &quoted)
-            quoted.append(0x22)
-            replace(t, with: quoted)
-        } else {
-            maskAll(t, rule, base64: false)
         }
     }
 
@@ -323,7 +297,7 @@ struct JSONMaskRun {
         if let key, let category = keyCategory(key), let rule = engine.keyRule(category, value: stringBytes(t)) {
             return maskAll(t, rule, base64: false)
         }
-        if hi - lo >= 2, nesting < 4, b[JSONTape.skipSpace(b, lo)] == UInt8(ascii: "{") {
+        if hi - lo >= 2, nesting < JSONMaskRun.maxNesting, b[JSONTape.skipSpace(b, lo)] == UInt8(ascii: "{") {
             let content = stringBytes(t)
             let markers = engine.credentialDocumentMarkers(content)
             if let masked = engine.maskDocument(content, kindHint: nil, credentialDocument: markers, forcedSecret: nil, nesting: nesting + 1) {

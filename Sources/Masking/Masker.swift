@@ -31,7 +31,7 @@ public struct Masker: Sendable {
     /// `resource` (the request's group and resource) selects the policy's field rules.
     public func maskJSON(_ body: [UInt8], kindHint: String? = nil, resource: MaskedResource? = nil) -> [UInt8] {
         if let masked = engine.maskDocument(body, kindHint: kindHint, credentialDocument: false, forcedSecret: nil, nesting: 0,
-                                            resource: resource) {
+                                            fieldRules: engine.fieldRules(for: resource)) {
             return masked
         }
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) { return body }

@@ -177,13 +177,17 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
 
     // MARK: - Documents
 
+    /// The field rules for the objects of `resource` (nil: unknown, only rules naming none).
+    func fieldRules(for resource: MaskedResource?) -> [FieldRule] {
+        policy.fieldRules.isEmpty ? [] : policy.fieldRules.filter { $0.applies(to: resource) }
+    }
+
     /// Masks a JSON text; nil when it is not JSON.
-    /// `resource`: what the body's objects are, for field rules (nested documents pass nil and
-    /// get none).
+    /// `fieldRules`: those for the body's resource objects (a document held in a string value
+    /// gets none, but the last-applied annotation of such an object gets its rules).
     func maskDocument(_ bytes: [UInt8], kindHint: String?, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int,
-                      resource: MaskedResource? = nil) -> [UInt8]? {
-        let fieldRules = nesting == 0 ? policy.fieldRules.filter { $0.applies(to: resource) } : []
-        return bytes.withUnsafeBufferPointer { buffer in
+                      fieldRules: [FieldRule] = []) -> [UInt8]? {
+        bytes.withUnsafeBufferPointer { buffer in
             guard let tape = JSONTape(buffer) else { return nil }
             var run = JSONMaskRun(engine: self, bytes: buffer, tape: tape, credentialDocument: credentialDocument,
                                   forcedSecret: forcedSecret, nesting: nesting, fieldRules: fieldRules)

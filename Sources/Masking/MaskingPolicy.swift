@@ -94,9 +94,10 @@ public enum StructuralRule: String, CaseIterable, Sendable, Hashable {
     /// Values of a Secret's `data` and `stringData` (kind Secret, items of a SecretList, objects
     /// of watch events and Table rows). `data` values stay valid base64: they decode to the mask.
     case secretData
-    /// The `kubectl.kubernetes.io/last-applied-configuration` annotation: the JSON inside is
-    /// masked with the same rules (a Secret's annotation holds its values in clear); if it does
-    /// not parse, a Secret's annotation is masked whole.
+    /// The `kubectl.kubernetes.io/last-applied-configuration` annotation of a Secret: the JSON
+    /// inside (the Secret's values in clear) has its data masked. The annotation of every
+    /// object is masked as its object is (field rules, env values, detectors) whatever this
+    /// rule says, and masked whole, with this rule's replacement, when it does not parse.
     case lastAppliedConfiguration
     /// `env[].value` of containers whose `name` matches ``MaskingPolicy/envNamePatterns``.
     case envValue

@@ -65,6 +65,41 @@ final class FieldRuleTests: XCTestCase {
         XCTAssertFalse(first.contains("sk-live"))
     }
 
+    // MARK: - The last-applied annotation
+
+    /// `kubectl apply` keeps the object as applied in an annotation: a field rule must reach
+    /// the same path in there, in objects, lists and watch events alike.
+    func testAFieldRuleMasksTheValueInsideTheLastAppliedAnnotation() throws {
+        let rule = try FieldRule(name: "urls", apiGroups: [""], resources: ["configmaps"], paths: ["data.DATABASE_URL"])
+        let m = masker([rule])
+        let configMaps = MaskedResource(group: "", resource: "configmaps")
+        let applied: JSONValue = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "app", "namespace": "demo"],
+                                  "data": ["DATABASE_URL": "postgres://app:Sup3rS3cret@db:5432/app", "LOG_LEVEL": "info"]]
+        var object = applied
+        object.set(.string(applied.serializedString()), at: ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"])
+
+        func assertMasked(_ masked: JSONValue, file: StaticString = #filePath, line: UInt = #line) throws {
+            XCTAssertEqual(masked[path: ["data", "DATABASE_URL"]], "***MASKED***", file: file, line: line)
+            let annotation = masked[path: ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]]?.stringValue ?? ""
+            XCTAssertFalse(annotation.contains("Sup3rS3cret"), annotation, file: file, line: line)
+            let inner = try JSONValue(parsing: annotation)
+            XCTAssertEqual(inner[path: ["data", "DATABASE_URL"]], "***MASKED***", file: file, line: line)
+            XCTAssertEqual(inner[path: ["data", "LOG_LEVEL"]], "info", "other keys stay as applied", file: file, line: line)
+        }
+        try assertMasked(json(m.maskJSON(object.serialized(), resource: configMaps)))
+        let list: JSONValue = ["kind": "ConfigMapList", "apiVersion": "v1", "metadata": [:], "items": [object, object]]
+        for item in try json(m.maskJSON(list.serialized(), resource: configMaps))["items"]?.arrayValue ?? [] { try assertMasked(item) }
+        let event: JSONValue = ["type": "ADDED", "object": object]
+        try assertMasked(json(m.maskWatchEvent(event.serialized(), resource: configMaps))["object"] ?? .null)
+    }
+
+    func testALastAppliedAnnotationThatIsNotJSONIsMaskedWhole() throws {
+        let rule = try FieldRule(name: "urls", resources: ["configmaps"], paths: ["data.DATABASE_URL"])
+        let body = #"{"kind":"ConfigMap","metadata":{"name":"app","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"DATABASE_URL\":\"postgres://app:Sup3rS3cret@db\"}"}},"data":{}}"#
+        let masked = try json(masker([rule]).maskJSON(Array(body.utf8), resource: MaskedResource(group: "", resource: "configmaps")))
+        XCTAssertEqual(masked[path: ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]], "***MASKED***")
+    }
+
     func testBadPathsAreRejectedNamingThePathAndTheProblem() {
         for (path, problem) in [("", "is empty"), ("data..x", "empty segment"), ("spec.items[x]", "[x]"), ("[0]", "no member name"),
                                 ("a]b", "bracket")] {

@@ -95,6 +95,20 @@ final class StructuralRuleTests: XCTestCase {
         XCTAssertEqual(env?[3]["value"], "***MASKED***", "KEY matches")
     }
 
+    func testEnvValuesNamedLikeSecretsAreMaskedInsideTheLastAppliedAnnotationOfADeployment() throws {
+        let applied: JSONValue = ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web"],
+                                  "spec": ["template": ["spec": ["containers": [["name": "app", "env": [
+                                      ["name": "DB_PASSWORD", "value": "hunter2-prod"], ["name": "LOG_LEVEL", "value": "debug"]]]]]]]]
+        var deployment = applied
+        deployment.set(.string(applied.serializedString()), at: ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"])
+        let list: JSONValue = ["kind": "DeploymentList", "apiVersion": "apps/v1", "items": [deployment]]
+        let out = masker.maskJSON(list.serialized())
+        XCTAssertFalse(String(decoding: out, as: UTF8.self).contains("hunter2-prod"))
+        let annotation = try JSONValue(parsing: out)["items"]?.arrayValue?.first?[path: ["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]]
+        let env = try JSONValue(parsing: annotation?.stringValue ?? "")[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["env"]
+        XCTAssertEqual(env?.arrayValue?.map { $0["value"] }, ["***MASKED***", "debug"])
+    }
+
     func testEnvNamePatternsAcceptGlobsAndRegexes() throws {
         var policy = MaskingPolicy.standard()
         policy.envNamePatterns = ["*_PASS", "^SIGNING_.*$"]
