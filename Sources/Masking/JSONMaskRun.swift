@@ -11,6 +11,10 @@
 ///   (annotations, configs kept in ConfigMaps, docker and kube configs).
 /// Masked strings stay strings; a number or boolean under a masked field becomes the mask
 /// string (its type changes, its value does not leak).
+///
+/// The walk recurses at most ``depthLimit`` containers deep: a deeper subtree is postponed
+/// and walked later from a shallow stack (see `PostponedSubtrees.swift`), so a document
+/// nested thousands of levels deep is masked by the same rules, without exhausting the stack.
 struct JSONMaskRun {
     typealias Buffer = UnsafeBufferPointer<UInt8>
     let engine: MaskingEngine
@@ -34,6 +38,11 @@ struct JSONMaskRun {
     let fieldRules: [FieldRule]
     /// Values selected by a field rule (token index → replacement), masked when the walk reaches them.
     var selected: [Int: Replacement] = [:]
+    /// Containers the walk is inside of now; at ``depthLimit`` it postpones the next one.
+    var depth = 0
+    let depthLimit: Int
+    /// Subtrees put off by the walk, in document order, with where their output goes in `out`.
+    var postponed: [PostponedSubtree] = []
 
     /// JSON documents held in string values that are masked as documents, one inside another
     /// (an annotation's JSON holding a config's JSON...); deeper ones are masked as text.
@@ -44,8 +53,9 @@ struct JSONMaskRun {
     static let secretTableSafeColumns: Set<String> = ["Name", "Type", "Data", "Age"]
 
     init(engine: MaskingEngine, bytes: Buffer, tape: JSONTape, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int,
-         fieldRules: [FieldRule] = []) {
+         fieldRules: [FieldRule] = [], depthLimit: Int = JSONMaskRun.maxWalkDepth) {
         self.fieldRules = fieldRules
+        self.depthLimit = depthLimit
         self.engine = engine
         self.scanner = Unmanaged.passUnretained(engine.scanner)
         self.b = bytes
@@ -59,7 +69,7 @@ struct JSONMaskRun {
     mutating func run(kindHint: String?) -> [UInt8] {
         for root in tape.roots { walkResource(root, inherited: kindHint.map { Array($0.utf8) }, topLevel: true) }
         out.append(contentsOf: Buffer(rebasing: b[cursor...]))
-        return out
+        return postponed.isEmpty ? out : spliceInPostponed()
     }
 
     // MARK: - Token helpers
@@ -118,6 +128,7 @@ struct JSONMaskRun {
     mutating func walkResource(_ t: Int, inherited: [UInt8]?, topLevel: Bool = false) {
         if !selected.isEmpty, let rule = selected[t] { return maskAll(t, rule, base64: false) }
         guard token(t).kind == .object else { return walkPlain(t, key: nil) }
+        if depth >= depthLimit { return postpone(t, .resource(inherited: inherited, topLevel: topLevel)) }
         let ownKind = stringMember(t, K.kind)
         let kind = ownKind ?? inherited
         if ownKind == nil, let object = member(t, K.object), token(object).kind == .object,
@@ -236,8 +247,11 @@ struct JSONMaskRun {
         switch token(t).kind {
         case .scalar: return
         case .string: return walkString(t, key: key)
-        case .array: forEachElement(t) { run, e in run.walkPlain(e, key: nil) }
+        case .array:
+            if depth >= depthLimit { return postpone(t, .plain(key: key)) }
+            forEachElement(t) { run, e in run.walkPlain(e, key: nil) }
         case .object:
+            if depth >= depthLimit { return postpone(t, .plain(key: key)) }
             if member(t, K.kind).map({ token($0).kind == .string }) == true { return walkResource(t, inherited: nil) }
             forEachMemberMut(t) { run, k, v in
                 if run.keyIs(k, K.env), run.token(v).kind == .array, let rule = run.engine.rule(.envValue) {
@@ -268,8 +282,12 @@ struct JSONMaskRun {
     mutating func maskAll(_ t: Int, _ rule: Replacement, base64: Bool) {
         let tok = token(t)
         switch tok.kind {
-        case .object: forEachMemberMut(t) { run, _, v in run.maskAll(v, rule, base64: base64) }
-        case .array: forEachElement(t) { run, e in run.maskAll(e, rule, base64: base64) }
+        case .object:
+            if depth >= depthLimit { return postpone(t, .maskAll(rule, base64: base64)) }
+            forEachMemberMut(t) { run, _, v in run.maskAll(v, rule, base64: base64) }
+        case .array:
+            if depth >= depthLimit { return postpone(t, .maskAll(rule, base64: base64)) }
+            forEachElement(t) { run, e in run.maskAll(e, rule, base64: base64) }
         case .string, .scalar:
             if tok.kind == .scalar, b[Int(tok.start)] == UInt8(ascii: "n") { return }
             // The value is read where it lies unless escapes must be decoded first (a Secret's
@@ -300,7 +318,8 @@ struct JSONMaskRun {
         if hi - lo >= 2, nesting < JSONMaskRun.maxNesting, b[JSONTape.skipSpace(b, lo)] == UInt8(ascii: "{") {
             let content = stringBytes(t)
             let markers = engine.credentialDocumentMarkers(content)
-            if let masked = engine.maskDocument(content, kindHint: nil, credentialDocument: markers, forcedSecret: nil, nesting: nesting + 1) {
+            if let masked = engine.maskDocument(content, kindHint: nil, credentialDocument: markers, forcedSecret: nil, nesting: nesting + 1,
+                                                depthLimit: nestedDepthLimit) {
                 if masked != content {
                     var quoted: [UInt8] = [0x22]
                     JSONEscaper.appendEscaped(masked, into: &quoted)
@@ -357,6 +376,8 @@ struct JSONMaskRun {
     // MARK: - Mutating iteration
 
     mutating func forEachMemberMut(_ t: Int, _ body: (inout JSONMaskRun, Int, Int) -> Void) {
+        depth += 1
+        defer { depth -= 1 }
         var k = t + 1
         let end = Int(token(t).next)
         while k < end {
@@ -367,6 +388,8 @@ struct JSONMaskRun {
     }
 
     mutating func forEachElement(_ t: Int, _ body: (inout JSONMaskRun, Int) -> Void) {
+        depth += 1
+        defer { depth -= 1 }
         var e = t + 1
         let end = Int(token(t).next)
         while e < end {

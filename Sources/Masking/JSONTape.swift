@@ -71,10 +71,11 @@ struct JSONTape {
     let tokens: TokenStorage
     /// Indices of the top-level values.
     private(set) var roots: [Int] = []
-    static let maxDepth = 512
 
-    /// Nil when `b` is not a sequence of JSON values, nests deeper than ``maxDepth`` or is
-    /// larger than 2 GiB.
+    /// Nil when `b` is not a sequence of JSON values or is larger than 2 GiB. Any depth is
+    /// accepted, so that a deep object cannot turn a whole body over to text masking: the
+    /// parse keeps its own stack, and the masker's walk postpones what is too deep to recurse
+    /// into (see `PostponedSubtrees.swift`).
     init?(_ b: UnsafeBufferPointer<UInt8>) {
         guard b.count < Int(Int32.max) else { return nil }
         tokens = TokenStorage(capacity: b.count / 12)
@@ -131,7 +132,6 @@ struct JSONTape {
                 }
                 switch c {
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
-                    guard stack.count < JSONTape.maxDepth else { return nil }
                     stack.append(tokens.count)
                     tokens.append(Token(start: Int32(i), end: 0, next: 0, kind: c == UInt8(ascii: "{") ? .object : .array, escaped: false))
                     i += 1

@@ -30,7 +30,8 @@ extension JSONMaskRun {
         let inner = stringBytes(t)
         guard nesting < JSONMaskRun.maxNesting,
               let masked = engine.maskDocument(inner, kindHint: kind.map { String(decoding: $0, as: UTF8.self) }, credentialDocument: false,
-                                               forcedSecret: secretRule, nesting: nesting + 1, fieldRules: rules) else {
+                                               forcedSecret: secretRule, nesting: nesting + 1, fieldRules: rules,
+                                               depthLimit: nestedDepthLimit) else {
             return maskAll(t, fallback, base64: false)
         }
         guard masked != inner else { return }

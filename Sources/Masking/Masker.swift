@@ -48,10 +48,18 @@ public struct Masker: Sendable {
         maskJSON(line, kindHint: kindHint, resource: resource)
     }
 
-    /// Masks a value in place (through the same byte engine, so both paths agree).
+    /// What replaces a value whose masked form cannot be read back.
+    public static let withheldValue: JSONValue = [
+        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": "agentgate: a document nested too deeply to read back after masking was withheld",
+    ]
+
+    /// Masks a value in place (through the same byte engine, so both paths agree). A value
+    /// whose masked text does not parse back (nested deeper than KubeCore's parser goes) is
+    /// withheld rather than left as it was, unmasked.
     public func mask(_ value: inout JSONValue, kindHint: String? = nil, resource: MaskedResource? = nil) {
         let masked = maskJSON(value.serialized(), kindHint: kindHint, resource: resource)
-        if let parsed = try? JSONValue(parsing: masked) { value = parsed }
+        value = (try? JSONValue(parsing: masked)) ?? Masker.withheldValue
     }
 
     // MARK: - YAML and text

@@ -184,13 +184,14 @@ final class MaskingEngine: @unchecked Sendable {   // immutable after init
 
     /// Masks a JSON text; nil when it is not JSON.
     /// `fieldRules`: those for the body's resource objects (a document held in a string value
-    /// gets none, but the last-applied annotation of such an object gets its rules).
+    /// gets none, but the last-applied annotation of such an object gets its rules);
+    /// `depthLimit`: how deep the run may recurse before it postpones (see ``JSONMaskRun``).
     func maskDocument(_ bytes: [UInt8], kindHint: String?, credentialDocument: Bool, forcedSecret: Replacement?, nesting: Int,
-                      fieldRules: [FieldRule] = []) -> [UInt8]? {
+                      fieldRules: [FieldRule] = [], depthLimit: Int = JSONMaskRun.maxWalkDepth) -> [UInt8]? {
         bytes.withUnsafeBufferPointer { buffer in
             guard let tape = JSONTape(buffer) else { return nil }
             var run = JSONMaskRun(engine: self, bytes: buffer, tape: tape, credentialDocument: credentialDocument,
-                                  forcedSecret: forcedSecret, nesting: nesting, fieldRules: fieldRules)
+                                  forcedSecret: forcedSecret, nesting: nesting, fieldRules: fieldRules, depthLimit: depthLimit)
             return run.run(kindHint: kindHint)
         }
     }
