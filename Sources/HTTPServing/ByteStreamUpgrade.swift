@@ -84,6 +84,8 @@ struct ByteStreamUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
 
     func buildUpgradeResponse(channel: Channel, upgradeRequest head: HTTPRequestHead,
                               initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        // The head is complete: the decision is not timed, however long it waits.
+        channel.triggerUserOutboundEvent(ConnectionCycleEvent.requestHeadReceived, promise: nil)
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
         let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: [],
                                   bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)

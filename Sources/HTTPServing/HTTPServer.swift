@@ -52,20 +52,31 @@ public struct HTTPResponse: Sendable {
 /// A small HTTP/1.1 server on SwiftNIO (optionally TLS) that hands each request to an async
 /// handler and streams its response, flushing every chunk. Requests on one connection are
 /// answered in order (pipelining assistance); a closed connection cancels its handler task,
-/// which ends any stream it was writing.
+/// which ends any stream it was writing. Clients that hold connections without sending
+/// requests are cut off by ``ConnectionLimits``.
 public final class HTTPServer: @unchecked Sendable {
     public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
 
     private let group: EventLoopGroup
     private var channel: Channel?
     private let maxBodyBytes: Int
+    private let limits: ConnectionLimits
     private let connections = ConnectionSet()
 
     /// Serves on `group`, by default NIO's shared singleton group (nothing to shut down).
-    public init(group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxBodyBytes: Int = 3 * 1024 * 1024) {
+    /// `limits`: the TLS handshake, request head and keep-alive idle timeouts and the cap on
+    /// open connections (see ``ConnectionLimits`` for the defaults).
+    public init(group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxBodyBytes: Int = 3 * 1024 * 1024,
+                limits: ConnectionLimits = .default) {
         self.group = group
         self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
     }
+
+    /// Connections closed on accept because ``ConnectionLimits/maxConnections`` were open.
+    public var refusedConnections: Int { connections.counts.refused }
+    /// Connections closed because a TLS handshake, a request head or the next request took too long.
+    public var timedOutConnections: Int { connections.counts.timedOut }
 
     /// Binds and starts serving. Returns the bound port (useful with port 0). `webSocket`
     /// and `byteStreams` decide `Upgrade` requests; what they decline reaches `handler`.
@@ -73,17 +84,22 @@ public final class HTTPServer: @unchecked Sendable {
                       byteStreams: [ByteStreamUpgradeService] = [],
                       handler: @escaping Handler) async throws -> Int {
         let maxBody = maxBodyBytes
+        let limits = self.limits
         let connections = self.connections
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                connections.insert(channel)
+                guard connections.insert(channel, limit: limits.maxConnections) else {
+                    return channel.close()
+                }
                 do {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionTimeoutHandler(limits: limits, usesTLS: tls != nil, timedOut: { connections.countTimeout() }))
                     let refusal = PendingRefusal()
                     let requestHandler = RequestHandler(handler: handler, maxBodyBytes: maxBody, refusal: refusal)
                     var upgraders: [HTTPServerProtocolUpgrader] = byteStreams.map {
@@ -96,6 +112,7 @@ public final class HTTPServer: @unchecked Sendable {
                     if !upgraders.isEmpty {
                         upgrade = (upgraders: upgraders, completionHandler: { context in
                             context.pipeline.removeHandler(requestHandler, promise: nil)
+                            context.channel.triggerUserOutboundEvent(ConnectionCycleEvent.upgraded, promise: nil)
                         })
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
@@ -126,14 +143,23 @@ public final class HTTPServer: @unchecked Sendable {
     }
 }
 
-/// Open connections, so shutdown can close them.
+/// Open connections, so shutdown can close them and the cap can count them; and how many
+/// were refused or timed out.
 final class ConnectionSet: @unchecked Sendable {
     private let lock = NSLock()
     private var channels: [ObjectIdentifier: Channel] = [:]
+    private var refused = 0
+    private var timedOut = 0
 
-    func insert(_ channel: Channel) {
+    /// Adds `channel` unless `limit` connections are open (then counts a refusal).
+    func insert(_ channel: Channel, limit: Int) -> Bool {
         let id = ObjectIdentifier(channel)
         lock.lock()
+        guard channels.count < limit else {
+            refused += 1
+            lock.unlock()
+            return false
+        }
         channels[id] = channel
         lock.unlock()
         channel.closeFuture.whenComplete { [weak self] _ in
@@ -142,6 +168,19 @@ final class ConnectionSet: @unchecked Sendable {
             self.channels[id] = nil
             self.lock.unlock()
         }
+        return true
+    }
+
+    func countTimeout() {
+        lock.lock()
+        timedOut += 1
+        lock.unlock()
+    }
+
+    var counts: (refused: Int, timedOut: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (refused, timedOut)
     }
 
     func removeAll() -> [Channel] {
@@ -182,6 +221,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
             self.head = head
             body = []
             tooLarge = false
+            context.triggerUserOutboundEvent(ConnectionCycleEvent.requestHeadReceived, promise: nil)
         case .body(var buffer):
             if tooLarge { return }
             if body.count + buffer.readableBytes > maxBodyBytes {
@@ -237,6 +277,8 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
                     channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
                 }
                 let done = channel.eventLoop.makePromise(of: Void.self)
+                // Before the end: writing it lets a pipelined next request in, whose head must find the cycle finished.
+                channel.triggerUserOutboundEvent(ConnectionCycleEvent.responseFinished, promise: nil)
                 channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: done)
                 if !keepAlive { done.futureResult.whenComplete { _ in channel.close(promise: nil) } }
             }
@@ -250,6 +292,7 @@ final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
                 for await chunk in chunks {
                     try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: chunk)))).get()
                 }
+                channel.triggerUserOutboundEvent(ConnectionCycleEvent.responseFinished, promise: nil)
                 try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
                 if !keepAlive { try await channel.close() }
             } catch {

@@ -60,6 +60,8 @@ extension HTTPServer {
         NIOWebSocketServerUpgrader(
             maxFrameSize: 1 << 20, automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
+                // The head is complete: the decision is not timed, however long it waits.
+                channel.triggerUserOutboundEvent(ConnectionCycleEvent.requestHeadReceived, promise: nil)
                 let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                 let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: [],
                                           bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)
