@@ -39,8 +39,13 @@ public final class GatewayRunner: @unchecked Sendable {
         /// A file holding the masking key every replica shares (see ``MaskingKeyFile``); without
         /// it, a key kept in the data directory (stable for this replica only).
         public var maskingKeyFile: String?
+        /// A file holding the admin API's token, shared by every replica; without it, one made
+        /// in the data directory.
+        public var adminTokenFile: String?
         /// How often the masking key file is checked for a rotated key.
         public var maskingKeyInterval = MaskingKeyFile.defaultInterval
+        /// How often the store is written to as this replica's heartbeat (readiness follows it).
+        public var heartbeatInterval: Duration = .seconds(10)
         /// The sandbox's built-in approver, for the web page (`agentgate dev` only).
         public var sandboxApprover: AdminAPI.SandboxApprover?
         public init() {}
@@ -60,6 +65,8 @@ public final class GatewayRunner: @unchecked Sendable {
     private var pruner: RetentionPruner?
     public private(set) var servingCertificate: ServingCertificate?
     public private(set) var maskingKeyFile: MaskingKeyFile?
+    /// What `/readyz` on the metrics listener answers.
+    public let readiness = GatewayReadiness()
 
     private init(gateway: Gateway, store: any SessionStore, watcher: ConnectionConfigWatcher, client: KubernetesClient,
                  adminToken: String) {
@@ -89,10 +96,17 @@ public final class GatewayRunner: @unchecked Sendable {
             let maskingKey = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("masking-key"))
             registry = ConnectionRegistry(hashKey: Array(maskingKey.utf8))
         }
+        // Every setting read from a file is read before anything that holds connections opens.
+        let adminToken: String
+        if let file = options.adminTokenFile {
+            adminToken = try MaskingKeyFile.readToken(file, flag: "--admin-token-file")
+        } else {
+            adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
+        }
         let client = try KubernetesClient(config: config)
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
         let gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
-        let adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
+
         // Alerts become Warning Events on the AgentConnection.
         gateway.alerts.events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway",
                                                                    instance: ProcessInfo.processInfo.hostName),
@@ -100,9 +114,16 @@ public final class GatewayRunner: @unchecked Sendable {
         let runner = GatewayRunner(gateway: gateway, store: store, watcher: watcher, client: client, adminToken: adminToken)
         maskingKeyFile?.start(interval: options.maskingKeyInterval)
         runner.maskingKeyFile = maskingKeyFile
-        runner.heartbeats = Task { await store.runHeartbeats(onError: { logger.warning("session store heartbeat: \($0)") }) }
+        let readiness = runner.readiness
+        runner.heartbeats = Task {
+            await store.runHeartbeats(interval: options.heartbeatInterval, onSuccess: { readiness.storeReachable(true) }, onError: {
+                readiness.storeReachable(false)
+                logger.warning("the session store cannot be reached, so this gateway reports not ready: \($0)")
+            })
+        }
         watcher.start()
         await watcher.waitUntilSynced()
+        readiness.synced()
 
         var tls: NIOSSLContext?
         switch (options.tlsCertificateFile, options.tlsKeyFile) {
@@ -137,8 +158,20 @@ public final class GatewayRunner: @unchecked Sendable {
             let (h, p) = try parseAddress(address, flag: "--metrics-address")
             let server = HTTPServer()
             let metrics = gateway.metrics
-            runner.metricsPort = try await server.start(host: h, port: p, tls: nil) { _ in
-                HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
+            runner.metricsPort = try await server.start(host: h, port: p, tls: nil) { request in
+                switch request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "" {
+                case "/metrics":
+                    return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
+                case "/healthz", "/livez":
+                    return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8)))
+                case "/readyz":
+                    let problem = readiness.problem
+                    return HTTPResponse(status: problem == nil ? 200 : 503, headers: [("Content-Type", "text/plain")],
+                                        body: .bytes(Array((problem ?? "ok").utf8)))
+                default:
+                    return HTTPResponse(status: 404, headers: [("Content-Type", "text/plain")],
+                                        body: .bytes(Array("not found: this listener serves /metrics, /healthz and /readyz".utf8)))
+                }
             }
             runner.servers.append(server)
         }
@@ -175,6 +208,28 @@ public final class GatewayRunner: @unchecked Sendable {
             return (address.host, address.port)
         } catch {
             throw GatewayConfigError("\(error)")
+        }
+    }
+}
+
+/// The gateway's readiness: ready once the connection configuration was synced (the first
+/// full list of connection Secrets applied, so no agent gets 404 for a connection not yet
+/// read) and while the session store answers its heartbeats (a replica that cannot record
+/// would refuse every request under FailClosed, so traffic goes to the others).
+public final class GatewayReadiness: @unchecked Sendable {
+    private let lock = NSLock()
+    private var configSynced = false
+    private var storeUp = true
+
+    func synced() { lock.withLock { configSynced = true } }
+    func storeReachable(_ reachable: Bool) { lock.withLock { storeUp = reachable } }
+
+    /// Why the gateway is not ready, or nil when it is.
+    public var problem: String? {
+        lock.withLock {
+            if !configSynced { return "the connection configuration is not synced yet" }
+            if !storeUp { return "the session store cannot be reached" }
+            return nil
         }
     }
 }

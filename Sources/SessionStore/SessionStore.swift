@@ -198,16 +198,19 @@ extension SessionStore {
     }
 
     /// Heartbeats and recovers dead replicas' exchanges every `interval` until the task is
-    /// cancelled. Errors are reported to `onError` and do not stop the loop.
+    /// cancelled. Each round that reached the database is reported to `onSuccess`; errors go
+    /// to `onError` and do not stop the loop.
     public func runHeartbeats(
         interval: Duration = .seconds(10),
         staleAfter: TimeInterval = SessionStoreOptions.defaultStaleAfter,
+        onSuccess: @Sendable () -> Void = {},
         onError: @Sendable (any Error) -> Void = { _ in }
     ) async {
         while !Task.isCancelled {
             do {
                 try await heartbeat(at: Date())
                 try await recoverInterrupted(at: Date(), staleAfter: staleAfter)
+                onSuccess()
             } catch {
                 onError(error)
             }

@@ -29,7 +29,8 @@ extension GatewayHarness {
 
     /// Writes the connection Secret for ``config`` and starts a gateway process on ``storeURL``
     /// with its own data directory `name`; returns once it reports its ports.
-    func startGatewayBinary(name: String) async throws -> GatewayProcess {
+    /// `storeArguments` replaces `--store <storeURL>`; `extraArguments` are added.
+    func startGatewayBinary(name: String, storeArguments: [String]? = nil, extraArguments: [String] = []) async throws -> GatewayProcess {
         guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
             throw XCTSkip("\(Self.binary.path) is missing: run `swift build` first")
         }
@@ -49,8 +50,8 @@ extension GatewayHarness {
         let dataDirectory = directory.appendingPathComponent(name)
         let (process, pipe) = try ProcessRunner.start(Self.binary.path, [
             "gateway", "--kubeconfig", kubeconfig.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-            "--store", storeURL, "--data-dir", dataDirectory.path,
-        ])
+            "--data-dir", dataDirectory.path,
+        ] + (storeArguments ?? ["--store", storeURL]) + extraArguments)
         let output = LockedText()
         pipe.fileHandleForReading.readabilityHandler = { output.append(String(decoding: $0.availableData, as: UTF8.self)) }
         do {

@@ -55,6 +55,14 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Session store: sqlite:PATH[?synchronous=full][&journal=off] or postgres://USER:PASS@HOST:PORT/DB (default sqlite:DATA-DIR/sessions.db).")
     var store: String?
 
+    @Option(name: .long, help: ArgumentHelp("File holding the --store URL (a mounted Secret), so a database password is not on the command line.",
+                                            discussion: "Surrounding white space is ignored. Not together with --store."))
+    var storeFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("File holding the admin API's bearer token, shared by every replica (a mounted Secret).",
+                                            discussion: "Without it the token is DATA-DIR/admin-token, created on first start, one per replica."))
+    var adminTokenFile: String?
+
     @Option(name: .long, help: ArgumentHelp("File with the masking key for keyed-hash replacements (at least 16 bytes, e.g. openssl rand -hex 32), shared by every replica; re-read every 10 s, so replacing it rotates the key.",
                                             discussion: "Without it the key is DATA-DIR/masking-key, stable for this replica only."))
     var maskingKeyFile: String?
@@ -74,7 +82,15 @@ struct GatewayCommand: AsyncParsableCommand {
         options.metricsAddress = metricsAddress
         options.tlsCertificateFile = tlsCert
         options.tlsKeyFile = tlsKey
-        options.store = store
+        switch (store, storeFile) {
+        case (_?, _?):
+            throw ValidationError("--store and --store-file name the session store twice; give one")
+        case (nil, let file?):
+            options.store = try Self.readSetting(file, flag: "--store-file")
+        case (let url, nil):
+            options.store = url
+        }
+        options.adminTokenFile = adminTokenFile
         options.maskingKeyFile = maskingKeyFile
         options.gatewayNamespace = gatewayNamespace
         options.dataDirectory = dataDir
@@ -88,5 +104,18 @@ struct GatewayCommand: AsyncParsableCommand {
         fflush(stdout)
         await SignalWaiter.waitForInterrupt()
         await runner.stop()
+    }
+
+    /// A setting read from a file (a mounted Secret): its text without surrounding white space.
+    static func readSetting(_ path: String, flag: String) throws -> String {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ValidationError("\(flag) \(path): cannot be read (\((error as NSError).localizedDescription))")
+        }
+        let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !value.isEmpty else { throw ValidationError("\(flag) \(path): the file is empty") }
+        return value
     }
 }
