@@ -164,16 +164,17 @@ struct JSONMaskRun {
                     if run.keyIs(k2, K.token) { run.maskAll(v2, rule, base64: false) } else { run.walkPlain(v2, key: k2) }
                 }
             } else if kind == K.table, run.keyIs(k, K.rows), run.token(v).kind == .array {
-                run.walkTableRows(t, rows: v)
+                run.walkTableRows(t, rows: v, topLevel: topLevel)
             } else {
                 run.walkPlain(v, key: k)
             }
         }
     }
 
-    /// Table rows: the row objects are resources; in a table of Secrets (a row object of kind
-    /// Secret, or a column described as a secret's) only the Name/Type/Data/Age cells are kept.
-    mutating func walkTableRows(_ table: Int, rows: Int) {
+    /// Table rows: the row objects are resources (objects of the body's resource when the Table
+    /// is, so field rules cover them); in a table of Secrets (a row object of kind Secret, or a
+    /// column described as a secret's) only the Name/Type/Data/Age cells are kept.
+    mutating func walkTableRows(_ table: Int, rows: Int, topLevel: Bool) {
         var columns: [String] = []
         var secretTable = false
         if let defs = member(table, K.columnDefinitions), token(defs).kind == .array {
@@ -202,7 +203,7 @@ struct JSONMaskRun {
                         }
                     }
                 } else if v == object {
-                    run.walkResource(v, inherited: rowIsSecret && secretTable ? K.secret : nil)
+                    run.walkResource(v, inherited: rowIsSecret && secretTable ? K.secret : nil, topLevel: topLevel)
                 } else {
                     run.walkPlain(v, key: k)
                 }

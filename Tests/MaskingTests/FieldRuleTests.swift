@@ -65,6 +65,17 @@ final class FieldRuleTests: XCTestCase {
         XCTAssertFalse(first.contains("sk-live"))
     }
 
+    /// `kubectl get` asks for a Table; `?includeObject=Object` puts each whole object in its row.
+    func testAFieldRuleMasksTheObjectInATableRow() throws {
+        let rule = try FieldRule(name: "urls", apiGroups: [""], resources: ["configmaps"], paths: ["data.DATABASE_URL"])
+        let table = #"{"kind":"Table","apiVersion":"meta.k8s.io/v1","columnDefinitions":[{"name":"Name","type":"string"},{"name":"Data","type":"string"}],"rows":[{"cells":["app",1],"object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"app"},"data":{"DATABASE_URL":"postgres://app:Sup3rS3cret@db","LOG_LEVEL":"info"}}}]}"#
+        let masked = try json(masker([rule]).maskJSON(Array(table.utf8), resource: MaskedResource(group: "", resource: "configmaps")))
+        let object = masked["rows"]?.arrayValue?.first?["object"]
+        XCTAssertEqual(object?[path: ["data", "DATABASE_URL"]], "***MASKED***")
+        XCTAssertEqual(object?[path: ["data", "LOG_LEVEL"]], "info")
+        XCTAssertEqual(masked["rows"]?.arrayValue?.first?["cells"], ["app", 1])
+    }
+
     // MARK: - The last-applied annotation
 
     /// `kubectl apply` keeps the object as applied in an annotation: a field rule must reach
