@@ -49,6 +49,19 @@ final class DeleteOptionsSemanticsTests: XCTestCase {
         XCTAssertEqual(after, 200)
     }
 
+    func testDeleteWithDryRunInAProtobufBodyKeepsTheObject() async throws {
+        _ = try await createConfigMap("c")
+        func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] { [number << 3 | 2, UInt8(bytes.count)] + bytes }
+        let typeMeta = field(1, Array("v1".utf8)) + field(2, Array("DeleteOptions".utf8))
+        let options = field(4, Array("Background".utf8)) + field(5, Array("All".utf8))
+        let body = KubernetesProtobuf.magic + field(1, typeMeta) + field(2, options)
+        let reply = await tc.send("DELETE", "\(configMaps)/c", body: String(decoding: body, as: UTF8.self),
+                                  contentType: "application/vnd.kubernetes.protobuf")
+        XCTAssertEqual(reply.status, 200, reply.message)
+        let after = await status(of: "c")
+        XCTAssertEqual(after, 200, "dryRun in a protobuf DeleteOptions body keeps the object")
+    }
+
     func testDeleteWithAnEmptyBodyReadsDryRunFromTheQuery() async throws {
         _ = try await createConfigMap("c")
         let reply = try tc.sendOverHTTP("DELETE", "\(configMaps)/c?dryRun=All")

@@ -81,6 +81,9 @@ enum KubernetesProtobuf {
                    5: .bool("immutable")],
         // autoscaling/v1 Scale (client-go's scale client may PUT it as protobuf).
         "Scale": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .int("replicas")])],
+        // The body of a DELETE from a client-go client that speaks protobuf.
+        "DeleteOptions": [1: .int("gracePeriodSeconds"), 2: .message("preconditions", [1: .string("uid"), 2: .string("resourceVersion")]),
+                          3: .bool("orphanDependents"), 4: .string("propagationPolicy"), 5: .repeatedString("dryRun")],
     ]
 
     static func decodeMessage(_ bytes: ArraySlice<UInt8>, schema: [Int: Field]) throws -> JSONValue {
