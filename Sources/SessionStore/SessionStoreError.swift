@@ -13,6 +13,9 @@ public enum SessionStoreError: Error, Hashable, Sendable, CustomStringConvertibl
     case approvalNotFound(ApprovalID)
     /// A decision on an approval that is no longer pending; carries it as it stands.
     case approvalAlreadyDecided(ApprovalRecord)
+    /// The database was migrated by a newer agentgate than this one (a rollback): its tables
+    /// may hold what this version would misread, so it is not used.
+    case schemaNewerThanKnown(database: Int64, known: Int64)
 
     public var description: String {
         switch self {
@@ -30,6 +33,9 @@ public enum SessionStoreError: Error, Hashable, Sendable, CustomStringConvertibl
             return "approval \"\(id)\" not found"
         case let .approvalAlreadyDecided(approval):
             return "approval \"\(approval.id)\" is already \(approval.state.rawValue)"
+        case let .schemaNewerThanKnown(database, known):
+            return "the session store's schema is version \(database), written by a newer agentgate; this one knows versions up to \(known) "
+                + "and does not use it: run the newer agentgate (schema migrations only go forward)"
         }
     }
 }

@@ -51,4 +51,26 @@ final class SQLiteMigrationTests: XCTestCase {
         try await assertEqualAsync(try await ids(SessionFilter(verb: "patch")), ["s1"])
         try await store.close()
     }
+
+    func testADatabaseMigratedByANewerVersionIsRefusedAndLeftAsItWas() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let current = try await TestBackend.sqlite.open(url)
+        try await current.close()
+        let path = String(url.dropFirst("sqlite:".count))
+        let newer = try SQLiteHandle(path: path)
+        _ = try newer.execute("INSERT INTO agentgate_schema_version VALUES (99, 0)", [])
+        newer.close()
+        do {
+            let store = try await TestBackend.sqlite.open(url)
+            try? await store.close()
+            XCTFail("a schema of version 99 is not used by a version that knows fewer")
+        } catch {
+            XCTAssertTrue("\(error)".contains("schema is version 99"), "\(error)")
+            XCTAssertTrue("\(error)".contains("run the newer agentgate"), "\(error)")
+        }
+        let check = try SQLiteHandle(path: path)
+        let versions = try check.execute("SELECT MAX(version) AS v FROM agentgate_schema_version", [])
+        check.close()
+        XCTAssertEqual(versions.first?["v"].int, 99, "nothing was rolled back or rewritten")
+    }
 }

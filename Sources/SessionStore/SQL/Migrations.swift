@@ -214,7 +214,8 @@ enum Migrations {
     }
 
     /// Applies missing versions. PostgreSQL replicas starting together serialize on an
-    /// advisory lock; SQLite writers on the file's write lock (BEGIN IMMEDIATE).
+    /// advisory lock; SQLite writers on the file's write lock (BEGIN IMMEDIATE). A database
+    /// already at a version newer than this code knows is refused, never written.
     static func apply(_ driver: any SQLDriver, schema: String?) async throws {
         let dialect = driver.dialect
         try await driver.write { tx in
@@ -232,6 +233,8 @@ enum Migrations {
                 """, [])
             let current = try await tx.query("SELECT MAX(version) AS v FROM agentgate_schema_version", [])
                 .first?["v"].int ?? 0
+            let known = all(dialect).map(\.version).max() ?? 0
+            if current > known { throw SessionStoreError.schemaNewerThanKnown(database: current, known: known) }
             for migration in all(dialect) where migration.version > current {
                 for statement in migration.statements {
                     try await tx.query(statement, [])
