@@ -28,8 +28,9 @@
 #    gateway's admin API lists the exchange (`agentgate sessions`), the sandbox's gateway saw none,
 #    and nothing was written to the image's root filesystem.
 #
-# Ports 127.0.0.1:BASE..BASE+8 (IMAGE_TEST_PORT_BASE, default 27440). Installs umoci and
-# bubblewrap with apt-get when missing; needs kubectl, curl and python3. Prints
+# Runs as root (it hands the volumes to uid 65532 and becomes it). Ports 127.0.0.1:BASE..BASE+8
+# (IMAGE_TEST_PORT_BASE, default 27440). Installs umoci and bubblewrap with apt-get when
+# missing; needs kubectl, curl and python3. Prints
 # `image test: N passed, M failed` and exits non-zero, saying why, at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +99,8 @@ if [ -z "$image" ]; then
   image=.build-image/oci:$tag
 fi
 
+# Root, to hand the volumes to uid 65532 and to become it (as a kubelet and runc do).
+[ "$(id -u)" = 0 ] || fail "run as root: the test switches to uid 65532 with setpriv"
 missing=()
 command -v umoci >/dev/null || missing+=(umoci)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
