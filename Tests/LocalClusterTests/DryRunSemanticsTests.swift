@@ -53,10 +53,12 @@ final class DryRunSemanticsTests: XCTestCase {
     }
 
     func testDryRunCreateOnUpdateAnswers201AndStoresNothing() async throws {
-        let account: JSONValue = ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "robot"]]
-        let reply = await tc.send("PUT", "/api/v1/namespaces/default/serviceaccounts/robot?dryRun=All", json: account)
-        XCTAssertEqual(reply.status, 201, "serviceaccounts create on update, and a create answers 201; \(reply.message)")
-        let stored = await tc.send("GET", "/api/v1/namespaces/default/serviceaccounts/robot").status
+        let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+        let lease: JSONValue = ["apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": ["name": "leader"],
+                                "spec": ["holderIdentity": "a"]]
+        let reply = await tc.send("PUT", "\(leases)/leader?dryRun=All", json: lease)
+        XCTAssertEqual(reply.status, 201, "leases create on update, and a create answers 201; \(reply.message)")
+        let stored = await tc.send("GET", "\(leases)/leader").status
         XCTAssertEqual(stored, 404)
     }
 

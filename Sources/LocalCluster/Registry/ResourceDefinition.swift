@@ -60,8 +60,8 @@ public struct ResourceDefinition: Sendable {
     public var allowsCreateOnUpdate: Bool {
         if isCustomResource { return false }
         switch (group, resource) {
-        case ("", "serviceaccounts"), ("", "services"), ("", "events"), ("events.k8s.io", "events"),
-             ("coordination.k8s.io", "leases"), ("rbac.authorization.k8s.io", _):
+        case ("", "services"), ("", "events"), ("events.k8s.io", "events"), ("coordination.k8s.io", "leases"),
+             ("rbac.authorization.k8s.io", _):
             return true
         default:
             return false
