@@ -30,7 +30,9 @@ public struct MaskingRuleSpec: Codable, Sendable, Hashable {
     /// Built-in secret detectors to run on free text.
     public var detectors: [SecretDetector]?
     public var customPatterns: [CustomPattern]?
-    /// Regexes matched against container env variable names; matching `value`s are masked.
+    /// Container env variable names whose `value`s are masked, on top of the built-in PASSWORD,
+    /// TOKEN, SECRET, KEY and CREDENTIAL. Case-insensitive: a plain name matches anywhere in the
+    /// variable name, a `*` glob (`*_PASS`) the whole name, anything else is a regex.
     public var envNamePatterns: [String]?
     /// How a masked value is rendered; defaults to a fixed mask.
     public var replacement: MaskReplacement?

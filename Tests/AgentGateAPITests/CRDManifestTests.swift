@@ -123,6 +123,45 @@ final class CRDManifestTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(rules.count, 8)
     }
 
+    /// `kubectl explain` prints a field's description and nothing else about its meaning; a
+    /// field without one reads `<empty>`. Every property at every depth (spec, status, nested
+    /// objects, the properties of array items and map values) needs one, except the root's
+    /// `apiVersion`, `kind` and `metadata`, which Kubernetes documents itself. A field with a
+    /// default says it in its description, since `kubectl explain` does not show `default`.
+    func testEveryFieldAtEveryDepthHasADescriptionThatStatesItsDefault() throws {
+        var checked = Set<String>()
+        for kind in AgentGateKinds.all {
+            let schema = try AgentGateCRDs.openAPISchema(for: kind)
+            let documentedByKubernetes = Set(["apiVersion", "kind", "metadata"].map { "\(kind.kind).\($0)" })
+            var problems: [String] = []
+            walk(schema, path: kind.kind) { node, path in
+                // Array items (`[]`) and map values (`.*`) are described by their field.
+                guard !path.hasSuffix("[]"), !path.hasSuffix(".*"), !documentedByKubernetes.contains(path) else { return }
+                checked.insert(path)
+                let description = node["description"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                if description.isEmpty {
+                    problems.append("\(path) has no description")
+                    return
+                }
+                switch node["default"] {
+                case .string(let value)?: if !description.contains("Default \(value)") { problems.append("\(path) does not say Default \(value)") }
+                case .bool(let value)?: if !description.contains("Default \(value)") { problems.append("\(path) does not say Default \(value)") }
+                case .int(let value)?: if !description.contains("Default \(value)") { problems.append("\(path) does not say Default \(value)") }
+                case .object?: if !description.contains("Omitted or {}") { problems.append("\(path) does not say what omitted or {} means") }
+                default: break
+                }
+            }
+            XCTAssertEqual(problems, [], "\(kind.kind): `kubectl explain` would show these fields without a meaning or default")
+        }
+        // The walk reaches the properties of array items and of shared fragments.
+        for deep in ["AgentConnection", "AgentConnection.spec", "AgentConnection.spec.approval.rules[].scaleToZero",
+                     "AgentConnection.spec.maskingRuleSelector.matchExpressions[].values",
+                     "AgentConnection.status.conditions[].reason", "MaskingRule.spec.customPatterns[].name",
+                     "RecordingPolicy.spec.alerts[].verbs", "RecordingPolicy.status.lastPrune"] {
+            XCTAssertTrue(checked.contains(deep), "\(deep) was not checked")
+        }
+    }
+
     private func walk(_ node: JSONValue, path: String, _ visit: (JSONValue, String) -> Void) {
         visit(node, path)
         for (name, child) in node["properties"]?.objectValue ?? [:] { walk(child, path: "\(path).\(name)", visit) }

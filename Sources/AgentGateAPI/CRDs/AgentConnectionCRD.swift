@@ -73,30 +73,48 @@ extension AgentGateCRDs {
                 metadata:
                   type: object
                 spec:
+                  description: >-
+                    Who may connect and what they get: the ServiceAccount agents act as, the OIDC
+                    identities admitted, the lifetime of the token the gateway holds, and the
+                    recording, masking, approval and access rules applied to every request. Owned
+                    by you or your GitOps tool; the operator never writes it.
                   type: object
                   required:
                     - serviceAccountName
                     - identity
                   properties:
                     serviceAccountName:
-                      description: ServiceAccount in this namespace whose RBAC permissions agents use.
+                      description: >-
+                        Name of the ServiceAccount in this namespace whose RBAC permissions agents
+                        use. The operator requests short-lived tokens for it (TokenRequest) and hands
+                        them only to the gateway; agents never see them. Required; a DNS subdomain
+                        name.
                       type: string
                       minLength: 1
                       maxLength: 253
                       pattern: '\#(CRDSchemaFragments.dnsSubdomainPattern)'
                     identity:
-                      description: The OIDC tokens admitted on this connection.
+                      description: >-
+                        The OIDC tokens admitted on this connection. A token must be signed by
+                        issuer, carry one of audiences, and name a subject in allowedSubjects or a
+                        group in allowedGroups (at least one of the two lists is required).
                       type: object
                       required:
                         - issuer
                         - audiences
                       properties:
                         issuer:
-                          description: OIDC issuer URL; https, or http on loopback for development.
+                          description: >-
+                            OIDC issuer URL, exactly as in the token's iss claim; the gateway reads
+                            the issuer's discovery document and signing keys (JWKS) from it. https://,
+                            or http:// on loopback (127.0.0.1, localhost, [::1]) for development.
+                            Required.
                           type: string
                           maxLength: 2048
                         audiences:
-                          description: A token must carry at least one of these audiences.
+                          description: >-
+                            Audiences admitted; a token's aud claim must contain at least one of them.
+                            Required, 1 to 16 entries.
                           type: array
                           minItems: 1
                           maxItems: 16
@@ -106,7 +124,10 @@ extension AgentGateCRDs {
                             minLength: 1
                             maxLength: 256
                         allowedSubjects:
-                          description: Subjects (the subject claim) admitted.
+                          description: >-
+                            Subjects admitted, compared exactly with the claim named by subjectClaim.
+                            A token passes when its subject is listed here or one of its groups is in
+                            allowedGroups.
                           type: array
                           maxItems: 256
                           x-kubernetes-list-type: set
@@ -115,7 +136,9 @@ extension AgentGateCRDs {
                             minLength: 1
                             maxLength: 256
                         allowedGroups:
-                          description: Groups (the groups claim) admitted; any one is enough.
+                          description: >-
+                            Groups admitted, compared exactly with the entries of the claim named by
+                            groupsClaim; one matching group is enough.
                           type: array
                           maxItems: 256
                           x-kubernetes-list-type: set
@@ -124,19 +147,21 @@ extension AgentGateCRDs {
                             minLength: 1
                             maxLength: 256
                         subjectClaim:
-                          description: Claim that holds the subject.
+                          description: Token claim that holds the subject. Default sub.
                           type: string
                           default: sub
                           minLength: 1
                           maxLength: 128
                         groupsClaim:
-                          description: Claim that holds the groups (a list of strings).
+                          description: Token claim that holds the groups, a list of strings. Default groups.
                           type: string
                           default: groups
                           minLength: 1
                           maxLength: 128
                         modelClaim:
-                          description: Claim that names the model driving the agent; recorded with each session.
+                          description: >-
+                            Token claim that names the model driving the agent; recorded with each
+                            session. Default model.
                           type: string
                           default: model
                           minLength: 1
@@ -147,18 +172,24 @@ extension AgentGateCRDs {
                         - rule: '(has(self.allowedSubjects) && size(self.allowedSubjects) > 0) || (has(self.allowedGroups) && size(self.allowedGroups) > 0)'
                           message: identity must admit at least one subject (allowedSubjects) or group (allowedGroups)
                     credentials:
-                      description: Lifetime of the ServiceAccount token the operator requests for the gateway.
+                      description: >-
+                        Lifetime of the ServiceAccount token the operator requests for the gateway.
+                        Omitted or {} means tokenTTL 1h and rotateBefore 10m.
                       type: object
                       default: {}
                       properties:
                         tokenTTL:
-                          description: Requested token lifetime (Go duration, 10m to 24h).
+                          description: >-
+                            Requested token lifetime, a Go duration (90m, 1h30m) from 10m to 24h.
+                            Default 1h.
                           type: string
                           default: 1h
                           maxLength: 64
                           pattern: '\#(CRDSchemaFragments.durationPattern)'
                         rotateBefore:
-                          description: Request a new token this long before the current one expires.
+                          description: >-
+                            How long before the current token expires the operator requests a new
+                            one; a Go duration shorter than tokenTTL. Default 10m.
                           type: string
                           default: 10m
                           maxLength: 64
@@ -169,26 +200,38 @@ extension AgentGateCRDs {
                         - rule: '!has(self.tokenTTL) || !has(self.rotateBefore) || duration(self.rotateBefore) < duration(self.tokenTTL)'
                           message: credentials.rotateBefore must be shorter than credentials.tokenTTL
                     recordingPolicyRef:
-                      description: RecordingPolicy in this namespace; built-in defaults when omitted.
+                      description: >-
+                        The RecordingPolicy in this namespace that says what is recorded for this
+                        connection. When omitted, the built-in defaults apply (both bodies up to 64
+                        KiB, watch events and exec streams recorded, kept 720h, FailClosed).
                       type: object
                       required:
                         - name
                       properties:
                         name:
+                          description: Name of the RecordingPolicy, in the connection's namespace.
                           type: string
                           minLength: 1
                           maxLength: 253
                           pattern: '\#(CRDSchemaFragments.dnsSubdomainPattern)'
                     maskingRuleSelector:
                       description: >-
-                        MaskingRules in this namespace to apply on top of the built-in masking.
-                        Omitted selects none; {} selects all.
+                        Label selector for the MaskingRules in this namespace to apply on top of
+                        the built-in masking (Secret data, tokens and the standard detectors, which
+                        always run). Omitted selects none; {} selects all.
                       \#(CRDSchemaFragments.indented(CRDSchemaFragments.labelSelectorBody, by: 18))
                     approval:
-                      description: Requests held until an approver allows them.
+                      description: >-
+                        Requests held until a human approves them. A request matching any rule waits,
+                        up to timeout, for a member of approverGroups to approve it (then it is
+                        forwarded) or deny it. Omitted holds nothing.
                       type: object
                       properties:
                         rules:
+                          description: >-
+                            Rules, unique by name; a request matching any one is held. In a rule the
+                            lists are ANDed and the entries of one list ORed; an omitted list or "*"
+                            matches anything.
                           type: array
                           maxItems: 64
                           x-kubernetes-list-type: map
@@ -200,13 +243,18 @@ extension AgentGateCRDs {
                               - name
                             properties:
                               name:
-                                description: Unique rule name, shown with each approval.
+                                description: >-
+                                  Unique rule name, shown with each approval (held by rule <name>); a
+                                  DNS label.
                                 type: string
                                 maxLength: 63
                                 pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
                               \#(CRDSchemaFragments.indented(CRDSchemaFragments.requestMatchers, by: 26))
                               names:
-                                description: Object names; "*" matches every name.
+                                description: >-
+                                  Names of the objects requested (for a create, the name it would
+                                  create); "*" or an omitted list matches every request, named or not.
+                                  A rule with names never matches list or deletecollection.
                                 type: array
                                 maxItems: 64
                                 x-kubernetes-list-type: set
@@ -214,13 +262,20 @@ extension AgentGateCRDs {
                                   type: string
                                   maxLength: 253
                               scaleToZero:
-                                description: Match only requests that set a workload's replicas to 0.
+                                description: >-
+                                  When true, match only requests that set a workload's replicas to 0:
+                                  an update or patch of deployments, statefulsets or replicasets (or
+                                  their scale subresource) whose result has spec.replicas 0. With
+                                  scaleToZero, verbs may be omitted. Default false.
                                 type: boolean
                             x-kubernetes-validations:
                               - rule: '(has(self.verbs) && size(self.verbs) > 0) || (has(self.scaleToZero) && self.scaleToZero)'
                                 message: an approval rule must list verbs (["*"] for all) or set scaleToZero
                         approverGroups:
-                          description: Groups whose members may approve or deny; never the requesting agent.
+                          description: >-
+                            Groups, from the approver's OIDC token, whose members may approve or deny
+                            held requests; the requesting agent never decides its own request.
+                            Required when rules is not empty.
                           type: array
                           maxItems: 32
                           x-kubernetes-list-type: set
@@ -229,13 +284,17 @@ extension AgentGateCRDs {
                             minLength: 1
                             maxLength: 256
                         timeout:
-                          description: How long a request is held before it is denied (Go duration, 30s to 24h).
+                          description: >-
+                            How long a request is held before it is denied, a Go duration from 30s to
+                            24h. Default 10m.
                           type: string
                           default: 10m
                           maxLength: 64
                           pattern: '\#(CRDSchemaFragments.durationPattern)'
                         webhookURL:
-                          description: Optional http(s) URL that receives each new approval as JSON (POST).
+                          description: >-
+                            Optional http(s) URL the gateway POSTs each new approval to, as the admin
+                            API's approval JSON (for example a chat bridge that pages the approvers).
                           type: string
                           maxLength: 2048
                           pattern: '^https?://.+$'
@@ -247,10 +306,16 @@ extension AgentGateCRDs {
                     access:
                       description: >-
                         Allow/deny rules checked before Kubernetes RBAC. A Deny match refuses the
-                        request; when any Allow rule exists, only requests matching one pass.
+                        request (403); when any Allow rule exists, only requests matching one pass.
+                        RBAC of serviceAccountName still applies afterwards. Omitted leaves RBAC
+                        alone in charge (writes to agentgate.io resources are always refused unless
+                        an Allow rule names that API group).
                       type: object
                       properties:
                         rules:
+                          description: >-
+                            Rules, unique by name. In a rule the lists are ANDed and the entries of
+                            one list ORed; an omitted list or "*" matches anything.
                           type: array
                           maxItems: 64
                           x-kubernetes-list-type: map
@@ -263,31 +328,49 @@ extension AgentGateCRDs {
                               - action
                             properties:
                               name:
+                                description: >-
+                                  Unique rule name, quoted in the refusal of a request it denies; a
+                                  DNS label.
                                 type: string
                                 maxLength: 63
                                 pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
                               action:
+                                description: >-
+                                  Deny refuses a matching request; Allow lets it through to RBAC (and
+                                  once any Allow rule exists, requests matching none are refused).
                                 type: string
                                 enum:
                                   - Allow
                                   - Deny
                               \#(CRDSchemaFragments.indented(CRDSchemaFragments.requestMatchers, by: 26))
                 status:
+                  description: >-
+                    Observed state, written by the operator (credential, endpoint, masking rules,
+                    conditions) and the gateway (sessions, pending approvals) through the status
+                    subresource.
                   type: object
                   properties:
                     \#(CRDSchemaFragments.indented(CRDSchemaFragments.observedGeneration, by: 16))
                     endpoint:
-                      description: URL agents use as their kubeconfig server.
+                      description: >-
+                        URL agents put in their kubeconfig as the server:
+                        https://<gateway>/c/<namespace>/<name>.
                       type: string
                       maxLength: 2048
                     credential:
-                      description: The ServiceAccount token currently held for the gateway (never the token).
+                      description: >-
+                        The ServiceAccount token currently held for the gateway (its times, never
+                        the token itself).
                       type: object
                       properties:
                         issuedAt:
+                          description: When the current token was issued (RFC 3339 time).
                           type: string
                           format: date-time
                         expiresAt:
+                          description: >-
+                            When the current token expires (RFC 3339 time); the operator requests the
+                            next one spec.credentials.rotateBefore earlier.
                           type: string
                           format: date-time
                         rotations:
@@ -296,32 +379,42 @@ extension AgentGateCRDs {
                           format: int64
                           minimum: 0
                         secretName:
-                          description: Secret in the gateway namespace holding the token.
+                          description: >-
+                            Secret in the gateway's namespace that holds the token and the
+                            connection's configuration; only the gateway may read it.
                           type: string
                           maxLength: 253
                     sessions:
+                      description: Agent sessions on this connection, from the session store (written by the gateway).
                       type: object
                       properties:
                         active:
+                          description: Sessions with an exchange within the session idle gap.
                           type: integer
                           format: int32
                           minimum: 0
                         total:
+                          description: Sessions kept in the session store (retention prunes older ones).
                           type: integer
                           format: int64
                           minimum: 0
                         lastActivity:
+                          description: When any session last exchanged a request (RFC 3339 time).
                           type: string
                           format: date-time
                         lastSessionID:
+                          description: >-
+                            ID of the session with the latest activity; `agentgate sessions show <id>`
+                            prints it.
                           type: string
                           maxLength: 128
                     pendingApprovals:
+                      description: Requests currently held for approval (written by the gateway).
                       type: integer
                       format: int32
                       minimum: 0
                     appliedMaskingRules:
-                      description: MaskingRules the selector resolved to.
+                      description: Names of the MaskingRules spec.maskingRuleSelector resolved to, sorted.
                       type: array
                       maxItems: 256
                       x-kubernetes-list-type: set

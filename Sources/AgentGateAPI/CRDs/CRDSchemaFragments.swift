@@ -24,14 +24,19 @@ enum CRDSchemaFragments {
     /// `kubectl wait --for=condition=Ready` read it).
     static let conditions = #"""
     conditions:
-      description: Current state (Ready, Reconciling, Stalled as kstatus defines them).
+      description: >-
+        Current state, one entry per type, as kstatus (Argo CD, Flux, kubectl wait) reads it.
+        Ready is True when the object is in effect. Reconciling is True while the operator
+        works on a change. Stalled is True when it cannot progress until the object or
+        something it refers to changes; then Ready is False with a reason such as InvalidSpec
+        and a message naming the field.
       type: array
       maxItems: 16
       x-kubernetes-list-type: map
       x-kubernetes-list-map-keys:
         - type
       items:
-        description: metav1.Condition.
+        description: One aspect of the object's state (metav1.Condition).
         type: object
         required:
           - type
@@ -41,28 +46,38 @@ enum CRDSchemaFragments {
           - message
         properties:
           type:
+            description: Condition type, in CamelCase (Ready, Reconciling or Stalled).
             type: string
             maxLength: 316
             pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$'
           status:
+            description: Whether the condition holds (True, False or Unknown).
             type: string
             enum:
               - "True"
               - "False"
               - Unknown
           observedGeneration:
+            description: The metadata.generation the condition was computed from.
             type: integer
             format: int64
             minimum: 0
           lastTransitionTime:
+            description: When status last changed (RFC 3339 time).
             type: string
             format: date-time
           reason:
+            description: >-
+              Why the condition is in its state, in CamelCase (for example Reconciled,
+              InvalidSpec, MaskingRuleInvalid); stable enough for automation to match on.
             type: string
             minLength: 1
             maxLength: 1024
             pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$'
           message:
+            description: >-
+              What happened, for a human; for an invalid spec it names the field and the value
+              to fix. May be empty.
             type: string
             maxLength: 32768
     """#
@@ -70,7 +85,9 @@ enum CRDSchemaFragments {
     /// `status.observedGeneration`.
     static let observedGeneration = #"""
     observedGeneration:
-      description: The metadata.generation this status was computed from.
+      description: >-
+        The metadata.generation this status was computed from. While it is lower than
+        metadata.generation, the latest change is not reconciled yet.
       type: integer
       format: int64
       minimum: 0
@@ -82,7 +99,9 @@ enum CRDSchemaFragments {
     x-kubernetes-map-type: atomic
     properties:
       matchLabels:
-        description: Labels an object must carry, all of them.
+        description: >-
+          Labels an object must carry, all of them (key to exact value); ANDed with
+          matchExpressions.
         type: object
         additionalProperties:
           type: string
@@ -99,10 +118,14 @@ enum CRDSchemaFragments {
             - operator
           properties:
             key:
+              description: The label key the requirement applies to.
               type: string
               minLength: 1
               maxLength: 317
             operator:
+              description: >-
+                How the label relates to values. In and NotIn compare its value with values;
+                Exists and DoesNotExist test only the key.
               type: string
               enum:
                 - In
@@ -110,6 +133,7 @@ enum CRDSchemaFragments {
                 - Exists
                 - DoesNotExist
             values:
+              description: Label values; non-empty for In and NotIn, empty for Exists and DoesNotExist.
               type: array
               maxItems: 64
               x-kubernetes-list-type: atomic
@@ -125,7 +149,9 @@ enum CRDSchemaFragments {
     /// resources, subresources, namespaces. Absent or `*` matches anything.
     static let requestMatchers = #"""
     verbs:
-      description: API verbs as the API server derives them; "*" matches every verb.
+      description: >-
+        API verbs as the API server derives them (get, list, watch, create, update, patch,
+        delete, deletecollection, proxy); "*" or an omitted list matches every verb.
       type: array
       maxItems: 10
       x-kubernetes-list-type: set
@@ -143,7 +169,9 @@ enum CRDSchemaFragments {
           - deletecollection
           - proxy
     apiGroups:
-      description: API groups ("" is the core group, "*" every group).
+      description: >-
+        API groups ("" is the core group, apps, batch...); "*" or an omitted list matches
+        every group.
       type: array
       maxItems: 64
       x-kubernetes-list-type: set
@@ -151,7 +179,10 @@ enum CRDSchemaFragments {
         type: string
         maxLength: 253
     resources:
-      description: Resource names in plural form (pods, deployments); "*" matches every resource.
+      description: >-
+        Resources in plural form (pods, deployments) or resource/subresource (pods/exec). A
+        plain name matches the resource's subresources only when subresources is set; "*" or
+        an omitted list matches every resource.
       type: array
       maxItems: 64
       x-kubernetes-list-type: set
@@ -159,7 +190,9 @@ enum CRDSchemaFragments {
         type: string
         maxLength: 253
     subresources:
-      description: Subresources (exec, log, scale, status); "*" matches every subresource.
+      description: >-
+        Subresources (exec, log, scale, status; "" is the resource itself); "*" or an omitted
+        list matches every subresource.
       type: array
       maxItems: 32
       x-kubernetes-list-type: set
@@ -167,7 +200,9 @@ enum CRDSchemaFragments {
         type: string
         maxLength: 63
     namespaces:
-      description: Namespaces; "*" matches every namespace and cluster-scoped requests.
+      description: >-
+        Namespaces of the request; "*" or an omitted list matches every namespace and
+        cluster-scoped requests.
       type: array
       maxItems: 64
       x-kubernetes-list-type: set

@@ -61,10 +61,14 @@ extension AgentGateCRDs {
                 metadata:
                   type: object
                 spec:
+                  description: >-
+                    What to mask, on top of the built-in masking that always runs. Set at least one
+                    of fieldRules, detectors, customPatterns or envNamePatterns. Field rules apply
+                    first, then the text patterns on every string and plain-text body.
                   type: object
                   properties:
                     fieldRules:
-                      description: Fields to mask by path in objects of the listed resources.
+                      description: Fields to mask by path in objects of the listed resources; unique by name.
                       type: array
                       maxItems: 64
                       x-kubernetes-list-type: map
@@ -77,11 +81,12 @@ extension AgentGateCRDs {
                           - paths
                         properties:
                           name:
+                            description: Unique name of the field rule in this MaskingRule; a DNS label.
                             type: string
                             maxLength: 63
                             pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
                           apiGroups:
-                            description: API groups ("" is the core group); omitted matches all.
+                            description: API groups ("" is the core group) of the objects; omitted matches every group.
                             type: array
                             maxItems: 32
                             x-kubernetes-list-type: set
@@ -89,7 +94,7 @@ extension AgentGateCRDs {
                               type: string
                               maxLength: 253
                           resources:
-                            description: Resources in plural form; omitted matches all.
+                            description: Resources in plural form (configmaps, deployments); omitted matches every resource.
                             type: array
                             maxItems: 32
                             x-kubernetes-list-type: set
@@ -98,8 +103,9 @@ extension AgentGateCRDs {
                               maxLength: 253
                           paths:
                             description: >-
-                              Dot-separated field paths; "*" matches every map key and "[*]" every
-                              list item (data.*, spec.template.spec.containers[*].args).
+                              Field paths whose values are masked, from the object's top level:
+                              dot-separated names, "*" for every key of a map, "[*]" for every list
+                              item (data.*, spec.template.spec.containers[*].args). Required, 1 to 64.
                             type: array
                             minItems: 1
                             maxItems: 64
@@ -110,7 +116,13 @@ extension AgentGateCRDs {
                               maxLength: 512
                               pattern: '^([A-Za-z0-9_$/-]+|\*)(\[\*\]|\[''[^'']+''\]|\.([A-Za-z0-9_$/-]+|\*))*$'
                     detectors:
-                      description: Built-in secret detectors run on free text.
+                      description: >-
+                        Built-in secret detectors that use this rule's replacement: jwt, pemPrivateKey,
+                        awsAccessKey, awsSecretKey, gcpServiceAccountKey, githubToken, gitlabToken,
+                        slackToken, bearerToken (the token after "Bearer "), passwordAssignment
+                        (password=..., api_key: ... and the same as JSON members). Every detector
+                        runs with the fixed mask anyway; listing one here changes how its matches
+                        are written.
                       type: array
                       maxItems: 10
                       x-kubernetes-list-type: set
@@ -128,7 +140,7 @@ extension AgentGateCRDs {
                           - bearerToken
                           - passwordAssignment
                     customPatterns:
-                      description: Regular expressions whose matches are masked in free text.
+                      description: Regular expressions whose matches are masked in free text; unique by name.
                       type: array
                       maxItems: 64
                       x-kubernetes-list-type: map
@@ -141,6 +153,7 @@ extension AgentGateCRDs {
                           - regex
                         properties:
                           name:
+                            description: Unique pattern name, shown in recordings where it masked text; a DNS label.
                             type: string
                             maxLength: 63
                             pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
@@ -148,12 +161,17 @@ extension AgentGateCRDs {
                             description: >-
                               ICU regular expression; every match is masked whole, whatever groups it has. To keep
                               the text around a secret visible, name a capture group secret: only that group is
-                              masked, e.g. api_key=(?<secret>[A-Za-z0-9]+).
+                              masked, e.g. api_key=(?<secret>[A-Za-z0-9]+). One that does not compile
+                              makes the rule Ready=False, reason InvalidSpec.
                             type: string
                             minLength: 1
                             maxLength: 1024
                     envNamePatterns:
-                      description: Regular expressions matched against container env names; matching values are masked.
+                      description: >-
+                        Container env variable names whose value is masked, added to the built-in
+                        PASSWORD, TOKEN, SECRET, KEY and CREDENTIAL. Case-insensitive: a plain name
+                        matches anywhere in the variable name, a *-glob (*_PASS) the whole name,
+                        anything else is an ICU regular expression.
                       type: array
                       maxItems: 64
                       x-kubernetes-list-type: set
@@ -162,19 +180,24 @@ extension AgentGateCRDs {
                         minLength: 1
                         maxLength: 256
                     replacement:
-                      description: How masked values are written.
+                      description: >-
+                        How this rule's masked values are written. Omitted or {} means style Mask
+                        with mask ********.
                       type: object
                       default: {}
                       properties:
                         style:
-                          description: Mask writes a fixed text; Hash writes a keyed hash so equal secrets stay correlatable.
+                          description: >-
+                            Mask writes the fixed text mask; Hash writes a keyed hash (HMAC-SHA256
+                            with the gateway's key, shortened) so equal secrets stay correlatable.
+                            Default Mask.
                           type: string
                           default: Mask
                           enum:
                             - Mask
                             - Hash
                         mask:
-                          description: Text written in place of a secret with style Mask.
+                          description: Text written in place of a secret with style Mask. Default ********.
                           type: string
                           default: '********'
                           minLength: 1
@@ -183,6 +206,7 @@ extension AgentGateCRDs {
                     - rule: 'has(self.fieldRules) || has(self.detectors) || has(self.customPatterns) || has(self.envNamePatterns)'
                       message: a MaskingRule must set at least one of fieldRules, detectors, customPatterns or envNamePatterns
                 status:
+                  description: Observed state, written by the operator through the status subresource.
                   type: object
                   properties:
                     \#(CRDSchemaFragments.indented(CRDSchemaFragments.observedGeneration, by: 16))

@@ -63,37 +63,48 @@ extension AgentGateCRDs {
                 metadata:
                   type: object
                 spec:
+                  description: >-
+                    What the gateway records for the connections that reference this policy, for how
+                    long, and what happens when it cannot record. Every field has a default, so {}
+                    is a complete policy.
                   type: object
                   properties:
                     capture:
-                      description: What each exchange records.
+                      description: >-
+                        What each exchange records. Omitted or {} records request and response
+                        bodies up to 64 KiB each, watch events and exec streams.
                       type: object
                       default: {}
                       properties:
                         requestBodies:
+                          description: Record request bodies (masked). Default true.
                           type: boolean
                           default: true
                         responseBodies:
-                          description: Response bodies as the agent saw them (masked).
+                          description: Record response bodies as the agent saw them (masked). Default true.
                           type: boolean
                           default: true
                         maxBodyBytes:
-                          description: Longer bodies are truncated and flagged in the recording.
+                          description: >-
+                            Bodies longer than this many bytes are truncated and flagged in the
+                            recording; 0 to 16777216 (16 MiB). Default 65536 (64 KiB).
                           type: integer
                           format: int64
                           default: 65536
                           minimum: 0
                           maximum: 16777216
                         watchEvents:
-                          description: Record each watch event as the agent received it.
+                          description: Record each watch event as the agent received it (masked). Default true.
                           type: boolean
                           default: true
                         execStreams:
-                          description: Record exec, attach and port-forward stream data (masked).
+                          description: Record exec, attach and port-forward stream data (masked). Default true.
                           type: boolean
                           default: true
                     retention:
-                      description: How long recorded sessions are kept (Go duration, at least 1h).
+                      description: >-
+                        How long recorded sessions are kept before they are pruned, a Go duration of
+                        at least 1h. Default 720h (30 days).
                       type: string
                       default: 720h
                       maxLength: 64
@@ -102,24 +113,33 @@ extension AgentGateCRDs {
                         - rule: 'duration(self) >= duration("1h")'
                           message: retention must be at least 1h
                     failureMode:
-                      description: FailClosed refuses a request that cannot be recorded; FailOpen forwards it unrecorded.
+                      description: >-
+                        What the gateway does when it cannot record a request (session store
+                        unavailable): FailClosed refuses it, FailOpen forwards it unrecorded.
+                        Default FailClosed.
                       type: string
                       default: FailClosed
                       enum:
                         - FailClosed
                         - FailOpen
                     alertWebhook:
-                      description: Where each alert is POSTed as JSON (rule, connection, subject, session id).
+                      description: >-
+                        Where the gateway POSTs each alert as JSON (rule, connection, subject,
+                        session id). Omitted sends none; Events and metrics are raised either way.
                       type: object
                       required:
                         - url
                       properties:
                         url:
+                          description: http:// or https:// URL that receives the POST. Required.
                           type: string
                           maxLength: 2048
                           pattern: '^https?://'
                     alerts:
-                      description: Request rates that raise a Warning Event on the AgentConnection.
+                      description: >-
+                        Request rates that raise an alert: a Warning Event on the AgentConnection, a
+                        metric, and a POST to alertWebhook when set. Unique by name; matchers work as
+                        in approval rules (an omitted list or "*" matches anything).
                       type: array
                       maxItems: 32
                       x-kubernetes-list-type: map
@@ -132,18 +152,22 @@ extension AgentGateCRDs {
                           - threshold
                         properties:
                           name:
+                            description: Unique alert name, named in the Event and the webhook payload; a DNS label.
                             type: string
                             maxLength: 63
                             pattern: '\#(CRDSchemaFragments.dnsLabelPattern)'
                           \#(CRDSchemaFragments.indented(CRDSchemaFragments.requestMatchers, by: 22))
                           threshold:
-                            description: Alert when this many matching requests of one session fall in a window (1 means any).
+                            description: >-
+                              Alert when this many matching requests of one session fall within window
+                              (1 means any such request). It fires once per burst, and again only after
+                              the count fell below the threshold. Required, 1 to 100000.
                             type: integer
                             format: int32
                             minimum: 1
                             maximum: 100000
                           window:
-                            description: Sliding window (Go duration, 1s to 24h).
+                            description: Sliding window the threshold counts in, a Go duration from 1s to 24h. Default 1m.
                             type: string
                             default: 1m
                             maxLength: 64
@@ -152,19 +176,24 @@ extension AgentGateCRDs {
                           - rule: '!has(self.window) || (duration(self.window) >= duration("1s") && duration(self.window) <= duration("24h"))'
                             message: window must be between 1s and 24h
                 status:
+                  description: >-
+                    Observed state through the status subresource: conditions from the operator,
+                    recording figures from the gateway.
                   type: object
                   properties:
                     \#(CRDSchemaFragments.indented(CRDSchemaFragments.observedGeneration, by: 16))
                     sessionsRecorded:
+                      description: Sessions recorded under this policy.
                       type: integer
                       format: int64
                       minimum: 0
                     bytesRecorded:
+                      description: Bytes of bodies and stream data recorded under this policy.
                       type: integer
                       format: int64
                       minimum: 0
                     lastPrune:
-                      description: When retention last deleted expired sessions.
+                      description: When retention last deleted expired sessions (RFC 3339 time).
                       type: string
                       format: date-time
                     \#(CRDSchemaFragments.indented(CRDSchemaFragments.conditions, by: 16))
