@@ -181,7 +181,12 @@ public final class Gateway: @unchecked Sendable {
         }
         // Known before recording, so the exchange carries its approval id from the start (an
         // exec/attach upgrade does the same in `admitStream`).
-        context.heldBy = await approvalHold(context)
+        switch await approvalHold(context) {
+        case .free: break
+        case .held(let held): context.heldBy = held
+        case .refusedByDryRun(let answer):
+            return await answerRecorded(code: answer.code, body: answer.body, context)
+        }
         let recording: Recording
         switch await beginRecordingOrRefuse(context, unrecorded: "forwarding unrecorded", refusal: "the request was not forwarded") {
         case .began(let began): recording = began
@@ -321,12 +326,17 @@ public final class Gateway: @unchecked Sendable {
 
     /// A refusal after authentication: recorded as a complete exchange when the store works.
     func refuseRecorded(_ status: Status, _ context: ExchangeContext) async -> HTTPResponse {
-        let body = status.serializedJSON()
-        metrics.count(connection: context.ref, verb: context.info.verb, code: status.code ?? 500)
+        await answerRecorded(code: status.code ?? 500, body: status.serializedJSON(), context)
+    }
+
+    /// An answer the gateway gives without forwarding (a refusal, a dry run's), recorded as a
+    /// complete exchange when the store works.
+    func answerRecorded(code: Int, body: [UInt8], _ context: ExchangeContext) async -> HTTPResponse {
+        metrics.count(connection: context.ref, verb: context.info.verb, code: code)
         if let recording = try? await beginRecording(context) {
-            await complete(context, recording, code: status.code ?? 500, body: body, bytes: nil, truncated: false, state: .complete)
+            await complete(context, recording, code: code, body: body, bytes: nil, truncated: false, state: .complete)
         }
-        return .json(status.code ?? 500, body)
+        return .json(code, body)
     }
 }
 

@@ -192,4 +192,19 @@ extension GatewayApprovalTests {
         XCTAssertEqual(execs.count, 1)
         XCTAssertNotEqual(execs.first?.statusCode, 101, "no stream was opened")
     }
+
+    // MARK: A held write whose dry run fails
+
+    func testADeleteWhoseDryRunFailsIsAnsweredAtOnceAndNotHeld() async throws {
+        let agent = try await harness.token()
+        let started = Date()
+        let result = try harness.kubectl(["delete", "deployment", "not-there"], token: agent)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("not found"), "the API server's own answer: \(result.output)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10, "no human was waited for")
+        let approvals = try await harness.store.listApprovals(ApprovalFilter())
+        XCTAssertTrue(approvals.isEmpty, "nobody is asked to approve a delete that deletes nothing: \(approvals)")
+        let recorded = try await harness.exchanges().filter { $0.verb == "delete" }
+        XCTAssertEqual(recorded.map(\.statusCode), [404], "the answer is recorded")
+    }
 }

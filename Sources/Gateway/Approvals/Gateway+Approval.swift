@@ -44,9 +44,7 @@ extension Gateway {
             query: context.route.rawQuery ?? "", requestBody: recordedRequestBody(context)?.body,
             approverGroups: policy.approverGroups ?? [], createdAt: now, expiresAt: now.addingTimeInterval(timeout),
             owner: store.instanceID)
-        let preview: DryRunAnswer?
-        if let earlier = held.dryRun { preview = earlier } else { preview = await dryRun(context) }
-        if let answer = preview {
+        if let answer = held.dryRun {
             approval.dryRunStatusCode = answer.code
             approval.dryRunBody = answer.body
         }
@@ -83,10 +81,23 @@ extension Gateway {
         return text
     }
 
-    /// The `spec.approval` rule that holds this request, with the id its approval will get.
-    /// A rule that is decided on the resulting object (``ApprovalMatcher``) gets the dry run
-    /// here, before anything is recorded; a held request keeps that dry run for its approval.
-    func approvalHold(_ context: ExchangeContext) async -> HeldBy? {
+    /// What the approval rules make of a request, before it is recorded.
+    enum Hold {
+        /// No rule holds it.
+        case free
+        /// A rule holds it, with the id its approval will get.
+        case held(HeldBy)
+        /// A rule would hold it, but its dry run says the API server refuses it (a delete of
+        /// an object that is not there, an invalid object): the agent gets that answer at
+        /// once, and no human is asked about a request that would change nothing.
+        case refusedByDryRun(DryRunAnswer)
+    }
+
+    /// The `spec.approval` rule that holds this request. The dry run is made here, before
+    /// anything is recorded: a rule decided on the resulting object (``ApprovalMatcher``)
+    /// needs it to decide, and a held write whose dry run the API server refuses is answered
+    /// with that refusal instead of held. A held request keeps its dry run for its approval.
+    func approvalHold(_ context: ExchangeContext) async -> Hold {
         let policy = context.connection.config.approval
         var decision = ApprovalMatcher.match(policy, context.info)
         var preview: DryRunAnswer?
@@ -94,8 +105,10 @@ extension Gateway {
             preview = await dryRun(context)
             decision = ApprovalMatcher.match(policy, context.info, dryRun: preview?.result ?? .unknown)
         }
-        guard case .held(let rule) = decision else { return nil }
-        return HeldBy(rule: rule, id: SortableID.make(at: Date()), dryRun: preview)
+        guard case .held(let rule) = decision else { return .free }
+        if preview == nil { preview = await dryRun(context) }
+        if let preview, preview.result == .refused { return .refusedByDryRun(preview) }
+        return .held(HeldBy(rule: rule, id: SortableID.make(at: Date()), dryRun: preview))
     }
 
     /// The same request as a dry run, as kube-apiserver reads one: create, update and patch
@@ -142,6 +155,9 @@ extension Gateway {
             case 200..<300:
                 if let object = try? JSONValue(parsing: raw), case .object = object { result = .object(object) } else { result = .unknown }
             case 429: result = .unknown
+            // An admission webhook without sideEffects None refuses every dry run with 400: that
+            // says nothing of the write itself.
+            case 400 where Self.mentionsDryRun(raw): result = .unknown
             case 400..<500: result = .refused
             default: result = .unknown
             }
@@ -153,6 +169,13 @@ extension Gateway {
             logger.warning("dry run for approval on \(context.ref) failed: \(error)")
             return nil
         }
+    }
+}
+
+extension Gateway {
+    static func mentionsDryRun(_ body: [UInt8]) -> Bool {
+        let text = String(decoding: body, as: UTF8.self).lowercased()
+        return text.contains("dry run") || text.contains("dryrun") || text.contains("dry-run")
     }
 }
 

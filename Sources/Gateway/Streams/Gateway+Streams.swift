@@ -78,7 +78,8 @@ extension Gateway {
             for value in offered { protocolHeaders.append(("X-Stream-Protocol-Version", value)) }
         }
 
-        context.heldBy = await approvalHold(context)
+        // Connect subresources have no dry run, so a rule holds them or not.
+        if case .held(let held) = await approvalHold(context) { context.heldBy = held }
         let recording: Recording
         switch await beginRecordingOrRefuse(context, unrecorded: "streaming unrecorded", refusal: "the stream was not opened") {
         case .began(let began): recording = began

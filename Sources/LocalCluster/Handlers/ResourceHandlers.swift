@@ -22,6 +22,10 @@ struct ResourceHandlers {
             return try serveToken(request)
         case "log":
             return try serveLog(request)
+        case "eviction" where info.resource == "pods" && info.apiGroup.isEmpty:
+            return try serveEviction(request)
+        case "ephemeralcontainers" where info.resource == "pods" && info.apiGroup.isEmpty:
+            return try serveEphemeralContainers(request)
         case "exec", "attach", "portforward":
             try ConnectMethods.check(request.http.method, info: info)
             _ = try existing(request, name: request.info.name)

@@ -20,7 +20,7 @@ enum BuiltinResources {
                                namespaced: true, shortNames: ["svc"], categories: ["all"], subresources: ["status"]),
             ResourceDefinition(group: "", version: "v1", resource: "pods", singular: "pod", kind: "Pod",
                                namespaced: true, shortNames: ["po"], categories: ["all"],
-                               subresources: ["status", "log", "exec", "attach", "portforward"]),
+                               subresources: ["status", "log", "exec", "attach", "portforward", "eviction", "ephemeralcontainers"]),
             ResourceDefinition(group: "", version: "v1", resource: "persistentvolumeclaims", singular: "persistentvolumeclaim",
                                kind: "PersistentVolumeClaim", namespaced: true, shortNames: ["pvc"],
                                subresources: ["status"]),
