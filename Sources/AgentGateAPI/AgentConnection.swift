@@ -26,6 +26,7 @@ public struct AgentConnection: AgentGateObject {
     }
 }
 
+/// What a connection admits and how; owned by its author or GitOps tool, never written by the operator.
 public struct AgentConnectionSpec: Codable, Sendable, Hashable {
     /// The ServiceAccount (same namespace) whose permissions the agent borrows.
     public var serviceAccountName: String
@@ -60,9 +61,13 @@ public struct AgentConnectionSpec: Codable, Sendable, Hashable {
 /// of `audiences`, and its subject must be in `allowedSubjects` or one of its groups in
 /// `allowedGroups` (the CRD requires at least one of the two lists).
 public struct AgentIdentity: Codable, Sendable, Hashable {
+    /// OIDC issuer URL, as in the token's `iss`; https, or http on loopback for development.
     public var issuer: String
+    /// A token's `aud` must contain at least one of these.
     public var audiences: [String]
+    /// Subjects admitted, compared exactly with the `subjectClaim` claim.
     public var allowedSubjects: [String]?
+    /// Groups admitted, compared exactly with the entries of the `groupsClaim` claim; one is enough.
     public var allowedGroups: [String]?
     /// Claim holding the subject; default `sub`.
     public var subjectClaim: String?
@@ -90,7 +95,9 @@ public struct AgentIdentity: Codable, Sendable, Hashable {
 /// Token lifetime as Go durations (`1h`, `10m`). The CRD keeps `rotateBefore < tokenTTL` and
 /// `tokenTTL` within 10m...24h (TokenRequest refuses less than 10 minutes).
 public struct CredentialPolicy: Codable, Sendable, Hashable {
+    /// Requested token lifetime; default `1h`.
     public var tokenTTL: String?
+    /// How long before expiry the operator requests the next token; default `10m`.
     public var rotateBefore: String?
 
     public static let defaultTokenTTL = "1h"

@@ -5,6 +5,7 @@
 
 /// `spec.approval`: requests matching any rule are held until an approver decides.
 public struct ApprovalPolicy: Codable, Sendable, Hashable {
+    /// Unique by name; a request matching any rule is held.
     public var rules: [ApprovalRule]?
     /// Groups (from the approver's identity) allowed to approve or deny; the requesting agent
     /// never approves its own request. Required when `rules` is not empty.
@@ -26,6 +27,7 @@ public struct ApprovalPolicy: Codable, Sendable, Hashable {
     }
 }
 
+/// One reason to hold a request: every matcher list set must match (see the file comment).
 public struct ApprovalRule: Codable, Sendable, Hashable {
     /// Unique within the connection; shown with each approval (`held by rule <name>`).
     public var name: String
@@ -34,6 +36,8 @@ public struct ApprovalRule: Codable, Sendable, Hashable {
     public var resources: [String]?
     public var subresources: [String]?
     public var namespaces: [String]?
+    /// Object names; for a create, the name it would create. A rule with names never matches
+    /// list or deletecollection.
     public var names: [String]?
     /// When true, the rule matches only requests that set a workload's replicas to 0
     /// (update/patch of `scale`, or of `spec.replicas` on deployments, statefulsets, replicasets).
@@ -56,12 +60,16 @@ public struct ApprovalRule: Codable, Sendable, Hashable {
 /// `spec.access`: a Deny match always refuses (403); when any Allow rule exists, only
 /// requests matching an Allow rule pass. Kubernetes RBAC still applies afterwards.
 public struct AccessPolicy: Codable, Sendable, Hashable {
+    /// Unique by name.
     public var rules: [AccessRule]?
     public init(rules: [AccessRule]? = nil) { self.rules = rules }
 }
 
+/// One allow or deny rule: every matcher list set must match (see the file comment).
 public struct AccessRule: Codable, Sendable, Hashable {
+    /// Unique within the connection; quoted in the refusal of a request it denies.
     public var name: String
+    /// Deny refuses a match; Allow lets it through to RBAC (and, once any exists, refuses the rest).
     public var action: AccessAction
     public var verbs: [RequestVerb]?
     public var apiGroups: [String]?

@@ -8,7 +8,9 @@ public struct AgentConnectionStatus: Codable, Sendable, Hashable {
     public var observedGeneration: Int64?
     /// URL agents put in their kubeconfig: `https://<gateway>/c/<namespace>/<name>`.
     public var endpoint: String?
+    /// The token held for the gateway (operator).
     public var credential: CredentialStatus?
+    /// Agent sessions from the session store (gateway).
     public var sessions: SessionStats?
     /// Requests currently held for approval.
     public var pendingApprovals: Int32?
@@ -32,8 +34,9 @@ public struct AgentConnectionStatus: Codable, Sendable, Hashable {
 
 /// The ServiceAccount token currently held for the connection (never the token itself).
 public struct CredentialStatus: Codable, Sendable, Hashable {
-    /// RFC 3339 times (`KubeTime.format`).
+    /// When the current token was issued; RFC 3339 (`KubeTime.format`), as is `expiresAt`.
     public var issuedAt: String?
+    /// When it expires; the next one is requested `rotateBefore` earlier.
     public var expiresAt: String?
     /// Tokens requested after the first one.
     public var rotations: Int64?
@@ -48,11 +51,15 @@ public struct CredentialStatus: Codable, Sendable, Hashable {
     }
 }
 
+/// `status.sessions`, written by the gateway from the session store.
 public struct SessionStats: Codable, Sendable, Hashable {
+    /// Sessions with an exchange within the session idle gap.
     public var active: Int32?
+    /// Sessions kept in the store (retention prunes older ones).
     public var total: Int64?
     /// RFC 3339 time of the last exchange on any session.
     public var lastActivity: String?
+    /// The session with the latest activity (`agentgate sessions show <id>`).
     public var lastSessionID: String?
 
     public init(active: Int32? = nil, total: Int64? = nil, lastActivity: String? = nil, lastSessionID: String? = nil) {

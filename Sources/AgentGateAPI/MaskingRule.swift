@@ -25,10 +25,14 @@ public struct MaskingRule: AgentGateObject {
     }
 }
 
+/// At least one of `fieldRules`, `detectors`, `customPatterns`, `envNamePatterns` (the CRD requires it).
 public struct MaskingRuleSpec: Codable, Sendable, Hashable {
+    /// Fields masked by path, unique by name; applied before the text patterns.
     public var fieldRules: [MaskingFieldRule]?
-    /// Built-in secret detectors to run on free text.
+    /// Built-in secret detectors that use this rule's replacement (all of them run with the
+    /// fixed mask anyway).
     public var detectors: [SecretDetector]?
+    /// Regexes whose matches are masked in free text, unique by name.
     public var customPatterns: [CustomPattern]?
     /// Container env variable names whose `value`s are masked, on top of the built-in PASSWORD,
     /// TOKEN, SECRET, KEY and CREDENTIAL. Case-insensitive: a plain name matches anywhere in the
@@ -52,9 +56,13 @@ public struct MaskingRuleSpec: Codable, Sendable, Hashable {
 /// Path syntax: dot-separated field names, `*` for every key of a map, `[*]` for every list
 /// item, e.g. `data.*`, `spec.template.spec.containers[*].args`.
 public struct MaskingFieldRule: Codable, Sendable, Hashable {
+    /// Unique within the MaskingRule.
     public var name: String
+    /// API groups of the objects (`""` is the core group).
     public var apiGroups: [String]?
+    /// Resources in plural form (`configmaps`).
     public var resources: [String]?
+    /// Field paths from the object's top level (syntax above).
     public var paths: [String]
 
     public init(name: String, apiGroups: [String]? = nil, resources: [String]? = nil, paths: [String]) {
@@ -91,6 +99,7 @@ public struct CustomPattern: Codable, Sendable, Hashable {
     }
 }
 
+/// How a rule's masked values are written; default style `Mask` with `********`.
 public struct MaskReplacement: Codable, Sendable, Hashable {
     /// `Mask` writes `mask`; `Hash` writes a keyed hash so equal secrets stay correlatable.
     public var style: MaskStyle?
@@ -110,10 +119,13 @@ public enum MaskStyle: String, Codable, Sendable, Hashable, CaseIterable {
     case hash = "Hash"
 }
 
+/// Written by the operator.
 public struct MaskingRuleStatus: Codable, Sendable, Hashable {
+    /// The generation this status describes.
     public var observedGeneration: Int64?
     /// Text patterns compiled from detectors, custom patterns and env name patterns.
     public var compiledPatterns: Int32?
+    /// `Ready`, `Reconciling`, `Stalled` (kstatus); a bad regex is `Stalled`, `InvalidSpec`.
     public var conditions: [Condition]?
 
     public init(observedGeneration: Int64? = nil, compiledPatterns: Int32? = nil, conditions: [Condition]? = nil) {

@@ -22,12 +22,15 @@ public struct RecordingPolicy: AgentGateObject {
     }
 }
 
+/// Every field has a default, so an empty spec is a complete policy.
 public struct RecordingPolicySpec: Codable, Sendable, Hashable {
+    /// What each exchange records; defaults capture everything up to 64 KiB per body.
     public var capture: CaptureSettings?
     /// How long recorded sessions are kept (Go duration, at least 1h; default `720h`).
     public var retention: String?
     /// `FailClosed` (default) refuses a request that cannot be recorded; `FailOpen` forwards it.
     public var failureMode: FailureMode?
+    /// Request rates that raise an alert, unique by name.
     public var alerts: [AlertRule]?
     /// Where the gateway POSTs each alert (JSON with the rule, connection, subject and session id).
     public var alertWebhook: AlertWebhook?
@@ -46,6 +49,7 @@ public struct RecordingPolicySpec: Codable, Sendable, Hashable {
 
 /// An HTTP(S) endpoint that receives alerts.
 public struct AlertWebhook: Codable, Sendable, Hashable {
+    /// http(s) URL that receives the POST.
     public var url: String
 
     public init(url: String) { self.url = url }
@@ -53,11 +57,15 @@ public struct AlertWebhook: Codable, Sendable, Hashable {
 
 /// What each exchange records; defaults capture everything up to 64 KiB per body.
 public struct CaptureSettings: Codable, Sendable, Hashable {
+    /// Record request bodies (masked); default true.
     public var requestBodies: Bool?
+    /// Record response bodies as the agent saw them (masked); default true.
     public var responseBodies: Bool?
     /// Bodies longer than this are truncated (and flagged) in the recording.
     public var maxBodyBytes: Int64?
+    /// Record each watch event as the agent received it; default true.
     public var watchEvents: Bool?
+    /// Record exec, attach and port-forward stream data (masked); default true.
     public var execStreams: Bool?
 
     public static let defaultMaxBodyBytes: Int64 = 65_536
@@ -81,12 +89,14 @@ public enum FailureMode: String, Codable, Sendable, Hashable, CaseIterable {
 /// means "any"); it fires once per burst and again only after the count fell below the
 /// threshold. Matchers work as in approval rules (absent list or `*` matches anything).
 public struct AlertRule: Codable, Sendable, Hashable {
+    /// Unique within the policy; named in the Event and the webhook payload.
     public var name: String
     public var verbs: [RequestVerb]?
     public var apiGroups: [String]?
     public var resources: [String]?
     public var subresources: [String]?
     public var namespaces: [String]?
+    /// Matching requests of one session within `window` that fire the alert (1...100000).
     public var threshold: Int32
     /// Go duration, 1s...24h, default `1m`.
     public var window: String?
@@ -106,9 +116,13 @@ public struct AlertRule: Codable, Sendable, Hashable {
     }
 }
 
+/// Conditions from the operator; the recording figures are the gateway's to write.
 public struct RecordingPolicyStatus: Codable, Sendable, Hashable {
+    /// The generation this status describes.
     public var observedGeneration: Int64?
+    /// Sessions recorded under this policy.
     public var sessionsRecorded: Int64?
+    /// Bytes of bodies and stream data recorded under this policy.
     public var bytesRecorded: Int64?
     /// RFC 3339 time retention last deleted expired sessions.
     public var lastPrune: String?
