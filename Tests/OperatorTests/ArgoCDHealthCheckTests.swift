@@ -155,7 +155,7 @@ struct ArgoCDHealth: Equatable, CustomStringConvertible {
     /// The live object as `kubectl get -o json` returns it, judged by the script.
     static func of(_ h: OperatorHarness, _ resource: String, _ name: String, namespace: String = "default") throws -> ArgoCDHealth {
         let live = try h.kubectl(["get", resource, name, "-n", namespace, "-o", "json"])
-        guard live.status == 0 else { throw TimeoutError(description: "kubectl get \(resource) \(name): \(live.output)") }
+        guard live.status == 0 else { throw HealthScriptError(description: "kubectl get \(resource) \(name): \(live.output)") }
         return try evaluate(try JSONValue(parsing: live.stdout))
     }
 
@@ -169,12 +169,12 @@ struct ArgoCDHealth: Equatable, CustomStringConvertible {
             """
         let result = try ProcessRunner.run("lua5.4", ["-"], input: program, timeout: 20)
         guard result.status == 0 else {
-            throw TimeoutError(description: "lua5.4 failed on health.lua (install it: apt-get install lua5.4): \(result.output)")
+            throw HealthScriptError(description: "lua5.4 failed on health.lua (install it: apt-get install lua5.4): \(result.output)")
         }
         let lines = result.stdout.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
         let health = ArgoCDHealth(status: String(lines[0]), message: lines.count > 1 ? String(lines[1]) : "")
         guard statuses.contains(health.status) else {
-            throw TimeoutError(description: "health.lua returned status \(health.status), which Argo CD does not know")
+            throw HealthScriptError(description: "health.lua returned status \(health.status), which Argo CD does not know")
         }
         return health
     }
@@ -208,4 +208,8 @@ struct ArgoCDHealth: Equatable, CustomStringConvertible {
         }
         return quoted + "\""
     }
+}
+
+struct HealthScriptError: Error, CustomStringConvertible {
+    var description: String
 }

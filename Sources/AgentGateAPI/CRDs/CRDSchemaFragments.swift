@@ -68,8 +68,8 @@ enum CRDSchemaFragments {
             format: date-time
           reason:
             description: >-
-              Why the condition is in its state, in CamelCase (for example Reconciled,
-              InvalidSpec, MaskingRuleInvalid); stable enough for automation to match on.
+              Why the condition is in its state, in CamelCase (for example Ready, InvalidSpec,
+              ServiceAccountNotFound); stable enough for automation to match on.
             type: string
             minLength: 1
             maxLength: 1024
