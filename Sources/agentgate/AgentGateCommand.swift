@@ -30,4 +30,26 @@ struct AgentGateCommand: AsyncParsableCommand {
             KubeconfigCommand.self,
         ]
     )
+
+    /// ArgumentParser's `main()`, except for what a command's `run()` throws: usage errors
+    /// (`ValidationError`) keep exit status 64 and the usage text, anything else is reported
+    /// as one sentence with exit status 1 (``CLIFailure``).
+    static func main() async {
+        let command: ParsableCommand
+        do {
+            command = try await asyncParseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var syncCommand = command
+                try syncCommand.run()
+            }
+        } catch {
+            exit(withError: CLIFailure.isUsageOrExit(error) ? error : CLIFailure(describing: error))
+        }
+    }
 }

@@ -92,7 +92,10 @@ public final class AdminAPI: Sendable {
         if segments.count >= 3, segments[0...2] == ["api", "v1", "approvals"] {
             return await handleApprovals(request, segments: segments, query: query)
         }
-        guard isAdmin(request) else { return status(.unauthorized("an admin bearer token is required")) }
+        guard isAdmin(request) else {
+            return status(.unauthorized(bearer(request) == nil ? "an admin bearer token is required"
+                                                                : "the bearer token is not this gateway's admin token"))
+        }
         if path == "/api/v1/sandbox/approver-token", request.method == "GET" {
             guard let approver = sandboxApprover else {
                 return status(Status(message: "this gateway is not a sandbox: there is no built-in approver", reason: "NotFound", code: 404))

@@ -16,6 +16,8 @@ struct DevCommand: AsyncParsableCommand {
               --admin-port PORT     admin API and web page, HTTP (default 18444)
               --issuer-port PORT    development OIDC issuer, HTTP (default 18445)
               --empty               do not apply the demo scenario on a first start
+              --log-format FORMAT   text (default) or json
+              --log-level LEVEL     trace, debug, info (default), notice, warning, error or critical
             """,
         subcommands: [Run.self, Token.self],
         defaultSubcommand: Run.self
@@ -53,8 +55,13 @@ struct DevCommand: AsyncParsableCommand {
         var issuerPort: Int = 18445
         @Flag(name: .long, help: "Do not apply the demo scenario on a first start.")
         var empty = false
+        @OptionGroup var logging: LogOptions
 
         func run() async throws {
+            try await logging.run(label: "agentgate.dev") { try await runSandbox() }
+        }
+
+        private func runSandbox() async throws {
             setlinebuf(stdout)
             var options = DevSandbox.Options(dataDirectory: URL(fileURLWithPath: dataDir, isDirectory: true).standardizedFileURL)
             options.apiPort = apiPort
@@ -62,12 +69,7 @@ struct DevCommand: AsyncParsableCommand {
             options.adminPort = adminPort
             options.issuerPort = issuerPort
             options.empty = empty
-            let sandbox: DevSandbox
-            do {
-                sandbox = try await DevSandbox.start(options) { print($0) }
-            } catch {
-                throw CLIFailure("\(error)")
-            }
+            let sandbox = try await DevSandbox.start(options) { print($0) }
             let token = (try? String(contentsOf: options.dataDirectory.appendingPathComponent("admin-token"), encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             let dirFlag = dataDir == ".agentgate" ? "" : " --data-dir \(dataDir)"
@@ -121,22 +123,12 @@ struct DevCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard lifetime > 0 else { throw ValidationError("--lifetime \(lifetime): must be a positive number of seconds") }
-            do {
-                let directory = SandboxDirectory(path: dataDir)
-                let agc = try await directory.connection(connection)
-                let (token, expires) = try await SandboxTokens.agentToken(directory: directory, connection: agc, subject: subject,
-                                                                          groups: group.isEmpty ? nil : group, model: model,
-                                                                          lifetime: TimeInterval(lifetime))
-                print(output == .token ? token : AgentKubeconfig.execCredential(token: token, expires: expires))
-            } catch let error as SandboxError {
-                throw CLIFailure(error.description)
-            }
+            let directory = SandboxDirectory(path: dataDir)
+            let agc = try await directory.connection(connection)
+            let (token, expires) = try await SandboxTokens.agentToken(directory: directory, connection: agc, subject: subject,
+                                                                      groups: group.isEmpty ? nil : group, model: model,
+                                                                      lifetime: TimeInterval(lifetime))
+            print(output == .token ? token : AgentKubeconfig.execCredential(token: token, expires: expires))
         }
     }
-}
-
-/// A failure the user can act on: printed as `Error: <message>`, exit status 1.
-struct CLIFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Gateway
+import HTTPServing
 
 /// `agentgate gateway`: the data path (see Sources/Gateway). Flags as DESIGN.md lists them.
 struct GatewayCommand: AsyncParsableCommand {
@@ -36,6 +37,8 @@ struct GatewayCommand: AsyncParsableCommand {
     /// The upstream API server; its credentials only read the connection Secrets (agents'
     /// requests carry connection tokens).
     @OptionGroup var kube: KubeconfigOptions
+
+    @OptionGroup var logging: LogOptions
 
     @Option(name: .long, help: "HOST:PORT for agents (plain HTTP only on loopback).")
     var listen: String = "127.0.0.1:8443"
@@ -73,37 +76,43 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Directory for the admin token, admin address and default SQLite store.")
     var dataDir: String = ".agentgate"
 
-    func run() async throws {
-        var options = GatewayRunner.Options()
-        options.kubeconfig = kube.kubeconfig
-        options.context = kube.context
-        options.listen = listen
-        options.adminListen = adminListen
-        options.metricsAddress = metricsAddress
-        options.tlsCertificateFile = tlsCert
-        options.tlsKeyFile = tlsKey
-        switch (store, storeFile) {
-        case (_?, _?):
+    func validate() throws {
+        if store != nil, storeFile != nil {
             throw ValidationError("--store and --store-file name the session store twice; give one")
-        case (nil, let file?):
-            options.store = try Self.readSetting(file, flag: "--store-file")
-        case (let url, nil):
-            options.store = url
         }
-        options.adminTokenFile = adminTokenFile
-        options.maskingKeyFile = maskingKeyFile
-        options.gatewayNamespace = gatewayNamespace
-        options.dataDirectory = dataDir
-        let runner: GatewayRunner
-        do {
-            runner = try await GatewayRunner.start(options)
-        } catch {
-            throw ValidationError("\(error)")
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        for (flag, value) in [("--listen", listen), ("--admin-listen", adminListen), ("--metrics-address", metricsAddress)] {
+            guard let value else { continue }
+            do { _ = try ListenAddress.parse(value, flag: flag) } catch { throw ValidationError("\(error)") }
         }
-        print("gateway listening on \(listen) (port \(runner.port)); admin API on port \(runner.adminPort.map(String.init) ?? "-")")
-        fflush(stdout)
-        await SignalWaiter.waitForInterrupt()
-        await runner.stop()
+        // GatewayRunner refuses this too, but only once it has connected; a flag mistake is told at once.
+        if tlsCert == nil, let host = try? ListenAddress.parse(listen, flag: "--listen").host,
+           !["127.0.0.1", "localhost", "::1"].contains(host) {
+            throw ValidationError("--listen \(listen): plain HTTP is only served on loopback; give --tls-cert and --tls-key")
+        }
+    }
+
+    func run() async throws {
+        try await logging.run(label: "agentgate.gateway") {
+            var options = GatewayRunner.Options()
+            options.kubeconfig = kube.kubeconfig
+            options.context = kube.context
+            options.listen = listen
+            options.adminListen = adminListen
+            options.metricsAddress = metricsAddress
+            options.tlsCertificateFile = tlsCert
+            options.tlsKeyFile = tlsKey
+            options.store = try storeFile.map { try Self.readSetting($0, flag: "--store-file") } ?? store
+            options.adminTokenFile = adminTokenFile
+            options.maskingKeyFile = maskingKeyFile
+            options.gatewayNamespace = gatewayNamespace
+            options.dataDirectory = dataDir
+            let runner = try await GatewayRunner.start(options)
+            print("gateway listening on \(listen) (port \(runner.port)); admin API on port \(runner.adminPort.map(String.init) ?? "-")")
+            fflush(stdout)
+            await SignalWaiter.waitForInterrupt()
+            await runner.stop()
+        }
     }
 
     /// A setting read from a file (a mounted Secret): its text without surrounding white space.
@@ -112,10 +121,10 @@ struct GatewayCommand: AsyncParsableCommand {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ValidationError("\(flag) \(path): cannot be read (\((error as NSError).localizedDescription))")
+            throw CLIFailure("\(flag) \(path): cannot be read: \(CLIFailure.fileReason(error) ?? "\(error)")")
         }
         let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !value.isEmpty else { throw ValidationError("\(flag) \(path): the file is empty") }
+        guard !value.isEmpty else { throw CLIFailure("\(flag) \(path): the file is empty") }
         return value
     }
 }

@@ -39,32 +39,31 @@ struct KubeconfigCommand: AsyncParsableCommand {
     var model: String?
 
     func run() async throws {
-        do {
-            let directory = SandboxDirectory(path: dataDir)
-            let agc = try await directory.connection(connection, kubeconfig: kubeconfig)
-            var ca: String?
-            let caPath = certificateAuthority ?? directory.certificateAuthority.path
-            if let text = try? String(contentsOfFile: caPath, encoding: .utf8) {
-                ca = text
-            } else if certificateAuthority != nil {
-                throw SandboxError("--certificate-authority \(caPath): cannot be read")
+        let directory = SandboxDirectory(path: dataDir)
+        let agc = try await directory.connection(connection, kubeconfig: kubeconfig)
+        var ca: String?
+        if let path = certificateAuthority {
+            do {
+                ca = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw CLIFailure("--certificate-authority \(path): cannot be read: \(CLIFailure.fileReason(error) ?? "\(error)")")
             }
-            let credential: AgentKubeconfig.Credential
-            if let token {
-                credential = .token(token)
-            } else {
-                _ = try directory.issuerURL()  // a sandbox must exist for the plugin to work
-                var arguments = ["dev", "token", "--connection", connection, "--data-dir", directory.url.path,
-                                 "--output", "exec-credential"]
-                if let subject { arguments += ["--subject", subject] }
-                if let model { arguments += ["--model", model] }
-                credential = .exec(command: Self.executablePath(), arguments: arguments)
-            }
-            print(try AgentKubeconfig.render(connection: agc, server: server, certificateAuthorityPEM: ca, credential: credential),
-                  terminator: "")
-        } catch let error as SandboxError {
-            throw CLIFailure(error.description)
+        } else {
+            ca = try? String(contentsOfFile: directory.certificateAuthority.path, encoding: .utf8)
         }
+        let credential: AgentKubeconfig.Credential
+        if let token {
+            credential = .token(token)
+        } else {
+            _ = try directory.issuerURL()  // a sandbox must exist for the plugin to work
+            var arguments = ["dev", "token", "--connection", connection, "--data-dir", directory.url.path,
+                             "--output", "exec-credential"]
+            if let subject { arguments += ["--subject", subject] }
+            if let model { arguments += ["--model", model] }
+            credential = .exec(command: Self.executablePath(), arguments: arguments)
+        }
+        print(try AgentKubeconfig.render(connection: agc, server: server, certificateAuthorityPEM: ca, credential: credential),
+              terminator: "")
     }
 
     /// This executable's absolute path (kubectl runs the plugin from any directory).

@@ -33,6 +33,8 @@ struct OperatorCommand: AsyncParsableCommand {
 
     @OptionGroup var kube: KubeconfigOptions
 
+    @OptionGroup var logging: LogOptions
+
     @Flag(name: .long, help: "Elect a leader among replicas through a coordination.k8s.io Lease; only the leader reconciles.")
     var leaderElect = false
 
@@ -70,14 +72,20 @@ struct OperatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        let logger = Logger(label: "agentgate.operator")
-        let client: KubernetesClient
-        do {
-            client = try KubernetesClient(kubeconfigPath: kube.kubeconfig, context: kube.context)
-        } catch {
-            throw ValidationError("\(error)")
+        try await logging.run(label: "agentgate.operator") {
+            let logger = Logger(label: "agentgate.operator")
+            let client = try KubernetesClient(kubeconfigPath: kube.kubeconfig, context: kube.context)
+            do {
+                try await run(client: client, logger: logger)
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+            try? await client.shutdown()
         }
+    }
+
+    private func run(client: KubernetesClient, logger: Logger) async throws {
         var options = OperatorOptions(gatewayNamespace: gatewayNamespace, gatewayURL: gatewayURL)
         options.workers = workers
         options.logger = logger
@@ -97,14 +105,6 @@ struct OperatorCommand: AsyncParsableCommand {
             "server": "\(client.config.server)", "gatewayNamespace": "\(gatewayNamespace)",
             "leaderElection": "\(leaderElect)", "identity": "\(options.identity)",
         ])
-        defer { Task { try? await client.shutdown() } }
-        do {
-            try await group.run()
-        } catch {
-            try? await client.shutdown()
-            logger.error("operator stopped: \(error)")
-            throw ExitCode(1)
-        }
-        try? await client.shutdown()
+        try await group.run()
     }
 }

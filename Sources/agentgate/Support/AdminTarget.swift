@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Gateway
 
 /// Which gateway admin API a command talks to, and with which token: `--admin-url` with
@@ -12,14 +13,19 @@ struct AdminTarget: ParsableArguments {
     @Option(name: .long, help: "Sandbox directory holding admin-address and admin-token.")
     var dataDir: String = ".agentgate"
 
+    func validate() throws {
+        if let adminURL {
+            guard let url = URL(string: adminURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ValidationError("--admin-url \(adminURL): expected an http(s) URL such as http://127.0.0.1:8444")
+            }
+            guard token != nil else { throw ValidationError("--admin-url needs --token") }
+        }
+    }
+
     /// With `needsApprover`, the admin token of the data directory is not used (it cannot decide).
     func client(needsApprover: Bool = false) throws -> AdminClient {
-        if let adminURL {
-            guard let token else { throw ValidationError("--admin-url needs --token") }
-            return AdminClient(adminURL: adminURL, token: token)
-        }
-        var client: AdminClient
-        do { client = try AdminClient.fromDataDirectory(dataDir) } catch { throw ValidationError("\(error)") }
+        if let adminURL, let token { return AdminClient(adminURL: adminURL, token: token) }
+        var client = try AdminClient.fromDataDirectory(dataDir)
         if let token {
             client.token = token
         } else if needsApprover {
