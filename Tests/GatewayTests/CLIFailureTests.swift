@@ -99,6 +99,11 @@ final class CLIFailureTests: XCTestCase {
     }
 
     func testUsageErrorsKeepExitStatus64AndTheUsage() throws {
+        for command in [["operator"], ["gateway"], ["dev"], ["sessions", "list"]] {
+            let help = try ProcessRunner.run(binary, command + ["--help"])
+            XCTAssertEqual(help.status, 0, help.output)
+            XCTAssertTrue(help.stdout.contains("OPTIONS:"), help.output)
+        }
         try assertUsageError(["operator", "--no-such-flag"], mentions: ["--no-such-flag"])
         try assertUsageError(["gateway", "--log-format", "yaml"], mentions: ["--log-format", "yaml", "'text'", "'json'"])
         try assertUsageError(["operator", "--log-level", "loud"], mentions: ["--log-level", "warning", "critical"])

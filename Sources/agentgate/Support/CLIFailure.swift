@@ -21,9 +21,10 @@ struct CLIFailure: Error, CustomStringConvertible {
             .filter { !$0.isEmpty }.joined(separator: " ")
     }
 
-    /// A usage error or a requested exit, which ArgumentParser reports as it is.
+    /// A usage error, a help request or a requested exit, which ArgumentParser reports as it
+    /// is (any other error it would report with exit status 1).
     static func isUsageOrExit(_ error: Error) -> Bool {
-        error is ValidationError || error is ExitCode || error is CleanExit
+        error is ValidationError || error is ExitCode || error is CleanExit || AgentGateCommand.exitCode(for: error) != .failure
     }
 
     /// Why a file operation failed, in words (`no such file or directory`), for messages that
