@@ -74,4 +74,33 @@ final class GatewayProcessSettingsTests: XCTestCase {
         XCTAssertNotEqual(short.status, 0)
         XCTAssertTrue(short.stderr.contains("--admin-token-file \(shortToken): the key has 5 bytes"), short.output)
     }
+
+    /// Pods run as uid 65532 with every capability dropped (config/). A socket option only
+    /// root may set (SO_DEBUG, which `socketOption(.tcp_nodelay)` set by mistake) made every
+    /// listener close each connection it accepted there, while tests run as root passed.
+    func testAGatewayRunAsAnUnprivilegedUserWithoutCapabilitiesServesItsListeners() async throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to run the gateway as uid 65532")
+        }
+        let home = URL(fileURLWithPath: "/tmp/agentgate-unprivileged-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        defer { try? FileManager.default.removeItem(at: home) }
+        let kubeconfig = home.appendingPathComponent("kubeconfig")
+        try harness.cluster.adminKubeconfig().write(to: kubeconfig, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: kubeconfig.path)
+        let metricsPort = try LoopbackTCP.freePort()
+        let (process, pipe) = try ProcessRunner.start("/usr/bin/setpriv", [
+            "--reuid=65532", "--regid=65532", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+            GatewayHarness.binary.path, "gateway", "--kubeconfig", kubeconfig.path, "--listen", "127.0.0.1:0",
+            "--admin-listen", "127.0.0.1:0", "--metrics-address", "127.0.0.1:\(metricsPort)",
+            "--data-dir", home.appendingPathComponent("data").path, "--gateway-namespace", "default",
+        ])
+        processes.append(process)
+        let output = LockedText()
+        pipe.fileHandleForReading.readabilityHandler = { output.append(String(decoding: $0.availableData, as: UTF8.self)) }
+        try await eventually(60, "the unprivileged gateway starts: \(output.text)") { output.text.contains("admin API on port") || !process.isRunning }
+        XCTAssertTrue(process.isRunning, output.text)
+        let healthy = try await GatewayHarness.send(.GET, "http://127.0.0.1:\(metricsPort)/healthz")
+        XCTAssertEqual(healthy.status, 200, "the listener answers a connection as uid 65532: \(healthy.body)")
+    }
 }

@@ -65,7 +65,7 @@ struct UpstreamConnector: Sendable {
         let serverHostname = self.serverHostname
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(10))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
