@@ -27,6 +27,8 @@ public final class Manager: Service, @unchecked Sendable {
         public var metricsAddress: (host: String, port: Int)?
         public var healthAddress: (host: String, port: Int)?
         public var logger = Logger(label: "agentgate.manager")
+        /// The build's version, exposed as `agentgate_build_info{version}`.
+        public var version = "unknown"
 
         public init(leaderElection: LeaderElector.Configuration? = nil, metricsAddress: (host: String, port: Int)? = nil,
                     healthAddress: (host: String, port: Int)? = nil) {
@@ -40,6 +42,7 @@ public final class Manager: Service, @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     public let options: Options
     public let elector: LeaderElector?
+    private let processMetrics: ProcessMetrics
     private let lock = NSLock()
     private var informers: [any InformerRunnable] = []
     private var controllers: [Controller] = []
@@ -53,6 +56,7 @@ public final class Manager: Service, @unchecked Sendable {
         self.client = client
         self.options = options
         self.registry = registry
+        self.processMetrics = ProcessMetrics(registry: registry, version: options.version)
         self.elector = try options.leaderElection.map {
             try LeaderElector(configuration: $0, client: client, registry: registry, logger: options.logger)
         }
@@ -163,24 +167,24 @@ public final class Manager: Service, @unchecked Sendable {
 
     // MARK: Probes and metrics
 
-    private var clientCounters: [String: (counter: Counter, reported: Int)] = [:]
+    private var clientCounters: [RequestStatistics.Outcome: (counter: Counter, reported: Int)] = [:]
 
-    /// `rest_client_requests_total{method,resource}` (client-go's name, by resource instead of
-    /// host) from the client's own counts, brought up to date at each scrape.
+    /// `rest_client_requests_total{code,method,resource}` (client-go's name and labels, by
+    /// resource instead of host; `code` is `<error>` when no answer came) from the client's
+    /// own counts, brought up to date at each scrape.
     private func updateClientMetrics() {
-        let counts = client.statistics.byResource
+        let outcomes = client.statistics.byOutcome
         lock.withLock {
-            for (key, count) in counts {
-                let parts = key.split(separator: " ", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { continue }
-                var entry = clientCounters[key] ?? (registry.makeCounter(
-                    descriptor: WorkQueueMetrics.descriptor("rest_client_requests_total", "Number of HTTP requests, partitioned by method and resource."),
-                    labels: [("method", parts[0]), ("resource", parts[1])]), 0)
+            for (outcome, count) in outcomes {
+                var entry = clientCounters[outcome] ?? (registry.makeCounter(
+                    descriptor: WorkQueueMetrics.descriptor("rest_client_requests_total",
+                                                            "Number of HTTP requests, partitioned by status code, method, and resource."),
+                    labels: [("code", outcome.code), ("method", outcome.method), ("resource", outcome.resource)]), 0)
                 if count > entry.reported {
                     entry.counter.increment(by: Int64(count - entry.reported))
                     entry.reported = count
                 }
-                clientCounters[key] = entry
+                clientCounters[outcome] = entry
             }
         }
     }
@@ -225,6 +229,7 @@ public final class Manager: Service, @unchecked Sendable {
         switch path {
         case "/metrics" where metrics:
             updateClientMetrics()
+            processMetrics.update()
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                 body: .bytes(registry.emitToBuffer()))
         case "/healthz" where health, "/livez" where health:

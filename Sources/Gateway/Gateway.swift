@@ -113,6 +113,7 @@ public final class Gateway: @unchecked Sendable {
         alerts = AlertEvaluator(store: store, metrics: metrics, http: http, logger: logger)
         metrics.observeRecorder { [store] in store.recorderBacklog() }
         approvals = ApprovalBroker(store: store, logger: logger)
+        metrics.observePendingApprovals { [approvals] in approvals.heldCount }
         let announcer = ApprovalAnnouncer(registry: registry, http: http, logger: logger)
         self.announcer = announcer
         approvals.onFinal = { await announcer.finished($0) }
@@ -192,7 +193,10 @@ public final class Gateway: @unchecked Sendable {
         case .began(let began): recording = began
         case .refused(let response): return response
         }
-        if case .refused(let status, _) = await awaitApproval(context, recording) {
+        let holding = DispatchTime.now()
+        let outcome = await awaitApproval(context, recording)
+        if context.heldBy != nil { context.heldSeconds = Double(DispatchTime.now().uptimeNanoseconds - holding.uptimeNanoseconds) / 1_000_000_000 }
+        if case .refused(let status, _) = outcome {
             let body = status.serializedJSON()
             await complete(context, recording, code: status.code ?? 403, body: body, bytes: nil, truncated: false, state: .complete)
             metrics.count(connection: ref, verb: info.verb, code: status.code ?? 403)
@@ -352,6 +356,8 @@ struct ExchangeContext: Sendable {
     var started: DispatchTime
     /// The approval rule holding this request, if any.
     var heldBy: HeldBy?
+    /// How long the request was held for its approval (not the gateway's added latency).
+    var heldSeconds: Double = 0
 
     var elapsedMs: Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000 }
 

@@ -1,3 +1,5 @@
+import AgentGateAPI
+import ControllerRuntime
 import Foundation
 import Prometheus
 import SessionStore
@@ -17,6 +19,11 @@ import Synchronization
 ///   `agentgate_gateway_recorder_held_requests_total`: records not yet in the database, and the
 ///   new requests waiting (now, and ever) because too many are (SQLite's recording journal;
 ///   read from the store at each scrape)
+/// - `agentgate_gateway_approvals_pending`: requests held on this replica now, and
+///   `agentgate_gateway_approval_wait_seconds`: how long held requests waited for their
+///   decision (that wait is not counted in the added latency)
+/// - `agentgate_build_info{version,swift}` and the standard `process_*` metrics
+///   (``ProcessMetrics``)
 public final class GatewayMetrics: Sendable {
     /// A monotonically increasing count.
     public struct Counter: Sendable {
@@ -38,6 +45,11 @@ public final class GatewayMetrics: Sendable {
     public let recorderErrors: Counter
     public let upstreamLatency: Histogram
     public let addedLatency: Histogram
+    /// Seconds a held request waited for its decision.
+    public let approvalWait: Histogram
+    private let approvalsPending: Gauge
+    private let pendingSource = Mutex<(@Sendable () -> Int)?>(nil)
+    private let process: ProcessMetrics
     /// `requests_total` by its labels: the registry's lookup builds and hashes the label set
     /// on every call, a measurable share of a small request.
     private let requestCounters = Mutex<[RequestLabels: Prometheus.Counter]>([:])
@@ -67,6 +79,14 @@ public final class GatewayMetrics: Sendable {
         recorderErrors = counter("agentgate_gateway_recorder_errors_total", "Exchanges the session store could not record")
         upstreamLatency = histogram("agentgate_gateway_upstream_latency_seconds", "Time waiting for the Kubernetes API")
         addedLatency = histogram("agentgate_gateway_added_latency_seconds", "Time the gateway adds on top of the Kubernetes API")
+        approvalWait = Histogram(histogram: registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(metricName: "agentgate_gateway_approval_wait_seconds", unitName: "",
+                                             helpText: "Time requests held for approval waited for their decision"),
+            buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 86_400]))
+        approvalsPending = registry.makeGauge(descriptor: MetricNameDescriptor(
+            metricName: "agentgate_gateway_approvals_pending", unitName: "",
+            helpText: "Requests held for approval on this gateway replica now"))
+        process = ProcessMetrics(registry: registry, version: AgentGateVersion.current)
         recorderBacklogBytes = registry.makeGauge(descriptor: MetricNameDescriptor(
             metricName: "agentgate_gateway_recorder_backlog_bytes", unitName: "",
             helpText: "Bytes of records made and not yet in the session database (SQLite's recording journal)"))
@@ -76,6 +96,11 @@ public final class GatewayMetrics: Sendable {
         recorderHeldTotal = registry.makeCounter(descriptor: MetricNameDescriptor(
             metricName: "agentgate_gateway_recorder_held_requests_total", unitName: "",
             helpText: "New requests that waited because the recording backlog was over its limit"))
+    }
+
+    /// Reads the number of held requests from `source` at every `render`.
+    func observePendingApprovals(_ source: @escaping @Sendable () -> Int) {
+        pendingSource.withLock { $0 = source }
     }
 
     /// Reads the recorder's backlog from `source` at every `render`.
@@ -115,6 +140,8 @@ public final class GatewayMetrics: Sendable {
 
     /// The text exposition of every metric.
     public func render() -> String {
+        if let pending = pendingSource.withLock({ $0 }) { approvalsPending.set(to: Double(pending())) }
+        process.update()
         recorder.withLock { state in
             guard let backlog = state.source?() else { return }
             recorderBacklogBytes.set(to: Double(backlog.bytes))

@@ -157,7 +157,14 @@ public final class KubernetesClient: Sendable {
             let request = try await makeRequest(method, path, query, body: body, contentType: contentType)
             let timeout = options.requestTimeout
             let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-            let response = try await execute(request, deadline: deadline)
+            let response: HTTPClientResponse
+            do {
+                response = try await execute(request, deadline: deadline)
+            } catch {
+                statistics.recordOutcome(method: method.rawValue, path: path, code: nil)
+                throw error
+            }
+            statistics.recordOutcome(method: method.rawValue, path: path, code: Int(response.status.code))
             let bytes: [UInt8]
             do {
                 var buffer = try await response.body.collect(upTo: options.maxBodyBytes)
@@ -187,8 +194,15 @@ public final class KubernetesClient: Sendable {
             let request = try await makeRequest(.GET, path, query, body: nil, contentType: nil)
             let timeout = options.requestTimeout
             let deadline = NIODeadline.now() + .nanoseconds(timeout.components.seconds * 1_000_000_000)
-            let response = try await execute(request, deadline: deadline)
+            let response: HTTPClientResponse
+            do {
+                response = try await execute(request, deadline: deadline)
+            } catch {
+                statistics.recordOutcome(method: "WATCH", path: path, code: nil)
+                throw error
+            }
             let code = Int(response.status.code)
+            statistics.recordOutcome(method: "WATCH", path: path, code: code)
             if code < 400 { return response }
             var buffer = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []

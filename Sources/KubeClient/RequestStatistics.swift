@@ -5,6 +5,15 @@ import Foundation
 public final class RequestStatistics: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: [String: Int] = [:]
+    private var outcomes: [Outcome: Int] = [:]
+
+    /// What became of requests: method, resource and the HTTP status code, or `<error>` when
+    /// no answer came (client-go's label for it).
+    public struct Outcome: Hashable, Sendable {
+        public var method: String
+        public var resource: String
+        public var code: String
+    }
 
     public init() {}
 
@@ -12,6 +21,15 @@ public final class RequestStatistics: @unchecked Sendable {
         let key = "\(method) \(Self.resource(of: path))"
         lock.withLock { counts[key, default: 0] += 1 }
     }
+
+    /// Counts the answer to a request (`code` nil: it got none).
+    func recordOutcome(method: String, path: String, code: Int?) {
+        let outcome = Outcome(method: method, resource: Self.resource(of: path), code: code.map(String.init) ?? "<error>")
+        lock.withLock { outcomes[outcome, default: 0] += 1 }
+    }
+
+    /// Answered (or failed) requests by method, resource and code.
+    public var byOutcome: [Outcome: Int] { lock.withLock { outcomes } }
 
     /// Requests per `METHOD resource[/subresource]`.
     public var byResource: [String: Int] { lock.withLock { counts } }

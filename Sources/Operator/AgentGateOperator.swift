@@ -53,6 +53,7 @@ public final class AgentGateOperator: Sendable {
         var managerOptions = Manager.Options(leaderElection: election, metricsAddress: options.metricsAddress,
                                              healthAddress: options.healthAddress)
         managerOptions.logger = options.logger
+        managerOptions.version = AgentGateVersion.current
         let manager = try Manager(client: client, options: managerOptions)
         self.manager = manager
 

@@ -121,7 +121,8 @@ if let line = logText.split(separator: "\n").first(where: { $0.contains("metrics
                 let value = kv.count == 2 ? kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) : ""
                 if kv.first == "method" { method = value } else if kv.first == "resource" { resource = value }
             }
-            requests["\(method) \(resource)"] = Double(sampleLine.split(separator: " ").last ?? "0") ?? 0
+            // One line per status code: add them up.
+            requests["\(method) \(resource)", default: 0] += Double(sampleLine.split(separator: " ").last ?? "0") ?? 0
         }
     }
 }

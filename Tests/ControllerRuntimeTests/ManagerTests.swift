@@ -167,6 +167,11 @@ final class ManagerTests: XCTestCase {
             XCTAssertNotNil(metrics.value("workqueue_retries_total", ["name": "configmaps"]))
             XCTAssertEqual(metrics.types["workqueue_queue_duration_seconds"], "histogram")
             XCTAssertEqual(metrics.value("leader_election_master_status", ["name": "test-operator"]), 1)
+            XCTAssertTrue(body.contains("rest_client_requests_total{code=\"200\""), "the client's requests by status code:\n\(body)")
+            XCTAssertEqual(metrics.value("agentgate_build_info", ["version": "unknown"]), 1)
+            XCTAssertGreaterThan(metrics.value("process_resident_memory_bytes") ?? 0, 1_000_000)
+            XCTAssertGreaterThan(metrics.value("process_open_fds") ?? 0, 0)
+            XCTAssertGreaterThan(metrics.value("process_start_time_seconds") ?? 0, 1_700_000_000)
 
             let (health, _) = try await Self.get("\(base)/healthz")
             XCTAssertEqual(health, 200)

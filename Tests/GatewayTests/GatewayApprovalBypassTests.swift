@@ -207,4 +207,29 @@ extension GatewayApprovalTests {
         let recorded = try await harness.exchanges().filter { $0.verb == "delete" }
         XCTAssertEqual(recorded.map(\.statusCode), [404], "the answer is recorded")
     }
+
+    // MARK: Metrics of held requests
+
+    func testHeldRequestsAreAGaugeWhileHeldAndTheirWaitIsNotAddedLatency() async throws {
+        try await createDeployment("gauged")
+        let agent = try await harness.token()
+        let kubectl = kubectlInBackground(["delete", "deployment", "gauged"], token: agent)
+        let approval = try await pendingApproval(verb: "delete")
+        let whileHeld = try PrometheusText.parse(harness.gateway.metrics.render())
+        XCTAssertEqual(whileHeld.value("agentgate_gateway_approvals_pending"), 1)
+        try await Task.sleep(for: .seconds(3))
+        _ = try await decide(try XCTUnwrap(approval["id"]?.stringValue), "approve", token: try await approver(), reason: "ok")
+        let result = try await kubectl.value
+        XCTAssertEqual(result.status, 0, result.output)
+        let after = try PrometheusText.parse(harness.gateway.metrics.render())
+        XCTAssertEqual(after.value("agentgate_gateway_approvals_pending"), 0)
+        XCTAssertEqual(after.value("agentgate_gateway_approval_wait_seconds_count"), 1)
+        XCTAssertGreaterThanOrEqual(after.value("agentgate_gateway_approval_wait_seconds_sum") ?? 0, 3)
+        let added = after.value("agentgate_gateway_added_latency_seconds_count") ?? 0
+        let underTheWait = after.samples.filter { $0.name == "agentgate_gateway_added_latency_seconds_bucket" && Double($0.labels["le"] ?? "") == 2.5 }
+            .first?.value
+        XCTAssertEqual(underTheWait, added, "the seconds a human took are approval wait, not latency the gateway added")
+        XCTAssertEqual(after.value("agentgate_build_info", ["version": AgentGateVersion.current]), 1)
+        XCTAssertGreaterThan(after.value("process_cpu_seconds_total") ?? 0, 0)
+    }
 }

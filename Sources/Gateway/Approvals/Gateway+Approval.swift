@@ -57,7 +57,9 @@ extension Gateway {
             return .refused(.serviceUnavailable("the request needs approval (rule \(held.rule.name)) but the approval could not be stored: \(error)"), approval)
         }
         await announcer.requested(approval, connection: context.connection.config)
+        let holding = DispatchTime.now()
         let decided = await approvals.hold(approval)
+        metrics.approvalWait.observe(Double(DispatchTime.now().uptimeNanoseconds - holding.uptimeNanoseconds) / 1_000_000_000)
         metrics.countApproval(connection: context.ref, state: decided.state)
         switch decided.state {
         case .approved:

@@ -128,7 +128,7 @@ extension Gateway {
         }
         await complete(context, recording, code: code, body: recorded, bytes: Int64(masked.count), truncated: truncated, state: .complete)
         metrics.count(connection: context.ref, verb: context.info.verb, code: code)
-        metrics.addedLatency.observe(max(0, context.elapsedMs / 1000 - seconds(since: upstreamStarted)))
+        metrics.addedLatency.observe(max(0, context.elapsedMs / 1000 - seconds(since: upstreamStarted) - context.heldSeconds))
         return HTTPResponse(status: code, headers: headers, body: .bytes(masked))
     }
 
