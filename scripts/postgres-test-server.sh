@@ -4,6 +4,9 @@
 #          trust auth on loopback and a database agentgate_test; idempotent. Prints the URL as
 #          its ONLY stdout line; everything else goes to stderr.
 #   stop:  stops it (data stays until /tmp is cleaned; `stop --purge` removes it).
+#   restart [SECONDS]: stops it (fast: open connections are cut), waits SECONDS (default 0)
+#          and starts it again; prints the URL like start. For the failover tests, which run
+#          it on a cluster of their own (AGENTGATE_PG_DIR, AGENTGATE_PG_PORT).
 # We run as root in CI, and PostgreSQL refuses to run as root, so the cluster belongs to
 # the `postgres` OS user.
 set -euo pipefail
@@ -24,6 +27,20 @@ as_pg() {
   fi
 }
 
+# Runs "$@" holding none of this script's descriptors but stdin, stdout and stderr. The
+# server pg_ctl starts outlives us and would otherwise keep whatever our caller gave us
+# open; Foundation's Process (the tests start this script with it) waits for its socket to
+# close, so it would wait for the server to stop.
+without_inherited_fds() {
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    "$@"
+  )
+}
+
 start() {
   [ -x "$BIN/initdb" ] || { log "no initdb under $BIN; install postgresql (apt-get install postgresql)"; exit 1; }
   mkdir -p "$DIR"
@@ -36,7 +53,7 @@ start() {
     log "already running"
   else
     log "starting on 127.0.0.1:$PORT (log: $DIR/server.log)"
-    as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
+    without_inherited_fds as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
       -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
   fi
   if ! as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tAc \
@@ -56,8 +73,15 @@ stop() {
   if [ "${1:-}" = "--purge" ]; then rm -rf "$DIR"; log "removed $DIR"; fi
 }
 
+restart() {
+  stop
+  sleep "${1:-0}"
+  start
+}
+
 case "${1:-}" in
   start) start ;;
   stop) shift; stop "${1:-}" ;;
-  *) echo "usage: $0 start | stop [--purge]" >&2; exit 2 ;;
+  restart) shift; restart "${1:-0}" ;;
+  *) echo "usage: $0 start | stop [--purge] | restart [SECONDS]" >&2; exit 2 ;;
 esac
