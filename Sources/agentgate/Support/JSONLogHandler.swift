@@ -10,7 +10,8 @@ import Logging
 /// `warning`…), and the metadata flattened to top-level keys: a nested dictionary becomes
 /// `outer.inner`, a list stays a JSON list, anything else a string. A metadata key that
 /// collides with one of the four fixed keys is written as `metadata.<key>`. An error logged
-/// with the event is `error`. A line is written with a single `write(2)`.
+/// with the event is `error`. Each line is one write, so concurrent loggers do not interleave
+/// lines (up to the pipe's atomic size, 4 KiB).
 struct JSONLogHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level = .info
@@ -33,7 +34,7 @@ struct JSONLogHandler: LogHandler {
         if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
         if let error = event.error { merged["error"] = .string("\(error)") }
         let line = Self.line(time: Date(), level: event.level, label: label, message: event.message.description, metadata: merged)
-        FileHandle.standardError.write(Data(line.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))  // a closed stderr loses the line, not the process
     }
 
     private static let fixedKeys: Set<String> = ["time", "level", "label", "message"]
