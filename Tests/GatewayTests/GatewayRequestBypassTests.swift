@@ -155,4 +155,16 @@ extension GatewaySecurityTests {
         XCTAssertEqual(allowed.status, 200, allowed.body)
         XCTAssertEqual(spy.requests.map(\.method), ["GET", "PATCH"])
     }
+
+    func testAFirstBurstOfRequestsOnAFreshGatewayAllWaitForItsFirstKeyFetch() async throws {
+        let token = try await harness.token()
+        let url = "\(harness.connectionURL)/api/v1/namespaces/default/configmaps"
+        let codes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<12 {
+                group.addTask { try await GatewayHarness.send(.GET, url, headers: [("Authorization", "Bearer \(token)")]).status }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(codes, Array(repeating: 200, count: 12), "no request is refused while the issuer's keys are first fetched")
+    }
 }

@@ -10,7 +10,9 @@ import Glibc
 public final class LoopbackTCP {
     public struct Failure: Error, CustomStringConvertible { public var description: String }
 
-    private let fd: Int32
+    /// -1 once closed (a failed connect closes it at once; deinit must not close it again,
+    /// or it would close whatever descriptor another thread opened with that number since).
+    private var fd: Int32
 
     public init(port: Int, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -26,12 +28,15 @@ public final class LoopbackTCP {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
+            let failure = errno
             close(fd)
+            fd = -1
+            errno = failure
             throw Failure(description: "connect to 127.0.0.1:\(port): errno \(errno)")
         }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     public func write(_ bytes: [UInt8]) throws {
         var offset = 0

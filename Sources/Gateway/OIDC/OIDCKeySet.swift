@@ -45,10 +45,15 @@ public actor OIDCKeySet {
             }
             return key.collection
         }
-        if let lastFetch, now.timeIntervalSince(lastFetch) < Self.minRefetchInterval {
+        // A fetch under way may bring the key: wait for it before the refetch limit applies
+        // (a fresh replica's first burst of requests all wait for its first fetch).
+        if let inFlight {
+            try await inFlight.value
+        } else if let lastFetch, now.timeIntervalSince(lastFetch) < Self.minRefetchInterval {
             throw OIDCError("unknown signing key id \(kid)")
+        } else {
+            try await refresh(now: now)
         }
-        try await refresh(now: now)
         guard let key = keys[kid] else { throw OIDCError("unknown signing key id \(kid)") }
         guard key.algorithm == alg else {
             throw OIDCError("key \(kid) is for \(key.algorithm), the token says \(alg)")
