@@ -55,6 +55,8 @@ public final class Gateway: @unchecked Sendable {
     public let approvals: ApprovalBroker
     let announcer: ApprovalAnnouncer
     let logger: Logger
+    /// One line per exchange (see ``logAccess(_:_:code:bytes:state:)``).
+    let accessLog = Logger(label: "agentgate.access")
     let resolver = RequestInfoResolver()
     /// Session ids already resolved for token-keyed sessions (see ``SessionCache``).
     let sessions = SessionCache()

@@ -105,86 +105,100 @@ public final class GatewayRunner: @unchecked Sendable {
         }
         let client = try KubernetesClient(config: config)
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
-        let gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
+        } catch {
+            // Nothing may be left holding connections: an HTTP client's deinit traps.
+            try? await client.shutdown()
+            try? await store.close()
+            throw error
+        }
 
         // Alerts become Warning Events on the AgentConnection.
         gateway.alerts.events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway",
                                                                    instance: ProcessInfo.processInfo.hostName),
                                               client: client, logger: logger)
         let runner = GatewayRunner(gateway: gateway, store: store, watcher: watcher, client: client, adminToken: adminToken)
-        maskingKeyFile?.start(interval: options.maskingKeyInterval)
-        runner.maskingKeyFile = maskingKeyFile
-        let readiness = runner.readiness
-        runner.heartbeats = Task {
-            await store.runHeartbeats(interval: options.heartbeatInterval, onSuccess: { readiness.storeReachable(true) }, onError: {
-                readiness.storeReachable(false)
-                logger.warning("the session store cannot be reached, so this gateway reports not ready: \($0)")
-            })
-        }
-        watcher.start()
-        await watcher.waitUntilSynced()
-        readiness.synced()
+        do {
+            maskingKeyFile?.start(interval: options.maskingKeyInterval)
+            runner.maskingKeyFile = maskingKeyFile
+            let readiness = runner.readiness
+            runner.heartbeats = Task {
+                await store.runHeartbeats(interval: options.heartbeatInterval, onSuccess: { readiness.storeReachable(true) }, onError: {
+                    readiness.storeReachable(false)
+                    logger.warning("the session store cannot be reached, so this gateway reports not ready: \($0)")
+                })
+            }
+            watcher.start()
+            await watcher.waitUntilSynced()
+            readiness.synced()
 
-        var tls: NIOSSLContext?
-        switch (options.tlsCertificateFile, options.tlsKeyFile) {
-        case let (cert?, key?):
-            let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
-            tls = try certificate.makeContext()
-            certificate.start(interval: options.tlsReloadInterval)
-            runner.servingCertificate = certificate
-        case (nil, nil):
-            let (host, _) = try parseAddress(options.listen, flag: "--listen")
-            guard ["127.0.0.1", "localhost", "::1"].contains(host) else {
-                throw GatewayConfigError("--listen \(options.listen): plain HTTP is only served on loopback; give --tls-cert and --tls-key")
-            }
-        default:
-            throw GatewayConfigError("--tls-cert and --tls-key go together")
-        }
-        let (host, port) = try parseAddress(options.listen, flag: "--listen")
-        runner.port = try await gateway.start(host: host, port: port, tls: tls)
-        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, gateway: gateway,
-                             sandboxApprover: options.sandboxApprover)
-        if let address = options.adminListen {
-            let (h, p) = try parseAddress(address, flag: "--admin-listen")
-            let server = HTTPServer()
-            let bound = try await server.start(host: h, port: p, tls: nil) { await admin.handle($0) }
-            runner.adminPort = bound
-            runner.servers.append(server)
-            // `agentgate sessions --data-dir DIR` finds the admin API here.
-            let shown = h == "0.0.0.0" ? "127.0.0.1" : (h.contains(":") ? "[\(h)]" : h)
-            try "http://\(shown):\(bound)\n".write(to: dataDirectory.appendingPathComponent("admin-address"), atomically: true, encoding: .utf8)
-        }
-        if let address = options.metricsAddress {
-            let (h, p) = try parseAddress(address, flag: "--metrics-address")
-            let server = HTTPServer()
-            let metrics = gateway.metrics
-            runner.metricsPort = try await server.start(host: h, port: p, tls: nil) { request in
-                switch request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "" {
-                case "/metrics":
-                    return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
-                case "/healthz", "/livez":
-                    return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8)))
-                case "/readyz":
-                    let problem = readiness.problem
-                    return HTTPResponse(status: problem == nil ? 200 : 503, headers: [("Content-Type", "text/plain")],
-                                        body: .bytes(Array((problem ?? "ok").utf8)))
-                default:
-                    return HTTPResponse(status: 404, headers: [("Content-Type", "text/plain")],
-                                        body: .bytes(Array("not found: this listener serves /metrics, /healthz and /readyz".utf8)))
+            var tls: NIOSSLContext?
+            switch (options.tlsCertificateFile, options.tlsKeyFile) {
+            case let (cert?, key?):
+                let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
+                tls = try certificate.makeContext()
+                certificate.start(interval: options.tlsReloadInterval)
+                runner.servingCertificate = certificate
+            case (nil, nil):
+                let (host, _) = try parseAddress(options.listen, flag: "--listen")
+                guard ["127.0.0.1", "localhost", "::1"].contains(host) else {
+                    throw GatewayConfigError("--listen \(options.listen): plain HTTP is only served on loopback; give --tls-cert and --tls-key")
                 }
+            default:
+                throw GatewayConfigError("--tls-cert and --tls-key go together")
             }
-            runner.servers.append(server)
+            let (host, port) = try parseAddress(options.listen, flag: "--listen")
+            runner.port = try await gateway.start(host: host, port: port, tls: tls)
+            let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, gateway: gateway,
+                                 sandboxApprover: options.sandboxApprover)
+            if let address = options.adminListen {
+                let (h, p) = try parseAddress(address, flag: "--admin-listen")
+                let server = HTTPServer()
+                let bound = try await server.start(host: h, port: p, tls: nil) { await admin.handle($0) }
+                runner.adminPort = bound
+                runner.servers.append(server)
+                // `agentgate sessions --data-dir DIR` finds the admin API here.
+                let shown = h == "0.0.0.0" ? "127.0.0.1" : (h.contains(":") ? "[\(h)]" : h)
+                try "http://\(shown):\(bound)\n".write(to: dataDirectory.appendingPathComponent("admin-address"), atomically: true, encoding: .utf8)
+            }
+            if let address = options.metricsAddress {
+                let (h, p) = try parseAddress(address, flag: "--metrics-address")
+                let server = HTTPServer()
+                let metrics = gateway.metrics
+                runner.metricsPort = try await server.start(host: h, port: p, tls: nil) { request in
+                    switch request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "" {
+                    case "/metrics":
+                        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
+                    case "/healthz", "/livez":
+                        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8)))
+                    case "/readyz":
+                        let problem = readiness.problem
+                        return HTTPResponse(status: problem == nil ? 200 : 503, headers: [("Content-Type", "text/plain")],
+                                            body: .bytes(Array((problem ?? "ok").utf8)))
+                    default:
+                        return HTTPResponse(status: 404, headers: [("Content-Type", "text/plain")],
+                                            body: .bytes(Array("not found: this listener serves /metrics, /healthz and /readyz".utf8)))
+                    }
+                }
+                runner.servers.append(server)
+            }
+            let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
+                                                 logger: logger)
+            reporter.start()
+            runner.statusReporter = reporter
+            let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
+                                       client: client, logger: logger)
+            gateway.configureAnnouncements(events: events, statusReporter: reporter)
+            let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
+            pruner.start()
+            runner.pruner = pruner
+        } catch {
+            // A listener that cannot bind, a TLS pair that cannot load: close what was opened.
+            await runner.stop()
+            throw error
         }
-        let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
-                                             logger: logger)
-        reporter.start()
-        runner.statusReporter = reporter
-        let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
-                                   client: client, logger: logger)
-        gateway.configureAnnouncements(events: events, statusReporter: reporter)
-        let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
-        pruner.start()
-        runner.pruner = pruner
         return runner
     }
 

@@ -134,6 +134,7 @@ extension Gateway {
 
     func complete(_ context: ExchangeContext, _ recording: Recording, code: Int, body: [UInt8]?, bytes: Int64?,
                   truncated: Bool, state: ExchangeState) async {
+        logAccess(context, recording, code: code, bytes: bytes ?? Int64(body?.count ?? 0), state: state)
         guard let id = recording.exchangeID else { return }
         let result = ExchangeResult(statusCode: code, completedAt: Date(), latencyMs: context.elapsedMs, responseBody: body,
                                     responseBytes: bytes ?? Int64(body?.count ?? 0), truncated: truncated, state: state)
@@ -146,6 +147,20 @@ extension Gateway {
             metrics.recorderErrors.add(1)
             logger.error("completing exchange \(id) failed: \(error)")
         }
+    }
+
+    /// The access log: one line per exchange an authenticated agent made, as it completes
+    /// (label `agentgate.access`, level info, fields as metadata so `--log-format json` gives
+    /// one object per exchange). Never a body or a header value.
+    func logAccess(_ context: ExchangeContext, _ recording: Recording, code: Int, bytes: Int64, state: ExchangeState) {
+        let info = context.info
+        accessLog.info("exchange", metadata: [
+            "connection": "\(context.ref)", "session": "\(recording.sessionID ?? "-")", "subject": "\(context.agent.subject)",
+            "verb": "\(info.verb)", "resource": "\(info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)")",
+            "namespace": "\(info.namespace)", "name": "\(info.name)", "code": "\(code)", "bytes": "\(bytes)",
+            "latency_ms": "\(String(format: "%.1f", context.elapsedMs))", "state": "\(state.rawValue)",
+            "approval": "\(context.heldBy?.id ?? "-")",
+        ])
     }
 
     /// Answers at least this large are masked off the event loop (see `maskAnswer`).
