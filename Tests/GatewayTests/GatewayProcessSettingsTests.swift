@@ -55,6 +55,13 @@ final class GatewayProcessSettingsTests: XCTestCase {
         XCTAssertTrue(scraped.body.contains("agentgate_gateway_requests_total"), scraped.body)
         let unknown = try await GatewayHarness.send(.GET, "\(metrics)/nope")
         XCTAssertEqual(unknown.status, 404)
+        let output = gateway.output
+        try await eventually(10, "an access log line for the list: \(output.text)") {
+            output.text.split(separator: "\n").contains { line in
+                line.contains("agentgate.access") && line.contains("verb=list") && line.contains("resource=configmaps")
+                    && line.contains("code=200") && line.contains("subject=agent-1") && line.contains("latency_ms=")
+            }
+        }
     }
 
     func testConflictingOrUnreadableSettingFilesStopTheGatewayWithTheirName() throws {
