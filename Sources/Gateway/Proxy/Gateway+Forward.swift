@@ -140,14 +140,34 @@ extension Gateway {
                                     responseBytes: bytes ?? Int64(body?.count ?? 0), truncated: truncated, state: state)
         // The agent going away cancels the request's task, but a request that was forwarded must
         // still get its record: store writes are not cancelled with their caller (SQLDriver.write).
-        do {
-            try await store.completeExchange(id, result: result)
-            metrics.bytesRecorded.add(Int64(body?.count ?? 0))
-        } catch {
-            metrics.recorderErrors.add(1)
-            logger.error("completing exchange \(id) failed: \(error)")
+        // Under FailClosed the answer waits for its record: a database that is restarting is
+        // tried again for up to ``completionPatience`` before the answer goes out unrecorded.
+        let failClosed = context.connection.config.recording.failureMode != .failOpen
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(Self.completionPatience.components.seconds) * 1_000_000_000
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                try await store.completeExchange(id, result: result)
+                metrics.bytesRecorded.add(Int64(body?.count ?? 0))
+                return
+            } catch {
+                let closed = (error as? SessionStoreError) == .closed
+                if failClosed, !closed, DispatchTime.now().uptimeNanoseconds < deadline {
+                    logger.warning("recording the answer to exchange \(id) failed, trying again in \(pause) (FailClosed): \(error)")
+                    try? await Task.sleep(for: pause)
+                    pause = min(pause * 2, .seconds(1))
+                    continue
+                }
+                metrics.recorderErrors.add(1)
+                logger.error("completing exchange \(id) failed: \(error)")
+                return
+            }
         }
     }
+
+    /// How long an answer waits for its record under FailClosed (a PostgreSQL restart or
+    /// failover takes seconds).
+    static let completionPatience: Duration = .seconds(15)
 
     /// The access log: one line per exchange an authenticated agent made, as it completes
     /// (label `agentgate.access`, level info, fields as metadata so `--log-format json` gives
