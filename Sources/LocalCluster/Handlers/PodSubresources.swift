@@ -38,17 +38,7 @@ extension ResourceHandlers {
             let body = try request.decodedBody()
             return try write(request, name: name) { rules, old, oldRV in
                 guard let old else { return [:] }
-                let changed: JSONValue
-                if request.info.verb == "update" {
-                    changed = body
-                } else {
-                    let type = PatchType(contentType: request.http.header("Content-Type") ?? "") ?? .merge
-                    do {
-                        changed = type == .json ? try JSONPatch.apply(body, to: old) : JSONMergePatch.apply(body, to: old)
-                    } catch let error as PatchError {
-                        throw APIError(error.status)
-                    }
-                }
+                let changed = try subresourceWrite(request, body: body, onto: old)
                 let before = old[path: ["spec", "ephemeralContainers"]]?.arrayValue ?? []
                 let after = changed[path: ["spec", "ephemeralContainers"]]?.arrayValue ?? []
                 guard after.count >= before.count, Array(after.prefix(before.count)) == before else {

@@ -33,6 +33,19 @@ extension ResourceHandlers {
                 "status": ["replicas": object[path: statusPath] ?? .int(0)]]
     }
 
+    /// The object a PUT (`body` itself) or a patch of `body` onto `current` makes, for
+    /// subresources whose object is a view of the stored one (`scale`, `ephemeralcontainers`).
+    /// JSON patches are RFC 6902; merge and strategic-merge patches are read as merge patches.
+    func subresourceWrite(_ request: APIRequest, body: JSONValue, onto current: JSONValue) throws -> JSONValue {
+        guard request.info.verb != "update" else { return body }
+        let type = PatchType(contentType: request.http.header("Content-Type") ?? "") ?? .merge
+        do {
+            return type == .json ? try JSONPatch.apply(body, to: current) : JSONMergePatch.apply(body, to: current)
+        } catch let error as PatchError {
+            throw APIError(error.status)
+        }
+    }
+
     func serveScale(_ request: APIRequest) throws -> HTTPResponse {
         let definition = request.definition
         let specPath = definition.scaleSpecReplicasPath ?? ["spec", "replicas"]
@@ -44,18 +57,7 @@ extension ResourceHandlers {
             var newScale: JSONValue = [:]
             let response = try write(request, name: request.info.name) { rules, old, oldRV in
                 guard let old else { return [:] }
-                let current = scaleObject(definition, old)
-                let patched: JSONValue
-                if request.info.verb == "update" {
-                    patched = body
-                } else {
-                    let type = PatchType(contentType: request.http.header("Content-Type") ?? "") ?? .merge
-                    do {
-                        patched = type == .json ? try JSONPatch.apply(body, to: current) : JSONMergePatch.apply(body, to: current)
-                    } catch let error as PatchError {
-                        throw APIError(error.status)
-                    }
-                }
+                let patched = try subresourceWrite(request, body: body, onto: scaleObject(definition, old))
                 guard let replicas = patched[path: ["spec", "replicas"]]?.intValue, replicas >= 0 else {
                     throw APIError(.invalid(group: "autoscaling", kind: "Scale", name: request.info.name, errors: [
                         FieldError(.invalid, field: "spec.replicas", value: patched[path: ["spec", "replicas"]]?.serializedString() ?? "null",
