@@ -162,7 +162,7 @@ public final class LeaderElector: @unchecked Sendable {
                 observe(LeaseRecord(created))
                 return true
             } catch {
-                logger.debug("lease create failed", metadata: ["error": "\(error)"])
+                logWriteFailure("create", error)
                 return false
             }
         } catch {
@@ -194,8 +194,20 @@ public final class LeaderElector: @unchecked Sendable {
             observe(LeaseRecord(written))
             return true
         } catch {
-            logger.debug("lease update failed", metadata: ["error": "\(error)"])
+            logWriteFailure("update", error)
             return false
+        }
+    }
+
+    /// A lost race for the lease (another candidate wrote first: 409) is routine; anything else
+    /// (no permission, a server or transport error) keeps this candidate from leading and says why.
+    private func logWriteFailure(_ write: String, _ error: any Error) {
+        let metadata: Logger.Metadata = ["lease": "\(lease)", "identity": "\(configuration.identity)", "error": "\(error)"]
+        switch error {
+        case KubeError.conflict, KubeError.alreadyExists:
+            logger.debug("lease \(write) lost a race with another candidate", metadata: metadata)
+        default:
+            logger.warning("lease \(write) failed", metadata: metadata)
         }
     }
 
