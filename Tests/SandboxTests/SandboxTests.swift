@@ -52,22 +52,27 @@ final class SandboxTests: XCTestCase {
     }
 
     /// The page loads with the admin token from the printed link, lists a recorded session,
-    /// and its Approve button releases a `kubectl delete` the gateway is holding.
-    func testWebPageListsSessionsAndItsApproveButtonReleasesAHeldKubectlDelete() throws {
+    /// and its Approve button releases a `kubectl scale --replicas=0` the gateway is holding (a
+    /// delete the agent's ServiceAccount may not do is answered Forbidden at once, not held).
+    func testWebPageListsSessionsAndItsApproveButtonReleasesAHeldKubectlScaleToZero() throws {
         guard Self.which("chromium") != nil else {
             XCTFail("chromium is not installed (apt-get install chromium; .ci/run installs it)")
             return
         }
         let dev = try SandboxProcess(ports: try .free())
         sandbox = dev
-        let kubeconfig = try dev.shell("agentgate kubeconfig --connection demo/claude-ops --data-dir .agentgate > agent.kubeconfig")
-        XCTAssertEqual(kubeconfig.status, 0, kubeconfig.output)
-        let read = try dev.shell("kubectl --kubeconfig agent.kubeconfig get pods,deployments")
+        // The scenario's claude-ops holds every delete for an SRE, but its agent-sa may not
+        // delete Deployments: the delete's dry run says so, and that answer comes at once,
+        // without asking a human to approve a delete that would fail.
+        let claude = try dev.shell("agentgate kubeconfig --connection demo/claude-ops --data-dir .agentgate > claude.kubeconfig")
+        XCTAssertEqual(claude.status, 0, claude.output)
+        let read = try dev.shell("kubectl --kubeconfig claude.kubeconfig get pods,deployments")
         XCTAssertEqual(read.status, 0, read.output)
-        // The scenario holds every delete for an SRE. Its agent-sa may not delete Deployments,
-        // so once the page releases the request, RBAC's Forbidden is what kubectl prints: proof
-        // the request was forwarded (a denial or expiry would say so instead).
-        let (held, heldOutput) = try ProcessRunner.start("bash", ["-c", "cd '\(dev.workDirectory.path)' && kubectl --kubeconfig agent.kubeconfig delete deployment web"],
+        let forbidden = try dev.shell("kubectl --kubeconfig claude.kubeconfig delete deployment web", timeout: 30)
+        XCTAssertNotEqual(forbidden.status, 0)
+        XCTAssertTrue(forbidden.output.contains("forbidden"), "RBAC's answer to the dry run, at once: \(forbidden.output)")
+        // Scaling web to zero, which agent-sa may do, is held until the page approves it.
+        let (held, heldOutput) = try ProcessRunner.start("bash", ["-c", "cd '\(dev.workDirectory.path)' && kubectl --kubeconfig claude.kubeconfig scale deployment web --replicas=0"],
                                                          environment: ["PATH": "\(SandboxProcess.binDirectory.path):\(ProcessInfo.processInfo.environment["PATH"] ?? "")"])
         defer { if held.isRunning { held.terminate() } }
         let link = try XCTUnwrap(dev.text.split(separator: "\n").first { $0.contains("Web page:") }?
@@ -80,14 +85,12 @@ final class SandboxTests: XCTestCase {
         let report = try JSONValue(parsing: Array(page.stdout.utf8))
         XCTAssertFalse(report["sessions"]?.arrayValue?.isEmpty ?? true, page.output)
         XCTAssertNotNil(report["clicked"]?.stringValue, page.output)
-        // Released: kubectl ends (forwarded with the connection's credential; agent-sa may not
-        // delete Deployments, so RBAC's own Forbidden is the answer — not the gateway's hold).
+        // Released: kubectl ends, the scale forwarded with the connection's credential.
         let deadline = Date().addingTimeInterval(30)
         while held.isRunning && Date() < deadline { usleep(100_000) }
-        XCTAssertFalse(held.isRunning, "kubectl delete is still held after the page approved it")
+        XCTAssertFalse(held.isRunning, "kubectl scale is still held after the page approved it")
         let kubectlOutput = String(decoding: heldOutput.fileHandleForReading.availableData, as: UTF8.self)
-        XCTAssertTrue(kubectlOutput.contains("deployments.apps \"web\" is forbidden") && kubectlOutput.contains("cannot delete"),
-                      "expected RBAC's answer to the forwarded delete: \(kubectlOutput)")
+        XCTAssertTrue(kubectlOutput.contains("deployment.apps/web scaled"), "the approved scale was done: \(kubectlOutput)")
         XCTAssertFalse(kubectlOutput.contains("denied by"), kubectlOutput)
         // The decision is recorded as the page's: the sandbox approver, with the reason typed in.
         let decided = try dev.shell("agentgate approvals list --state approved -o json")
