@@ -171,6 +171,8 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         var message = "serving"
         if let endpoint { message += " at \(endpoint)" }
         message += " with \(ruleNames.count) MaskingRule(s)"
+        let selectsNothing = spec.maskingRuleSelector != nil && ruleNames.isEmpty
+        if selectsNothing { message += " (spec.maskingRuleSelector selects none; the built-in rules still mask)" }
         var newStatus = operatorStatus(connection)
         newStatus.endpoint = endpoint
         newStatus.appliedMaskingRules = ruleNames
@@ -179,11 +181,34 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
             rotations: credential.rotations, secretName: GatewayConnectionConfig.secretName(namespace: namespace, name: request.name))
         var conditions = newStatus.conditions ?? []
         KStatus.set(.ready(reason: "Ready", message: message), generation: connection.metadata.generation, on: &conditions)
+        Self.setMaskingRulesSelected(spec.maskingRuleSelector == nil ? nil : ruleNames, namespace: namespace,
+                                     generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
         expect(request, try await status.apply(newStatus, to: connection))
 
         let due = credential.rotationDue(rotateBefore: rotateBefore).timeIntervalSince(options.now())
         return .requeueAfter(.milliseconds(Int64(max(1, due) * 1000)))
+    }
+
+    static let maskingRulesSelected = "MaskingRulesSelected"
+
+    /// `MaskingRulesSelected`: a warning beside the kstatus conditions, not a reason to be
+    /// unready. A `maskingRuleSelector` that selects no MaskingRule is most often a typo in a
+    /// label, and the connection then masks with the built-in rules only: `False`, reason
+    /// `NoMaskingRuleSelected`, naming the namespace. `True` lists the selected rules. Absent
+    /// when the connection has no selector. kstatus, Flux and the Argo CD health check read
+    /// only Ready, Reconciling and Stalled, so this never makes the connection unhealthy.
+    static func setMaskingRulesSelected(_ selected: [String]?, namespace: String, generation: Int64?, on conditions: inout [Condition]) {
+        guard let selected else {
+            conditions.remove(maskingRulesSelected)
+            return
+        }
+        let condition = selected.isEmpty
+            ? Condition(type: maskingRulesSelected, status: ConditionStatus.false, observedGeneration: generation, reason: "NoMaskingRuleSelected",
+                        message: "spec.maskingRuleSelector selects no MaskingRule in namespace \(namespace); only the built-in rules mask this connection")
+            : Condition(type: maskingRulesSelected, status: ConditionStatus.true, observedGeneration: generation, reason: "Selected",
+                        message: "\(selected.count) MaskingRule(s): \(selected.joined(separator: ", "))")
+        conditions.set(condition)
     }
 
     /// Writes a not-ready status (keeping what the connection already has: endpoint, credential),

@@ -83,6 +83,29 @@ final class AgentConnectionLifecycleTests: XCTestCase {
         }
     }
 
+    func testASelectorThatSelectsNoMaskingRuleIsReadyWithAConditionSayingSo() async throws {
+        try await withOperatorHarness { h in
+            try await h.createServiceAccount("agent-sa")
+            _ = try await h.startOperator()
+            var typo = ClusterFixture.connection("typo")
+            typo.spec.maskingRuleSelector = LabelSelector(matchLabels: ["agentgate.io/masking": "standrad"])
+            _ = try await h.admin.create(typo)
+            let ready = try await h.ready("typo")
+            let condition = try XCTUnwrap(ready.status?.conditions?.condition("MaskingRulesSelected"))
+            XCTAssertEqual(condition.status, "False")
+            XCTAssertEqual(condition.reason, "NoMaskingRuleSelected")
+            XCTAssertTrue(condition.message.contains("namespace default"), "\(condition)")
+            XCTAssertTrue(ready.status?.conditions?.condition("Ready")?.message.contains("selects none") == true)
+            _ = try await h.admin.create(MaskingRule(metadata: ObjectMeta(name: "standard", namespace: "default",
+                                                                          labels: ["agentgate.io/masking": "standrad"]),
+                                                     spec: MaskingRuleSpec(detectors: [.jwt])))
+            let selected = try await h.waitFor("typo", "the new rule selected") {
+                $0.status?.conditions?.condition("MaskingRulesSelected")?.status == "True"
+            }
+            XCTAssertEqual(selected.status?.conditions?.condition("MaskingRulesSelected")?.message, "1 MaskingRule(s): standard")
+        }
+    }
+
     func testSpecChangeBumpsGenerationAndObservedGenerationFollowsWithoutANewToken() async throws {
         try await withOperatorHarness { h in
             try await h.createServiceAccount("agent-sa")
