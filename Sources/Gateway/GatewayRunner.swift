@@ -44,6 +44,8 @@ public final class GatewayRunner: @unchecked Sendable {
         public var adminTokenFile: String?
         /// How often the masking key file is checked for a rotated key.
         public var maskingKeyInterval = MaskingKeyFile.defaultInterval
+        /// How long start-up waits for the session store to answer before it gives up.
+        public var storeTimeout: Duration = .seconds(120)
         /// How often the store is written to as this replica's heartbeat (readiness follows it).
         public var heartbeatInterval: Duration = .seconds(10)
         /// The sandbox's built-in approver, for the web page (`agentgate dev` only).
@@ -82,7 +84,7 @@ public final class GatewayRunner: @unchecked Sendable {
         let dataDirectory = URL(fileURLWithPath: options.dataDirectory, isDirectory: true)
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         let storeURL = options.store ?? "sqlite:\(dataDirectory.appendingPathComponent("sessions.db").path)"
-        let store = try await SessionStores.open(url: storeURL, logger: logger)
+        let store = try await Self.openStore(storeURL, within: options.storeTimeout, logger: logger)
         let recovered = try await store.recoverInterrupted()
         if recovered > 0 { logger.notice("marked \(recovered) interrupted exchange(s) incomplete") }
         // The keyed-hash masking key outlives restarts, so an auditor comparing hashes across
@@ -213,6 +215,59 @@ public final class GatewayRunner: @unchecked Sendable {
         await gateway.shutdown()
         try? await store.close()
         try? await client.shutdown()
+    }
+
+    /// Opens (and migrates) the store, or fails once `bound` has passed: PostgreSQL's pool
+    /// retries an unreachable server for ever, which left a gateway waiting with nothing but
+    /// the driver's info lines. While it waits, a warning every 10 s says what it waits for.
+    static func openStore(_ url: String, within bound: Duration, logger: Logger) async throws -> any SessionStore {
+        let shown = StoreURL.redacted(url)
+        let outcome = OpenOutcome()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.set(continuation)
+            Task {
+                do {
+                    let store = try await SessionStores.open(url: url, logger: logger)
+                    if !outcome.finish(.success(store)) { try? await store.close() }
+                } catch {
+                    outcome.finish(.failure(error))
+                }
+            }
+            Task {
+                let started = ContinuousClock.now
+                while ContinuousClock.now - started < bound {
+                    try? await Task.sleep(for: min(.seconds(10), bound - (ContinuousClock.now - started)))
+                    if outcome.isFinished { return }
+                    if ContinuousClock.now - started < bound {
+                        logger.warning("the session store \(shown) does not answer yet; waiting up to \(bound) in all (--store-timeout)")
+                    }
+                }
+                outcome.finish(.failure(GatewayConfigError("the session store \(shown) did not answer within \(bound) (--store-timeout); check that it runs and that the URL, network policy and credentials let this gateway reach it")))
+            }
+        }
+    }
+
+    /// The first of the store's opening and its deadline to finish.
+    private final class OpenOutcome: @unchecked Sendable {
+        private let lock = NSLock()
+        private var continuation: CheckedContinuation<any SessionStore, any Error>?
+        private var finished = false
+
+        func set(_ continuation: CheckedContinuation<any SessionStore, any Error>) { lock.withLock { self.continuation = continuation } }
+        var isFinished: Bool { lock.withLock { finished } }
+
+        /// Resumes the waiter with `result` if nothing did yet; false when too late.
+        @discardableResult
+        func finish(_ result: Result<any SessionStore, any Error>) -> Bool {
+            let waiter = lock.withLock { () -> CheckedContinuation<any SessionStore, any Error>? in
+                guard !finished else { return nil }
+                finished = true
+                defer { continuation = nil }
+                return continuation
+            }
+            waiter?.resume(with: result)
+            return waiter != nil
+        }
     }
 
     /// `HOST:PORT` (`[::1]:PORT` for IPv6); see ``ListenAddress``.

@@ -82,6 +82,23 @@ final class GatewayProcessSettingsTests: XCTestCase {
         XCTAssertTrue(short.stderr.contains("--admin-token-file \(shortToken): the key has 5 bytes"), short.output)
     }
 
+    func testAStoreThatNeverAnswersEndsStartUpWithinTheBoundWithAWarningAndTheRedactedURL() throws {
+        let kubeconfig = harness.directory.appendingPathComponent("k.kubeconfig")
+        try harness.cluster.adminKubeconfig().write(to: kubeconfig, atomically: true, encoding: .utf8)
+        let nobody = try LoopbackTCP.freePort()
+        let started = Date()
+        let result = try ProcessRunner.run(GatewayHarness.binary.path, [
+            "gateway", "--kubeconfig", kubeconfig.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+            "--data-dir", harness.directory.appendingPathComponent("d").path,
+            "--store", "postgres://agentgate:s3cret@127.0.0.1:\(nobody)/agentgate", "--store-timeout", "12s",
+        ], timeout: 60)
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 40, "it gave up near its bound")
+        XCTAssertTrue(result.stderr.contains("did not answer within 12.0 seconds (--store-timeout)"), result.output)
+        XCTAssertTrue(result.output.contains("warning") && result.output.contains("does not answer yet"), "it warned while waiting: \(result.output)")
+        XCTAssertFalse(result.output.contains("s3cret"), "the password is never printed")
+    }
+
     /// Pods run as uid 65532 with every capability dropped (config/). A socket option only
     /// root may set (SO_DEBUG, which `socketOption(.tcp_nodelay)` set by mistake) made every
     /// listener close each connection it accepted there, while tests run as root passed.

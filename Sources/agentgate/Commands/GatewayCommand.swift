@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Gateway
+import KubeCore
 import HTTPServing
 
 /// `agentgate gateway`: the data path (see Sources/Gateway). Flags as DESIGN.md lists them.
@@ -62,6 +63,9 @@ struct GatewayCommand: AsyncParsableCommand {
                                             discussion: "Surrounding white space is ignored. Not together with --store."))
     var storeFile: String?
 
+    @Option(name: .long, help: "How long start-up waits for the session store to answer before the gateway exits (Go duration, e.g. 2m).")
+    var storeTimeout: String = "2m"
+
     @Option(name: .long, help: ArgumentHelp("File holding the admin API's bearer token, shared by every replica (a mounted Secret).",
                                             discussion: "Without it the token is DATA-DIR/admin-token, created on first start, one per replica."))
     var adminTokenFile: String?
@@ -77,6 +81,10 @@ struct GatewayCommand: AsyncParsableCommand {
     var dataDir: String = ".agentgate"
 
     func validate() throws {
+        guard let seconds = GoDuration.parse(storeTimeout), seconds > 0 else {
+            throw ValidationError("--store-timeout \(storeTimeout): not a positive duration (e.g. 30s, 2m)")
+        }
+        _ = seconds
         if store != nil, storeFile != nil {
             throw ValidationError("--store and --store-file name the session store twice; give one")
         }
@@ -104,6 +112,7 @@ struct GatewayCommand: AsyncParsableCommand {
             options.tlsKeyFile = tlsKey
             options.store = try storeFile.map { try Self.readSetting($0, flag: "--store-file") } ?? store
             options.adminTokenFile = adminTokenFile
+            options.storeTimeout = .milliseconds(Int64((GoDuration.parse(storeTimeout) ?? 120) * 1000))
             options.maskingKeyFile = maskingKeyFile
             options.gatewayNamespace = gatewayNamespace
             options.dataDirectory = dataDir
