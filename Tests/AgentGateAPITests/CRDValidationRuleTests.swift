@@ -67,6 +67,10 @@ final class CRDValidationRuleTests: XCTestCase {
         XCTAssertEqual(try errors(AgentGateKinds.agentConnection, "agentconnection.yaml") {
             $0.set("http://127.0.0.1:18443/dev", at: ["spec", "identity", "issuer"])
         }, "")
+        let lookAlike = try errors(AgentGateKinds.agentConnection, "agentconnection.yaml") {
+            $0.set("http://127.0.0.1.nip.io.evil.example", at: ["spec", "identity", "issuer"])
+        }
+        XCTAssertTrue(lookAlike.contains("identity.issuer must be an https:// URL"), "a host that starts like loopback is refused at admission: \(lookAlike)")
     }
 
     func testApprovalRulesNeedApproversAndVerbs() throws {

@@ -51,10 +51,18 @@ final class CELRuleTests: XCTestCase {
     }
 
     func testAgentConnectionRules() {
-        let issuer = "self.issuer.startsWith(\"https://\") || self.issuer.startsWith(\"http://127.0.0.1\") || self.issuer.startsWith(\"http://localhost\") || self.issuer.startsWith(\"http://[::1]\")"
+        let issuer = #"self.issuer.matches("^https://[^/?#@ ]+([/?#].*)?$") || self.issuer.matches("^http://(127[.]0[.]0[.]1|localhost|\\[::1\\])(:[0-9]+)?([/?#].*)?$")"#
         XCTAssertEqual(valid(issuer, ["issuer": "https://idp.example.com"]), true)
+        XCTAssertEqual(valid(issuer, ["issuer": "https://idp.example.com/realms/agents"]), true)
         XCTAssertEqual(valid(issuer, ["issuer": "http://localhost:5556"]), true)
+        XCTAssertEqual(valid(issuer, ["issuer": "http://127.0.0.1:18445/dev"]), true)
+        XCTAssertEqual(valid(issuer, ["issuer": "http://[::1]:5556"]), true)
         XCTAssertEqual(valid(issuer, ["issuer": "http://idp.example.com"]), false)
+        // A loopback-looking prefix of another host is not loopback.
+        XCTAssertEqual(valid(issuer, ["issuer": "http://127.0.0.1.nip.io.evil.example"]), false)
+        XCTAssertEqual(valid(issuer, ["issuer": "http://localhost.evil.example"]), false)
+        XCTAssertEqual(valid(issuer, ["issuer": "http://127.0.0.1@evil.example"]), false)
+        XCTAssertEqual(valid(issuer, ["issuer": "https://"]), false, "https needs a host")
 
         let subjects = "(has(self.allowedSubjects) && size(self.allowedSubjects) > 0) || (has(self.allowedGroups) && size(self.allowedGroups) > 0)"
         XCTAssertEqual(valid(subjects, ["allowedGroups": ["sre"]]), true)

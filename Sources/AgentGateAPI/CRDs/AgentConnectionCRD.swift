@@ -167,8 +167,8 @@ extension AgentGateCRDs {
                           minLength: 1
                           maxLength: 128
                       x-kubernetes-validations:
-                        - rule: 'self.issuer.startsWith("https://") || self.issuer.startsWith("http://127.0.0.1") || self.issuer.startsWith("http://localhost") || self.issuer.startsWith("http://[::1]")'
-                          message: identity.issuer must be an https:// URL (http:// only on loopback)
+                        - rule: 'self.issuer.matches("^https://[^/?#@ ]+([/?#].*)?$") || self.issuer.matches("^http://(127[.]0[.]0[.]1|localhost|\\[::1\\])(:[0-9]+)?([/?#].*)?$")'
+                          message: identity.issuer must be an https:// URL with a host (http:// only on loopback, 127.0.0.1, localhost or [::1])
                         - rule: '(has(self.allowedSubjects) && size(self.allowedSubjects) > 0) || (has(self.allowedGroups) && size(self.allowedGroups) > 0)'
                           message: identity must admit at least one subject (allowedSubjects) or group (allowedGroups)
                     credentials:
