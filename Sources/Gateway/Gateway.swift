@@ -280,8 +280,9 @@ public final class Gateway: @unchecked Sendable {
         }
         let context = ExchangeContext(request: request, route: route, connection: connection, ref: ref,
                                       agent: agent, info: info, query: query, started: started)
-        if let allowed = Self.connectMethods(info), !allowed.contains(request.method) {
-            return .refused(await refuseRecorded(.methodNotAllowed("\(request.method) is not allowed on \(info.resource)/\(info.subresource); the API server routes only \(allowed.joined(separator: ", "))"), context))
+        // A connect subresource on a method the API server does not route for it (RequestInfo.connectMethods).
+        if let allowed = info.connectMethods, !allowed.contains(request.method) {
+            return .refused(await refuseRecorded(.methodNotAllowed("\(request.method) is not allowed on \(info.resource)/\(info.subresource); the API server routes only \(allowed.sorted().joined(separator: ", "))"), context))
         }
         if case .denied(let message) = AccessCheck.evaluate(connection.config.access, info) {
             return .refused(await refuseRecorded(.forbidden(message), context))
@@ -290,22 +291,6 @@ public final class Gateway: @unchecked Sendable {
             return .refused(await refuseRecorded(.requestEntityTooLarge(), context))
         }
         return .admitted(context)
-    }
-
-    /// The methods kube-apiserver routes for a connect subresource (the REST storage's
-    /// `ConnectMethods`): exec, attach and port-forward are GET (WebSocket) and POST (SPDY)
-    /// only, so an upgrade on PUT or PATCH is never read as an update or patch; proxies take
-    /// the usual HTTP methods. Nil for every other request.
-    static func connectMethods(_ info: RequestInfo) -> [String]? {
-        guard info.isResourceRequest, info.apiGroup.isEmpty else { return nil }
-        switch (info.resource, info.subresource) {
-        case ("pods", "exec"), ("pods", "attach"), ("pods", "portforward"):
-            return ["GET", "POST"]
-        case ("pods", "proxy"), ("services", "proxy"), ("nodes", "proxy"):
-            return ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
-        default:
-            return nil
-        }
     }
 
     static func bearer(_ header: String) -> String? {
