@@ -100,6 +100,10 @@ public enum ApprovalMatcher {
 /// update or patch of `pods/ephemeralcontainers` starts a container in the pod, a command
 /// run in it (it matches as `create pods/exec`). Each also matches as itself.
 public enum RequestMatcher {
+    /// The verbs that change something: what a dry run can preview, and what `agentgate.io`
+    /// resources refuse through an agent endpoint.
+    public static let writeVerbs: Set<String> = ["create", "update", "patch", "delete", "deletecollection"]
+
     public static func matches(verbs: [RequestVerb]?, apiGroups: [String]?, resources: [String]?, subresources: [String]?,
                                namespaces: [String]?, _ info: RequestInfo) -> Bool {
         if matchesExactly(verbs: verbs, apiGroups: apiGroups, resources: resources, subresources: subresources,

@@ -19,17 +19,15 @@ public enum ApprovalOutcome: Sendable {
 /// anything is forwarded). The exec/attach/port-forward upgrade path calls ``awaitApproval(_:_:)``
 /// the same way before it opens the upstream stream.
 ///
-/// Contract: when ``ExchangeContext/heldBy`` names a rule, the request is dry-run upstream
-/// (as the connection, for create/update/patch/delete/deletecollection; see
+/// Contract: when ``ExchangeContext/heldBy`` names a rule (``approvalHold(_:)``, which made the
+/// request's dry run as the connection for the write verbs; see
 /// ``dryRunRequest(method:target:body:contentType:)`` for where `dryRun` goes so that the
-/// server really reads it), unless the rule was decided on a dry run already; the
-/// approval is stored with the masked request body and the masked dry-run answer, announced
+/// server really reads it), the approval is stored with the masked request body and the
+/// masked dry-run answer, announced
 /// (Event on the AgentConnection, `status.pendingApprovals`, webhook) and held by the
 /// ``ApprovalBroker`` until it is final. Nothing of the real request reaches upstream before
 /// an approval.
 extension Gateway {
-    static let dryRunVerbs: Set<String> = ["create", "update", "patch", "delete", "deletecollection"]
-
     func awaitApproval(_ context: ExchangeContext, _ recording: Recording) async -> ApprovalOutcome {
         guard let held = context.heldBy else { return .notRequired }
         let policy = context.connection.config.approval ?? ApprovalPolicy()
@@ -102,13 +100,15 @@ extension Gateway {
     func approvalHold(_ context: ExchangeContext) async -> Hold {
         let policy = context.connection.config.approval
         var decision = ApprovalMatcher.match(policy, context.info)
+        let decidedOnDryRun = decision == .needsDryRun
         var preview: DryRunAnswer?
-        if decision == .needsDryRun {
+        if decidedOnDryRun {
             preview = await dryRun(context)
             decision = ApprovalMatcher.match(policy, context.info, dryRun: preview?.result ?? .unknown)
         }
         guard case .held(let rule) = decision else { return .free }
-        if preview == nil { preview = await dryRun(context) }
+        // One dry run a request: one that could not be made is not tried twice.
+        if !decidedOnDryRun { preview = await dryRun(context) }
         if let preview, preview.result == .refused { return .refusedByDryRun(preview) }
         return .held(HeldBy(rule: rule, id: SortableID.make(at: Date()), dryRun: preview))
     }
@@ -136,7 +136,7 @@ extension Gateway {
     func dryRun(_ context: ExchangeContext) async -> DryRunAnswer? {
         // Connect subresources (exec, attach, portforward) have no dry run: they change nothing
         // by themselves, and their effect is the stream the approver is asked about.
-        guard Self.dryRunVerbs.contains(context.info.verb),
+        guard RequestMatcher.writeVerbs.contains(context.info.verb),
               !["exec", "attach", "portforward", "proxy"].contains(context.info.subresource) else { return nil }
         let request = context.request
         guard let dry = Self.dryRunRequest(method: request.method, target: context.route.upstreamTarget, body: request.body,
@@ -172,9 +172,9 @@ extension Gateway {
             return nil
         }
     }
-}
 
-extension Gateway {
+    /// Whether an error answer is about dry runs themselves (an admission webhook that does
+    /// not support them), not about the write.
     static func mentionsDryRun(_ body: [UInt8]) -> Bool {
         let text = String(decoding: body, as: UTF8.self).lowercased()
         return text.contains("dry run") || text.contains("dryrun") || text.contains("dry-run")

@@ -22,7 +22,7 @@ public enum AccessCheck {
 
     public static func evaluate(_ policy: AccessPolicy?, _ info: RequestInfo) -> Decision {
         if !info.isResourceRequest { return .allowed }
-        if info.apiGroup.hasSameBytes(as: AgentGateGroup.name), writeVerbs.contains(info.verb),
+        if info.apiGroup.hasSameBytes(as: AgentGateGroup.name), RequestMatcher.writeVerbs.contains(info.verb),
            !(policy?.rules ?? []).contains(where: { rule in
                rule.action == .allow && (rule.apiGroups ?? []).contains { $0.hasSameBytes(as: AgentGateGroup.name) } && matches(rule, info)
            }) {
@@ -38,8 +38,6 @@ public enum AccessCheck {
         let what = info.subresource.isEmpty ? info.resource : "\(info.resource)/\(info.subresource)"
         return .denied("\(info.verb) \(what) is not allowed by any spec.access Allow rule of this connection (rules: \(allows.map(\.name).joined(separator: ", ")))")
     }
-
-    static let writeVerbs: Set<String> = ["create", "update", "patch", "delete", "deletecollection"]
 
     static func matches(_ rule: AccessRule, _ info: RequestInfo) -> Bool {
         RequestMatcher.matches(verbs: rule.verbs, apiGroups: rule.apiGroups, resources: rule.resources,
