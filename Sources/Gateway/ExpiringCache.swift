@@ -2,8 +2,7 @@ import Foundation
 
 /// A thread-safe dictionary whose entries expire, bounded by clearing it when full (so churned
 /// keys cannot grow it without bound). The gateway's caches — resolved sessions, verified
-/// tokens, refusals repeated to kubectl's SPDY fallback — are this plus their own key and
-/// lifetime rules.
+/// tokens — are this plus their own key and lifetime rules.
 ///
 /// Contract: an entry is served while `now <= expires`; an expired entry is dropped when it is
 /// looked up.
@@ -16,15 +15,14 @@ final class ExpiringCache<Key: Hashable, Value>: @unchecked Sendable {   // stat
         self.capacity = capacity
     }
 
-    /// The live value for `key`; with `take`, removed as it is returned (one use).
-    func value(for key: Key, at now: Date, take: Bool = false) -> Value? {
+    /// The live value for `key`.
+    func value(for key: Key, at now: Date) -> Value? {
         lock.withLock {
             guard let entry = entries[key] else { return nil }
             guard now <= entry.expires else {
                 entries[key] = nil
                 return nil
             }
-            if take { entries[key] = nil }
             return entry.value
         }
     }

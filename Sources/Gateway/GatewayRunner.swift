@@ -101,7 +101,7 @@ public final class GatewayRunner: @unchecked Sendable {
         // Every setting read from a file is read before anything that holds connections opens.
         let adminToken: String
         if let file = options.adminTokenFile {
-            adminToken = try MaskingKeyFile.readToken(file, flag: "--admin-token-file")
+            adminToken = try SecretFile.read(file, flag: "--admin-token-file", minimumBytes: MaskingKeyFile.minimumBytes)
         } else {
             adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
         }

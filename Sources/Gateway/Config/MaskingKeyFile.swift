@@ -40,23 +40,7 @@ public final class MaskingKeyFile: @unchecked Sendable {
     public var rotationCount: Int { lock.withLock { rotations } }
 
     static func read(_ path: String) throws -> [UInt8] {
-        Array(try readToken(path, flag: "--masking-key-file").utf8)
-    }
-
-    /// A secret read from a mounted file: its text without surrounding white space, at least
-    /// ``minimumBytes`` long. The error names `flag` and the file.
-    static func readToken(_ path: String, flag: String) throws -> String {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw GatewayConfigError("\(flag) \(path): cannot be read (\((error as NSError).localizedDescription))")
-        }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard token.utf8.count >= minimumBytes else {
-            throw GatewayConfigError("\(flag) \(path): the key has \(token.utf8.count) bytes; it needs at least \(minimumBytes) (e.g. openssl rand -hex 32)")
-        }
-        return token
+        Array(try SecretFile.read(path, flag: "--masking-key-file", minimumBytes: minimumBytes).utf8)
     }
 
     /// Loads the file again now; true when the key changed.
@@ -93,5 +77,23 @@ public final class MaskingKeyFile: @unchecked Sendable {
 
     public func stop() {
         task?.cancel()
+    }
+}
+
+/// A secret read from a mounted file (the masking key, the admin token): its text without
+/// surrounding white space, at least `minimumBytes` long. Errors name the flag and the file.
+enum SecretFile {
+    static func read(_ path: String, flag: String, minimumBytes: Int) throws -> String {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw GatewayConfigError("\(flag) \(path): cannot be read (\((error as NSError).localizedDescription))")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.utf8.count >= minimumBytes else {
+            throw GatewayConfigError("\(flag) \(path): the key has \(token.utf8.count) bytes; it needs at least \(minimumBytes) (e.g. openssl rand -hex 32)")
+        }
+        return token
     }
 }

@@ -24,6 +24,9 @@ struct RequestMediaType: Sendable, Equatable {
     static let protobuf = "application/vnd.kubernetes.protobuf"
 
     var isJSONPatch: Bool { essence == Self.jsonPatch }
+    /// Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`, and its
+    /// `;stream=watch` form, which has the same essence).
+    var isProtobuf: Bool { essence.hasPrefix(Self.protobuf) }
     /// A server-side apply patch (`application/apply-patch+yaml`, or `+cbor` on newer servers).
     var isApplyPatch: Bool { essence.hasPrefix("application/apply-patch+") }
     /// CBOR (`application/cbor`, `application/apply-patch+cbor`): the gateway neither masks

@@ -54,9 +54,8 @@ public enum UpstreamHeaders {
     /// Drops protobuf and CBOR media ranges from an `Accept` value: the masking reads JSON.
     public static func jsonAccept(_ accept: String) -> String {
         let kept = accept.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { range in
-            let type = RequestMediaType(range).essence
-            return !type.isEmpty && !type.hasPrefix("application/vnd.kubernetes.protobuf") && type != "application/cbor"
-                && !type.hasSuffix("+cbor") && type != "application/cbor-seq"
+            let type = RequestMediaType(range)
+            return !type.essence.isEmpty && !type.isProtobuf && !type.isCBOR && type.essence != "application/cbor-seq"
         }
         return kept.isEmpty ? "application/json" : kept.joined(separator: ",")
     }
