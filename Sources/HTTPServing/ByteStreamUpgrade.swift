@@ -84,17 +84,13 @@ struct ByteStreamUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
 
     func buildUpgradeResponse(channel: Channel, upgradeRequest head: HTTPRequestHead,
                               initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
-        // The head is complete: the decision is not timed, however long it waits.
-        channel.triggerUserOutboundEvent(ConnectionCycleEvent.requestHeadReceived, promise: nil)
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
         let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: [],
                                   bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)
         let service = self.service
         let pending = self.pending
         let refusal = self.refusal
-        // A client that hangs up while the decision waits (a request held for approval) cancels it.
-        let decision = Task { await service.decide(request) }
-        channel.closeFuture.whenComplete { _ in decision.cancel() }
+        let decision = channel.decideUpgrade { await service.decide(request) }
         promise.completeWithTask {
             let headers: [(String, String)]
             switch await decision.value {

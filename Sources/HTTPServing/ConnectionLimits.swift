@@ -51,6 +51,18 @@ enum ConnectionCycleEvent: Sendable {
     case upgraded
 }
 
+extension Channel {
+    /// Starts an upgrade's decision for a complete request head: no longer timed (it may wait
+    /// long, a request held for approval), and cancelled when the client hangs up meanwhile,
+    /// as a closed connection cancels a plain request.
+    func decideUpgrade<Decision: Sendable>(_ decide: @escaping @Sendable () async -> Decision) -> Task<Decision, Never> {
+        triggerUserOutboundEvent(ConnectionCycleEvent.requestHeadReceived, promise: nil)
+        let decision = Task { await decide() }
+        closeFuture.whenComplete { _ in decision.cancel() }
+        return decision
+    }
+}
+
 /// Times the waits of ``ConnectionLimits`` on one connection; sits right after the TLS
 /// handler (first without TLS), passing bytes through untouched.
 final class ConnectionTimeoutHandler: ChannelDuplexHandler, @unchecked Sendable {

@@ -60,15 +60,10 @@ extension HTTPServer {
         NIOWebSocketServerUpgrader(
             maxFrameSize: 1 << 20, automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                // The head is complete: the decision is not timed, however long it waits.
-                channel.triggerUserOutboundEvent(ConnectionCycleEvent.requestHeadReceived, promise: nil)
                 let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                 let request = HTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: [],
                                           bodyTooLarge: false, remoteAddress: channel.remoteAddress?.description)
-                // A decision may wait long (a request held for approval); a client that hangs
-                // up meanwhile cancels it, as a closed connection cancels a plain request.
-                let decision = Task { await service.decide(request) }
-                channel.closeFuture.whenComplete { _ in decision.cancel() }
+                let decision = channel.decideUpgrade { await service.decide(request) }
                 promise.completeWithTask {
                     switch await decision.value {
                     case .accept(let headers, let session):
