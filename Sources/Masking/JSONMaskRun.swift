@@ -121,6 +121,14 @@ struct JSONMaskRun {
         cursor = Int(tok.end)
     }
 
+    /// Replaces token `t` with a JSON string holding `text` (escaped and quoted here).
+    mutating func replaceWithString(_ t: Int, _ text: [UInt8]) {
+        var quoted: [UInt8] = [0x22]
+        JSONEscaper.appendEscaped(text, into: &quoted)
+        quoted.append(0x22)
+        replace(t, with: quoted)
+    }
+
     // MARK: - Resources
 
     /// `topLevel`: an object of the body's resource (the document, a list item, a watch
@@ -321,12 +329,7 @@ struct JSONMaskRun {
             let markers = engine.credentialDocumentMarkers(content)
             if let masked = engine.maskDocument(content, kindHint: nil, credentialDocument: markers, forcedSecret: nil, nesting: nesting + 1,
                                                 depthLimit: nestedDepthLimit) {
-                if masked != content {
-                    var quoted: [UInt8] = [0x22]
-                    JSONEscaper.appendEscaped(masked, into: &quoted)
-                    quoted.append(0x22)
-                    replace(t, with: quoted)
-                }
+                if masked != content { replaceWithString(t, masked) }
                 return
             }
         }
@@ -344,12 +347,9 @@ struct JSONMaskRun {
                 guard !local.isEmpty || engine.scanner.needsEverySegment else { return }
                 let found = engine.scanner.matches(cb, 0, cb.count, hits: local[...], lineScoped: false)
                 guard !found.isEmpty else { return }
-                var quoted: [UInt8] = [0x22]
                 var plain: [UInt8] = []
                 engine.scanner.write(cb, 0, cb.count, found, jsonEscape: false, into: &plain)
-                JSONEscaper.appendEscaped(plain, into: &quoted)
-                quoted.append(0x22)
-                replace(t, with: quoted)
+                replaceWithString(t, plain)
             }
             return
         }

@@ -34,10 +34,6 @@ extension JSONMaskRun {
                                                depthLimit: nestedDepthLimit) else {
             return maskAll(t, fallback, base64: false)
         }
-        guard masked != inner else { return }
-        var quoted: [UInt8] = [0x22]
-        JSONEscaper.appendEscaped(masked, into: &quoted)
-        quoted.append(0x22)
-        replace(t, with: quoted)
+        if masked != inner { replaceWithString(t, masked) }
     }
 }
