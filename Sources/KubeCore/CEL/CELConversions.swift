@@ -116,7 +116,7 @@ enum CELConversions {
         case .duration(let d): return CELTime.formatDuration(d)
         case .timestamp(let t): return CELTime.formatTimestamp(t)
         case .type(let t): return t
-        case .null, .list, .map:
+        case .null, .list, .map, .object:
             throw CELError(message: "cannot convert a value of type \(value.typeName) to string", position: position)
         }
     }

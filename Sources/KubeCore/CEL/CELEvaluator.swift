@@ -15,10 +15,15 @@ struct CELInterpreter {
     private let stack = CELStackGuard()
 
     init(selfValue: CELValue, oldSelf: CELValue?, maxSteps: Int) {
+        var bindings: [(name: String, value: CELValue)] = [("self", selfValue)]
+        if let oldSelf { bindings.append(("oldSelf", oldSelf)) }
+        self.init(bindings: bindings, maxSteps: maxSteps)
+    }
+
+    /// An evaluation with the given top-level variables (`object`, `request`, `authorizer`...).
+    init(bindings: [(name: String, value: CELValue)], maxSteps: Int) {
         self.maxSteps = maxSteps
-        var scopes: [(name: String, value: CELValue)] = [("self", selfValue)]
-        if let oldSelf { scopes.append(("oldSelf", oldSelf)) }
-        self.scopes = scopes
+        self.scopes = bindings
     }
 
     /// Adds `count` to the step counter, failing once the limit is passed.
@@ -170,6 +175,11 @@ struct CELInterpreter {
     }
 
     private func select(_ field: String, from value: CELValue, at position: Int) throws -> CELValue {
+        if case .object(let box) = value {
+            let member = try CELFunctions.repositioned(at: position) { try box.object.field(field) }
+            guard let member else { throw CELError(message: "no such key: \(field)", position: position) }
+            return member
+        }
         guard case .map(let members) = value else {
             throw CELError(message: "cannot select field '\(field)' from a value of type \(value.typeName)", position: position)
         }

@@ -32,6 +32,18 @@ enum CELFunctions {
         ["size", "matches", "int", "uint", "double", "string", "bool", "bytes", "duration", "timestamp", "type", "dyn"].contains(name)
     }
 
+    /// Runs a ``CELObject`` member, reporting what it throws at `position` as a CEL error.
+    static func repositioned<T>(at position: Int, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch var error as CELError {
+            error.position = position
+            throw error
+        } catch {
+            throw CELError(message: "\(error)", position: position)
+        }
+    }
+
     static func noOverload(_ name: String, target: CELValue?, args: [CELValue], at position: Int) -> CELError {
         let argTypes = args.map(\.typeName).joined(separator: ", ")
         let receiver = target.map { "\($0.typeName)." } ?? ""
@@ -69,6 +81,9 @@ enum CELFunctions {
             if let result = try listMethod(name, items, args, at: position) { return result }
         case .duration, .timestamp:
             if let result = try CELConversions.timeGetter(name, target, args, at: position) { return result }
+        case .object(let box):
+            try interpreter.charge(1, at: position)
+            if let result = try repositioned(at: position, { try box.object.call(name, args: args) }) { return result }
         default:
             break
         }

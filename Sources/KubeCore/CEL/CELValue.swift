@@ -22,6 +22,8 @@ public enum CELValue: Sendable, Equatable {
     case duration(Double)
     case timestamp(Date)
     case type(String)
+    /// An opaque value with methods (``CELObject``): the `authorizer` and what it returns.
+    case object(CELObjectBox)
 
     /// Converts a JSON document (a custom resource or part of one) into a CEL value.
     public init(json: JSONValue) {
@@ -52,6 +54,7 @@ public enum CELValue: Sendable, Equatable {
         case .duration: return "google.protobuf.Duration"
         case .timestamp: return "google.protobuf.Timestamp"
         case .type: return "type"
+        case .object(let box): return box.object.celTypeName
         }
     }
 
@@ -67,6 +70,7 @@ public enum CELValue: Sendable, Equatable {
         case let (.duration(a), .duration(b)): return a == b
         case let (.timestamp(a), .timestamp(b)): return a == b
         case let (.type(a), .type(b)): return a == b
+        case let (.object(a), .object(b)): return a == b
         case let (.list(a), .list(b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.celEquals($1) }
         case let (.map(a), .map(b)):
