@@ -16,6 +16,7 @@ extension ResourceHandlers {
     }
 
     func hooksBeforeWrite(_ definition: ResourceDefinition, object: JSONValue) throws {
+        try validateAdmissionConfiguration(definition, object: object)
         if definition.key == Self.crdKey {
             // Reject a CRD we could not serve before it is stored.
             do {

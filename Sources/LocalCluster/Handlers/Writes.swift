@@ -23,6 +23,7 @@ extension ResourceHandlers {
             object = ServerSideApply.recordUpdate(old: nil, new: object, manager: manager, operation: "Update", now: Date())
         }
         try hooksBeforeWrite(definition, object: object)
+        let warnings = try admit(validatingAdmission(request), request, operation: "CREATE", object: object, oldObject: nil)
         var conflict = false
         // A dry run checks what the write would (a taken name is 409) and stores nothing.
         let (stored, _) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
@@ -35,9 +36,9 @@ extension ResourceHandlers {
         if conflict {
             throw APIError(.alreadyExists(group: definition.group, resource: definition.resource, name: name))
         }
-        if request.isDryRun { return .object(201, object) }
+        if request.isDryRun { return .object(201, object).adding(warnings) }
         try hooksAfterWrite(definition, object: stored?.value() ?? object)
-        return .json(201, stored?.bytes ?? [])
+        return HTTPResponse.json(201, stored?.bytes ?? []).adding(warnings)
     }
 
     func requireNamespace(_ namespace: String) throws {
@@ -78,6 +79,8 @@ extension ResourceHandlers {
         if allowCreate, definition.namespaced, store.get(definition.key, namespace: namespace, name: name) == nil {
             try requireNamespace(namespace)
         }
+        let admission = validatingAdmission(request)
+        var warnings: [(String, String)] = []
         let (stored, event) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
             if current == nil && !allowCreate {
                 throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
@@ -90,6 +93,8 @@ extension ResourceHandlers {
                                                       listMapKeys: { path in Self.listMapKeys(definition, path: path) })
             }
             try hooksBeforeWrite(definition, object: object)
+            warnings = try admit(admission, request, operation: current == nil ? "CREATE" : "UPDATE",
+                                 object: object, oldObject: current?.value())
             computed = object
             created = current == nil
             if request.isDryRun { return .unchanged }
@@ -99,7 +104,7 @@ extension ResourceHandlers {
             }
             return .put(object)
         }
-        if request.isDryRun, let computed { return .object(created ? 201 : status, computed) }
+        if request.isDryRun, let computed { return HTTPResponse.object(created ? 201 : status, computed).adding(warnings) }
         if let event {
             if event.kind == .deleted {
                 try hooksAfterDelete(definition, object: event.object.value())
@@ -107,7 +112,7 @@ extension ResourceHandlers {
                 try hooksAfterWrite(definition, object: event.object.value())
             }
         }
-        return .json(created ? 201 : status, stored?.bytes ?? [])
+        return HTTPResponse.json(created ? 201 : status, stored?.bytes ?? []).adding(warnings)
     }
 
     func patch(_ request: APIRequest) throws -> HTTPResponse {
@@ -217,11 +222,13 @@ extension ResourceHandlers {
     func delete(_ request: APIRequest, namespace: String, name: String, options: DeleteOptions) throws -> HTTPResponse {
         let definition = request.definition
         var dryRunResult: JSONValue?
+        let admission = validatingAdmission(request)
         let (stored, event) = try store.mutate(definition.key, namespace: namespace, name: name) { current in
             guard let current else {
                 throw APIError(.notFound(group: definition.group, resource: definition.resource, name: name))
             }
             var object = current.value()
+            _ = try admit(admission, request, operation: "DELETE", object: nil, oldObject: object)
             if let uid = options.preconditionUID, uid != object[path: ["metadata", "uid"]]?.stringValue {
                 throw APIError(.conflict(group: definition.group, resource: definition.resource, name: name,
                                          message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(object[path: ["metadata", "uid"]]?.stringValue ?? "")"))

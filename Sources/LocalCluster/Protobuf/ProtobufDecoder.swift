@@ -3,7 +3,8 @@ import KubeCore
 
 /// Decodes the Kubernetes protobuf request bodies kubectl sends for a few built-in kinds
 /// (`kubectl create token` posts a TokenRequest as `application/vnd.kubernetes.protobuf`
-/// and does not fall back to JSON), turning them into the JSON the handlers work on.
+/// and does not fall back to JSON; so do `kubectl create role` and `rolebinding`), turning
+/// them into the JSON the handlers work on.
 ///
 /// Wire format: the 4-byte magic `k8s\0`, then a `runtime.Unknown` message (1: typeMeta
 /// {1: apiVersion, 2: kind}, 2: raw object bytes). Only the fields of the kinds below are
@@ -67,6 +68,14 @@ enum KubernetesProtobuf {
         14: .repeatedString("finalizers"),
     ]
 
+    static let policyRule: [Int: Field] = [1: .repeatedString("verbs"), 2: .repeatedString("apiGroups"), 3: .repeatedString("resources"),
+                                           4: .repeatedString("resourceNames"), 5: .repeatedString("nonResourceURLs")]
+    static let roleBinding: [Int: Field] = [
+        1: .message("metadata", objectMeta),
+        2: .repeatedMessage("subjects", [1: .string("kind"), 2: .string("apiGroup"), 3: .string("name"), 4: .string("namespace")]),
+        3: .message("roleRef", [1: .string("apiGroup"), 2: .string("kind"), 3: .string("name")]),
+    ]
+
     static let schemas: [String: [Int: Field]] = [
         "TokenRequest": [
             1: .message("metadata", objectMeta),
@@ -79,6 +88,12 @@ enum KubernetesProtobuf {
         "ConfigMap": [1: .message("metadata", objectMeta), 2: .stringMap("data"), 3: .bytesMap("binaryData"), 4: .bool("immutable")],
         "Secret": [1: .message("metadata", objectMeta), 2: .bytesMap("data"), 3: .string("type"), 4: .stringMap("stringData"),
                    5: .bool("immutable")],
+        // rbac.authorization.k8s.io/v1 (`kubectl create role|rolebinding|clusterrole|clusterrolebinding`).
+        "Role": [1: .message("metadata", objectMeta), 2: .repeatedMessage("rules", policyRule)],
+        "ClusterRole": [1: .message("metadata", objectMeta), 2: .repeatedMessage("rules", policyRule),
+                        3: .message("aggregationRule", [1: .repeatedMessage("clusterRoleSelectors", [1: .stringMap("matchLabels")])])],
+        "RoleBinding": roleBinding,
+        "ClusterRoleBinding": roleBinding,
         // autoscaling/v1 Scale (client-go's scale client may PUT it as protobuf).
         "Scale": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .int("replicas")])],
         // The body of a DELETE from a client-go client that speaks protobuf.

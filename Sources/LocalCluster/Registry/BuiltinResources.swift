@@ -43,6 +43,15 @@ enum BuiltinResources {
                                singular: "customresourcedefinition", kind: "CustomResourceDefinition",
                                namespaced: false, shortNames: ["crd", "crds"], categories: ["api-extensions"],
                                subresources: ["status"]),
+            ResourceDefinition(group: "admissionregistration.k8s.io", version: "v1", resource: "validatingadmissionpolicies",
+                               singular: "validatingadmissionpolicy", kind: "ValidatingAdmissionPolicy", namespaced: false,
+                               categories: ["api-extensions"], subresources: ["status"]),
+            withColumns(ResourceDefinition(group: "admissionregistration.k8s.io", version: "v1",
+                                           resource: "validatingadmissionpolicybindings",
+                                           singular: "validatingadmissionpolicybinding", kind: "ValidatingAdmissionPolicyBinding",
+                                           namespaced: false, categories: ["api-extensions"]),
+                        [PrinterColumn(name: "PolicyName", type: "string", jsonPath: ".spec.policyName"),
+                         PrinterColumn(name: "ParamRef", type: "string", jsonPath: ".spec.paramRef")]),
             ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", singular: "role",
                                kind: "Role", namespaced: true),
             ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings",
@@ -52,6 +61,12 @@ enum BuiltinResources {
             ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterrolebindings",
                                singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false),
         ]
+    }
+
+    private static func withColumns(_ definition: ResourceDefinition, _ columns: [PrinterColumn]) -> ResourceDefinition {
+        var described = definition
+        described.printerColumns = columns
+        return described
     }
 
     private static func scalable(_ definition: ResourceDefinition) -> ResourceDefinition {

@@ -15,6 +15,8 @@ public final class APIServer: @unchecked Sendable {
     let authorizer: RBACAuthorizer?
     let tokenIssuer: ServiceAccountTokenIssuer?
     let logger: Logger
+    /// ValidatingAdmissionPolicies compiled once per resourceVersion.
+    let admissionPolicies = AdmissionPolicyCache()
     /// Interval between BOOKMARK events on watches that asked for them.
     public var bookmarkInterval: Duration = .seconds(30)
     /// Scripted output for `pods/log` (pods do not run here).
