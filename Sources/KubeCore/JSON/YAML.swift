@@ -12,10 +12,14 @@ extension JSONValue {
     public static func parseYAMLDocuments(_ text: String) throws -> [JSONValue] {
         do {
             var documents: [JSONValue] = []
-            for node in try Yams.compose_all(yaml: text) {
+            var nodes = try Yams.compose_all(yaml: text)
+            while let node = nodes.next() {
                 let value = try JSONValue(yamlNode: node)
                 if !value.isNull { documents.append(value) }
             }
+            // The sequence ends at a syntax error and keeps it: an invalid document is an
+            // error, not the end of the stream.
+            if let error = nodes.error { throw YAMLSyntaxError(message: "error converting YAML to JSON: \(error)") }
             return documents
         } catch let error as YAMLSyntaxError {
             throw error
