@@ -134,6 +134,15 @@ public protocol SessionStore: Sendable {
 
     /// The refusal remembered for `key` and not yet expired, taken: a second call gets nil.
     func takeStreamRefusal(_ key: String, at: Date) async throws -> StreamRefusal?
+
+    // MARK: Recording-read audit (see RecordingReads.swift)
+
+    /// Records that `read.viewer` read a recording at `at`, durable on return; a read of the
+    /// same target from the same address within `coalesceWithin` is counted into its row.
+    func recordRead(_ read: RecordingReadEvent, at: Date, coalesceWithin: TimeInterval) async throws
+
+    /// Audit rows matching `filter`, most recently read first.
+    func listReads(_ filter: RecordingReadFilter) async throws -> [RecordingRead]
 }
 
 /// An alert window after one more hit (see ``SessionStore/countAlertHit(_:at:window:threshold:)``).

@@ -210,6 +210,28 @@ enum Migrations {
                 )
                 """,
             ]),
+            (6, [
+                // The recording-read audit (`SQLSessionStore+Reads.swift`): who read which
+                // recording through the admin API. Kept when the sessions it names are pruned.
+                """
+                CREATE TABLE IF NOT EXISTS recording_reads (
+                    id TEXT PRIMARY KEY,
+                    viewer TEXT NOT NULL,
+                    issuer TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    exchange_id TEXT NOT NULL,
+                    query TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    first_at_us BIGINT NOT NULL,
+                    last_at_us BIGINT NOT NULL,
+                    count BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS recording_reads_by_viewer ON recording_reads (viewer, last_at_us)",
+                "CREATE INDEX IF NOT EXISTS recording_reads_by_session ON recording_reads (session_id, last_at_us)",
+                "CREATE INDEX IF NOT EXISTS recording_reads_by_time ON recording_reads (last_at_us)",
+            ]),
         ]
     }
 
@@ -218,7 +240,7 @@ enum Migrations {
     /// already at a version newer than this code knows is refused, never written.
     static func apply(_ driver: any SQLDriver, schema: String?) async throws {
         let dialect = driver.dialect
-        try await driver.write { tx in
+        try await driver.maintenance { tx in
             if dialect == .postgres {
                 // 0x61676174 = "agat": one fixed lock id for our migrations.
                 try await tx.query("SELECT pg_advisory_xact_lock(1634165108)", [])
