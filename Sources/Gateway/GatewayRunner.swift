@@ -39,9 +39,20 @@ public final class GatewayRunner: @unchecked Sendable {
         /// A file holding the masking key every replica shares (see ``MaskingKeyFile``); without
         /// it, a key kept in the data directory (stable for this replica only).
         public var maskingKeyFile: String?
-        /// A file holding the admin API's token, shared by every replica; without it, one made
-        /// in the data directory.
+        /// A file holding the admin API's break-glass token, shared by every replica; without
+        /// it, one made in the data directory.
         public var adminTokenFile: String?
+        /// The break-glass token is off: only the admin issuers' people get in.
+        public var adminTokenDisabled = false
+        /// The admin issuers and the groups of each role (``AdminAuthConfig``, `--admin-auth-file`).
+        public var adminAuthFile: String?
+        /// TLS pair of the admin listener; without it, plain HTTP, on loopback only unless
+        /// ``adminPlainHTTPAllowed``.
+        public var adminTLSCertificateFile: String?
+        public var adminTLSKeyFile: String?
+        /// Plain HTTP on a non-loopback admin address (`--admin-insecure-http`), e.g. behind a
+        /// TLS-terminating sidecar.
+        public var adminPlainHTTPAllowed = false
         /// How often the masking key file is checked for a rotated key.
         public var maskingKeyInterval = MaskingKeyFile.defaultInterval
         /// How long start-up waits for the session store to answer before it gives up.
@@ -58,7 +69,8 @@ public final class GatewayRunner: @unchecked Sendable {
     public private(set) var port = 0
     public private(set) var adminPort: Int?
     public private(set) var metricsPort: Int?
-    public let adminToken: String
+    /// The break-glass admin token; nil when it is off.
+    public let adminToken: String?
     private let watcher: ConnectionConfigWatcher
     private let client: KubernetesClient
     private var servers: [HTTPServer] = []
@@ -66,12 +78,13 @@ public final class GatewayRunner: @unchecked Sendable {
     private var statusReporter: SessionStatusReporter?
     private var pruner: RetentionPruner?
     public private(set) var servingCertificate: ServingCertificate?
+    public private(set) var adminServingCertificate: ServingCertificate?
     public private(set) var maskingKeyFile: MaskingKeyFile?
     /// What `/readyz` on the metrics listener answers.
     public let readiness = GatewayReadiness()
 
     private init(gateway: Gateway, store: any SessionStore, watcher: ConnectionConfigWatcher, client: KubernetesClient,
-                 adminToken: String) {
+                 adminToken: String?) {
         self.gateway = gateway
         self.store = store
         self.watcher = watcher
@@ -99,11 +112,29 @@ public final class GatewayRunner: @unchecked Sendable {
             registry = ConnectionRegistry(hashKey: Array(maskingKey.utf8))
         }
         // Every setting read from a file is read before anything that holds connections opens.
-        let adminToken: String
-        if let file = options.adminTokenFile {
+        let adminToken: String?
+        if options.adminTokenDisabled {
+            if options.adminTokenFile != nil { throw GatewayConfigError("--admin-token-file and --no-admin-token contradict each other; give one") }
+            adminToken = nil
+            // A token left from before is no key any more: remove it so nobody relies on it.
+            try? FileManager.default.removeItem(at: dataDirectory.appendingPathComponent("admin-token"))
+        } else if let file = options.adminTokenFile {
             adminToken = try SecretFile.read(file, flag: "--admin-token-file", minimumBytes: MaskingKeyFile.minimumBytes)
         } else {
             adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
+        }
+        let adminAuth = try options.adminAuthFile.map { try AdminAuthConfig.load(path: $0) }
+        if let address = options.adminListen {
+            let (host, _) = try parseAddress(address, flag: "--admin-listen")
+            switch (options.adminTLSCertificateFile, options.adminTLSKeyFile) {
+            case (_?, _?): break
+            case (nil, nil):
+                guard ListenAddress.isLoopback(host) || options.adminPlainHTTPAllowed else {
+                    throw GatewayConfigError("--admin-listen \(address): plain HTTP is only served on loopback; give --admin-tls-cert and --admin-tls-key (or --admin-insecure-http behind a TLS proxy)")
+                }
+            default:
+                throw GatewayConfigError("--admin-tls-cert and --admin-tls-key go together")
+            }
         }
         let client = try KubernetesClient(config: config)
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
@@ -153,17 +184,28 @@ public final class GatewayRunner: @unchecked Sendable {
             }
             let (host, port) = try parseAddress(options.listen, flag: "--listen")
             runner.port = try await gateway.start(host: host, port: port, tls: tls)
-            let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, gateway: gateway,
-                                 sandboxApprover: options.sandboxApprover)
+            let admin = AdminAPI(store: store, token: adminToken, authorization: adminAuth, metrics: gateway.metrics, gateway: gateway,
+                                 sandboxApprover: options.sandboxApprover, logger: logger)
+            if adminToken == nil && adminAuth == nil {
+                logger.warning("the admin API has no admin issuer (--admin-auth-file) and its break-glass token is off: only connection approvers can use it")
+            }
             if let address = options.adminListen {
                 let (h, p) = try parseAddress(address, flag: "--admin-listen")
+                var adminTLS: NIOSSLContext?
+                if let cert = options.adminTLSCertificateFile, let key = options.adminTLSKeyFile {
+                    let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
+                    adminTLS = try certificate.makeContext()
+                    certificate.start(interval: options.tlsReloadInterval)
+                    runner.adminServingCertificate = certificate
+                }
                 let server = HTTPServer()
-                let bound = try await server.start(host: h, port: p, tls: nil) { await admin.handle($0) }
+                let bound = try await server.start(host: h, port: p, tls: adminTLS) { await admin.handle($0) }
                 runner.adminPort = bound
                 runner.servers.append(server)
                 // `agentgate sessions --data-dir DIR` finds the admin API here.
                 let shown = h == "0.0.0.0" ? "127.0.0.1" : (h.contains(":") ? "[\(h)]" : h)
-                try "http://\(shown):\(bound)\n".write(to: dataDirectory.appendingPathComponent("admin-address"), atomically: true, encoding: .utf8)
+                try "\(adminTLS == nil ? "http" : "https")://\(shown):\(bound)\n".write(
+                    to: dataDirectory.appendingPathComponent("admin-address"), atomically: true, encoding: .utf8)
             }
             if let address = options.metricsAddress {
                 let (h, p) = try parseAddress(address, flag: "--metrics-address")
@@ -208,6 +250,7 @@ public final class GatewayRunner: @unchecked Sendable {
         statusReporter?.stop()
         pruner?.stop()
         servingCertificate?.stop()
+        adminServingCertificate?.stop()
         maskingKeyFile?.stop()
         watcher.stop()
         heartbeats?.cancel()

@@ -9,6 +9,12 @@ public enum ListenAddress {
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
+
+    /// Whether `host` (as ``parse(_:flag:)`` returns it) is a loopback address, where plain
+    /// HTTP may be served.
+    public static func isLoopback(_ host: String) -> Bool {
+        ["127.0.0.1", "localhost", "::1"].contains(host)
+    }
 }
 
 public struct ListenAddressError: Error, CustomStringConvertible {

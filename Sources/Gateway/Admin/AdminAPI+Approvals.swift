@@ -7,33 +7,49 @@ import SessionStore
 /// The admin API's approval endpoints (contract at the top of `AdminAPI.swift`).
 ///
 /// Who may do what:
-/// - The admin token lists and reads every approval, and decides none: a decision needs a
-///   person, so it needs an approver's OIDC token.
-/// - An approver's token is verified with the identity settings (issuer, audiences) of the
-///   approval's AgentConnection, by the same ``OIDCVerifier`` as agents; its groups must
-///   meet the approval's `approverGroups`; for a decision its subject must differ from the
-///   requesting agent's. A token that verifies for no connection is 401; one that verifies
-///   but lacks the groups is 403.
+/// - A holder of an admin role (`AdminAPI+Access.swift`): reviewer and up list and read every
+///   approval; approver and up decide, when in the approval's `approverGroups` if it names
+///   some, and never on their own request (same subject).
+/// - The break-glass token lists and reads every approval (audited), and decides none: a
+///   decision needs a person.
+/// - A connection's approver, as before admin roles existed: a token verified with the
+///   identity settings (issuer, audiences) of the approval's AgentConnection, by the same
+///   ``OIDCVerifier`` as agents, whose groups meet the approval's `approverGroups`; it lists,
+///   reads and decides that connection's approvals, and for a decision its subject must
+///   differ from the requesting agent's. Tried when the token holds no admin role; a token
+///   that verifies for no connection is 401, one that verifies but lacks the groups is 403.
 extension AdminAPI {
     func handleApprovals(_ request: HTTPRequest, segments: [String], query: [String: [String]]) async -> HTTPResponse {
         guard let gateway else { return status(Status(message: "this admin API serves no approvals", reason: "NotFound", code: 404)) }
         do {
+            let caller = await authenticate(request)
             switch (request.method, segments.count) {
             case ("GET", 3):
-                return try await list(request, query: query, gateway)
+                return try await list(request, caller, query: query, gateway)
             case ("GET", 4):
+                if case .principal(let viewer) = caller, viewer.has(.reviewer) {
+                    let approval = try await store.approval(id: segments[3])
+                    if viewer.isBreakGlass {
+                        try await audit(viewer, .readApproval, request, session: approval?.sessionID ?? "",
+                                        exchange: approval?.exchangeID ?? "", query: "approval=\(segments[3])")
+                    }
+                    guard let approval else { return notFound(segments[3]) }
+                    return json(AdminJSON.approval(approval))
+                }
                 guard let approval = try await store.approval(id: segments[3]) else { return notFound(segments[3]) }
-                if !isAdmin(request) {
-                    if case .refused(let refusal) = await approver(request, for: approval, gateway) { return status(refusal) }
+                if case .refused(let refusal) = await approver(request, for: approval, gateway) {
+                    return status(preferred(caller, over: refusal, needs: .reviewer, to: "read approvals"))
                 }
                 return json(AdminJSON.approval(approval))
             case ("POST", 5) where ["approve", "deny"].contains(segments[4]):
-                return try await decide(request, id: segments[3], approve: segments[4] == "approve", gateway)
+                return try await decide(request, caller, id: segments[3], approve: segments[4] == "approve", gateway)
             case (_, 3), (_, 4), (_, 5):
                 return status(.methodNotAllowed("\(request.method) is not served here: GET /api/v1/approvals[/ID], POST /api/v1/approvals/ID/approve|deny"))
             default:
                 return status(Status(message: "no such admin endpoint: \(request.uri)", reason: "NotFound", code: 404))
             }
+        } catch let refusal as AdminRefusal {
+            return status(refusal.status)
         } catch let error as AdminQueryError {
             return status(.badRequest(error.message))
         } catch {
@@ -41,7 +57,14 @@ extension AdminAPI {
         }
     }
 
-    private func list(_ request: HTTPRequest, query: [String: [String]], _ gateway: Gateway) async throws -> HTTPResponse {
+    /// When the connection-approver path refused a caller that the admin issuers know, the
+    /// admin answer (403 naming the role) says more than "verifies for no connection".
+    private func preferred(_ caller: Authentication, over refusal: Status, needs role: AdminAuthConfig.Role, to what: String) -> Status {
+        guard case .principal(let principal) = caller, refusal.code == 401 else { return refusal }
+        return forbidden(principal, needs: role, to: what)
+    }
+
+    private func list(_ request: HTTPRequest, _ caller: Authentication, query: [String: [String]], _ gateway: Gateway) async throws -> HTTPResponse {
         var filter = ApprovalFilter()
         if let state = query["state"]?.first, !state.isEmpty {
             guard let parsed = ApprovalState(rawValue: state) else {
@@ -58,9 +81,11 @@ extension AdminAPI {
             guard parts.count == 2 else { throw AdminQueryError(message: "connection must be NAMESPACE/NAME, got \(connection)") }
             filter.connections = [ConnectionRef(namespace: String(parts[0]), name: String(parts[1]))]
         }
-        if !isAdmin(request) {
-            // An approver sees the approvals of the connections it may decide on.
-            guard let bearer = bearer(request) else { return status(.unauthorized("an admin token or an approver's OIDC token is required")) }
+        if case .principal(let viewer) = caller, viewer.has(.reviewer) {
+            if viewer.isBreakGlass { try await audit(viewer, .listApprovals, request) }
+        } else {
+            // A connection's approver sees the approvals of the connections it may decide on.
+            guard let bearer = bearer(request) else { return status(.unauthorized("an admin OIDC token, a connection approver's OIDC token or the admin token is required")) }
             var allowed: [ConnectionRef] = []
             var verifiedSomewhere = false
             for connection in gateway.registry.all {
@@ -71,7 +96,10 @@ extension AdminAPI {
                     allowed.append(ConnectionRef(namespace: connection.config.namespace, name: connection.config.name))
                 }
             }
-            guard verifiedSomewhere else { return status(.unauthorized("the token is neither the admin token nor an OIDC token of any connection's issuer and audience")) }
+            guard verifiedSomewhere else {
+                return status(preferred(caller, over: .unauthorized("the token is neither the admin token nor an OIDC token of an admin issuer or of any connection's issuer and audience"),
+                                        needs: .reviewer, to: "read approvals"))
+            }
             guard !allowed.isEmpty else { return status(.forbidden("the token's groups are in no connection's spec.approval.approverGroups")) }
             filter.connections = filter.connections.map { wanted in wanted.filter(allowed.contains) } ?? allowed
         }
@@ -79,9 +107,9 @@ extension AdminAPI {
         return json(.object(["items": .array(approvals.map(AdminJSON.approval))]))
     }
 
-    private func decide(_ request: HTTPRequest, id: ApprovalID, approve: Bool, _ gateway: Gateway) async throws -> HTTPResponse {
-        if isAdmin(request) {
-            return status(.forbidden("the admin token cannot approve or deny: a decision needs an approver's OIDC token (agentgate approvals approve ID --token JWT)"))
+    private func decide(_ request: HTTPRequest, _ caller: Authentication, id: ApprovalID, approve: Bool, _ gateway: Gateway) async throws -> HTTPResponse {
+        if case .principal(let principal) = caller, principal.isBreakGlass {
+            return status(.forbidden("the admin token cannot approve or deny: a decision needs a person's OIDC token (agentgate approvals approve ID --token JWT)"))
         }
         let reason: String
         if request.body.isEmpty {
@@ -98,9 +126,17 @@ extension AdminAPI {
         if !approve && reason.isEmpty { throw AdminQueryError(message: "a denial needs a reason: {\"reason\":\"...\"}") }
         guard let approval = try await store.approval(id: id) else { return notFound(id) }
         let approver: VerifiedAgent
-        switch await self.approver(request, for: approval, gateway) {
-        case .refused(let refusal): return status(refusal)
-        case .verified(let agent): approver = agent
+        if case .principal(let person) = caller, person.has(.approver) {
+            // Bytes, not Swift's canonical equivalence (see ExactStrings.swift).
+            guard approval.approverGroups.isEmpty || person.groups.contains(where: approval.approverGroups.containsSameBytes(as:)) else {
+                return status(.forbidden("\(person.subject) is not in the approver groups of approval \(approval.id) (\(approval.approverGroups.joined(separator: ", ")))"))
+            }
+            approver = VerifiedAgent(subject: person.subject, groups: person.groups)
+        } else {
+            switch await self.approver(request, for: approval, gateway) {
+            case .refused(let refusal): return status(preferred(caller, over: refusal, needs: .approver, to: "decide approvals"))
+            case .verified(let agent): approver = agent
+            }
         }
         // Canonical equivalence on purpose: a look-alike of the requester's name is refused too.
         if approver.subject == approval.subject {

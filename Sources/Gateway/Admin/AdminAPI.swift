@@ -2,25 +2,42 @@ import Crypto
 import Foundation
 import HTTPServing
 import KubeCore
+import Logging
 import SessionStore
 
 /// The gateway's authenticated admin HTTP API (`--admin-listen`), read by `agentgate sessions`
 /// and `agentgate approvals` (and the web page).
 ///
 /// Contract:
-/// - Every request needs `Authorization: Bearer <admin token>` (compared in constant time);
-///   otherwise 401 Status. The token lives in a file (``loadOrCreateToken(at:)``, mode 0600).
-///   The approval endpoints also accept an approver's OIDC token (see `AdminAPI+Approvals.swift`).
+/// - Who (`AdminAPI+Access.swift`): `Authorization: Bearer` with an OIDC token of an issuer in
+///   `--admin-auth-file` (``AdminAuthConfig``), whose groups give a role: `reviewer` reads
+///   sessions, exchanges, chunks and approvals; `approver` also decides approvals; `admin`
+///   also reads the audit. Or the break-glass token (``loadOrCreateToken(at:)``,
+///   `--admin-token-file`; off with `--no-admin-token`), which is `admin` without a person:
+///   each use is logged at warning and audited, and it decides nothing. No token, a token of
+///   no trusted issuer, or a bad one: 401. A valid token without the role: 403 naming it.
+///   Approvals also accept a connection's approvers (its issuer and `approverGroups`, see
+///   `AdminAPI+Approvals.swift`).
+/// - Every read of a recording is recorded before it is answered (``SessionStore/recordRead``):
+///   viewer (subject, or `admin-token`), issuer, session, exchange, address, time. When it
+///   cannot be recorded, the read is refused (503).
 /// - Errors are `metav1.Status` JSON (`{"kind":"Status","code":409,"reason":"Conflict","message":...}`).
-/// - `GET /api/v1/sessions` — filters `connection` (`ns/name`), `subject`, `model`, `since`,
+/// - `GET /api/v1/login-config` (no token): `{"breakGlass":bool}` plus, when the page may log
+///   in with OIDC, `issuer`, `clientID`, `scopes`.
+/// - `GET /api/v1/sessions` (reviewer) — filters `connection` (`ns/name`), `subject`, `model`, `since`,
 ///   `until` (RFC 3339), `verb`, `resource`, `namespace`, `name`, `limit`; answers
-///   `{"items":[session...]}`, most recent activity first.
-/// - `GET /api/v1/sessions/{id}` — the session with its exchanges (bodies as UTF-8 text,
+///   `{"items":[session...]}`, most recent activity first. Audited as one read of the list
+///   (its filter), not a read per session listed.
+/// - `GET /api/v1/sessions/{id}` (reviewer) — the session with its exchanges (bodies as UTF-8 text,
 ///   or base64 under `…Base64` when not text); 404 Status when unknown.
-/// - `GET /api/v1/exchanges/{id}/chunks` — stream frames (watch events, log chunks) in order.
+/// - `GET /api/v1/exchanges/{id}/chunks` (reviewer) — stream frames (watch events, log chunks) in order.
+/// - `GET /api/v1/audit/reads` (admin) — filters `session`, `viewer`, `limit`; answers
+///   `{"items":[{"id","viewer","issuer","action","sessionID","exchangeID","query","address",
+///   "firstAt","lastAt","count"}]}`, most recent first (empty fields omitted). Reads of one
+///   target by one viewer from one address within 5 minutes share a row (`count`).
 /// - `GET /api/v1/approvals` — filters `state` (pending, approved, denied, expired, abandoned),
-///   `connection` (`ns/name`), `limit`; answers `{"items":[approval...]}`, newest first. With an
-///   approver token, only the connections whose `approverGroups` it is in.
+///   `connection` (`ns/name`), `limit`; answers `{"items":[approval...]}`, newest first. With a
+///   connection approver's token, only the connections whose `approverGroups` it is in.
 /// - `GET /api/v1/approvals/{id}` — one approval: `id`, `connection`, `rule`, `state`,
 ///   `subject`, `groups`, `model`, `sessionID`, `exchangeID`, `verb`, `apiGroup`, `resource`,
 ///   `subresource`, `namespace`, `name`, `method`, `path`, `query`, `requestBody`,
@@ -28,20 +45,27 @@ import SessionStore
 ///   `approverGroups`, `createdAt`, `expiresAt`, `decidedAt`, `decidedBy`, `reason` (absent
 ///   fields are omitted; bodies as in sessions, `…Base64` when not text).
 /// - `POST /api/v1/approvals/{id}/approve` and `/deny`, body `{"reason":"..."}` (required to
-///   deny), with an approver's OIDC token only: 200 and the decided approval; 401 bad token,
-///   403 not an approver / the requesting agent itself / the admin token, 404 unknown id,
-///   409 Conflict when already decided (a decision is made once).
+///   deny), by a person: the approver role (and the approval's `approverGroups` when it has
+///   some), or a connection approver. 200 and the decided approval; 401 bad token, 403 not an
+///   approver / the requesting agent itself / the break-glass token, 404 unknown id, 409
+///   Conflict when already decided (a decision is made once).
 /// - `GET /metrics` (when metrics are given) and `GET /healthz` need no token.
 public final class AdminAPI: Sendable {
     let store: any SessionStore
-    let token: String
+    /// The break-glass token; nil when it is off.
+    let breakGlassToken: String?
+    /// The admin issuers and roles; nil: only the break-glass token (and connection approvers).
+    let authorization: AdminAuthConfig?
+    /// Verifies admin tokens: the gateway's one verifier.
+    let verifier: OIDCVerifier?
     let metrics: GatewayMetrics?
     let sandboxApprover: SandboxApprover?
     /// The gateway whose held requests the approval endpoints decide (nil: no approvals).
     let gateway: Gateway?
+    let logger: Logger
 
     /// The sandbox's built-in approver: the web page of `agentgate dev` decides approvals as
-    /// this identity (`GET /api/v1/sandbox/approver-token`, admin token required). Absent on a
+    /// this identity (`GET /api/v1/sandbox/approver-token`, admin role required). Absent on a
     /// real gateway.
     public struct SandboxApprover: Sendable {
         public var subject: String
@@ -54,13 +78,22 @@ public final class AdminAPI: Sendable {
         }
     }
 
-    public init(store: any SessionStore, token: String, metrics: GatewayMetrics? = nil, gateway: Gateway? = nil,
-                sandboxApprover: SandboxApprover? = nil) {
+    /// - Parameters:
+    ///   - token: the break-glass token, nil when it is off.
+    ///   - authorization: admin issuers and roles (`--admin-auth-file`).
+    ///   - verifier: checks admin tokens; default the gateway's.
+    public init(store: any SessionStore, token: String?, authorization: AdminAuthConfig? = nil, verifier: OIDCVerifier? = nil,
+                metrics: GatewayMetrics? = nil, gateway: Gateway? = nil, sandboxApprover: SandboxApprover? = nil,
+                logger: Logger = Logger(label: "agentgate.admin")) {
         self.store = store
-        self.token = token
+        self.breakGlassToken = token
+        self.authorization = authorization
+        self.verifier = verifier ?? gateway?.verifier
         self.metrics = metrics
         self.gateway = gateway
         self.sandboxApprover = sandboxApprover
+        self.logger = logger
+        precondition(authorization == nil || self.verifier != nil, "admin issuers need a verifier (the gateway's)")
     }
 
     /// Reads the admin token from `url`, creating a random one (0600) when the file is absent.
@@ -82,40 +115,42 @@ public final class AdminAPI: Sendable {
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let parts = request.uri.split(separator: "?", maxSplits: 1)
         let path = parts.first.map(String.init) ?? "/"
-        let query = RequestInfoResolver.parseQuery(parts.count > 1 ? String(parts[1]) : "")
-        if request.method == "GET", let page = WebPage.response(for: path) { return page }
+        let rawQuery = parts.count > 1 ? String(parts[1]) : ""
+        let query = RequestInfoResolver.parseQuery(rawQuery)
+        if request.method == "GET", let page = WebPage.response(for: path, loginIssuer: authorization?.login?.issuer) { return page }
         if path == "/healthz" { return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8))) }
         if path == "/metrics", let metrics {
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
         }
+        if path == "/api/v1/login-config", request.method == "GET" { return loginConfig() }
         let segments = path.split(separator: "/").map(String.init)
         if segments.count >= 3, segments[0...2] == ["api", "v1", "approvals"] {
             return await handleApprovals(request, segments: segments, query: query)
         }
-        guard isAdmin(request) else {
-            return status(.unauthorized(bearer(request) == nil ? "an admin bearer token is required"
-                                                                : "the bearer token is not this gateway's admin token"))
-        }
-        if path == "/api/v1/sandbox/approver-token", request.method == "GET" {
-            guard let approver = sandboxApprover else {
-                return status(Status(message: "this gateway is not a sandbox: there is no built-in approver", reason: "NotFound", code: 404))
-            }
-            do {
-                let token = try await approver.mint()
-                return json(.object(["token": .string(token), "subject": .string(approver.subject),
-                                     "groups": .array(approver.groups.map { .string($0) })]))
-            } catch {
-                return status(.serviceUnavailable("minting the sandbox approver token failed: \(error)"))
-            }
-        }
         guard request.method == "GET" else { return status(.methodNotAllowed("only GET is served")) }
         do {
             switch segments.count {
+            case 4 where path == "/api/v1/sandbox/approver-token":
+                _ = try await require(.admin, for: "mint the sandbox approver's token", request)
+                guard let approver = sandboxApprover else {
+                    return status(Status(message: "this gateway is not a sandbox: there is no built-in approver", reason: "NotFound", code: 404))
+                }
+                do {
+                    let token = try await approver.mint()
+                    return json(.object(["token": .string(token), "subject": .string(approver.subject),
+                                         "groups": .array(approver.groups.map { .string($0) })]))
+                } catch {
+                    return status(.serviceUnavailable("minting the sandbox approver token failed: \(error)"))
+                }
             case 3 where segments[0...2] == ["api", "v1", "sessions"]:
+                let viewer = try await require(.reviewer, for: "read sessions", request)
                 let filter = try Self.filter(query)
+                try await audit(viewer, .listSessions, request, query: rawQuery)
                 let sessions = try await store.listSessions(filter)
                 return json(.object(["items": .array(sessions.map(AdminJSON.session))]))
             case 4 where segments[0...2] == ["api", "v1", "sessions"]:
+                let viewer = try await require(.reviewer, for: "read sessions", request)
+                try await audit(viewer, .readSession, request, session: segments[3])
                 guard let detail = try await store.session(id: segments[3]) else {
                     return status(.notFound(group: "", resource: "sessions", name: segments[3]))
                 }
@@ -123,11 +158,18 @@ public final class AdminAPI: Sendable {
                 object.set(.array(detail.exchanges.map(AdminJSON.exchange)), at: ["exchanges"])
                 return json(object)
             case 5 where segments[0...2] == ["api", "v1", "exchanges"] && segments[4] == "chunks":
+                let viewer = try await require(.reviewer, for: "read sessions", request)
+                let exchange = try await store.exchange(id: segments[3])
+                try await audit(viewer, .readChunks, request, session: exchange?.sessionID ?? "", exchange: segments[3])
                 let chunks = try await store.streamChunks(exchangeID: segments[3])
                 return json(.object(["items": .array(chunks.map(AdminJSON.chunk))]))
+            case 4 where segments[0...3] == ["api", "v1", "audit", "reads"]:
+                return try await auditReads(request, query: query, rawQuery: rawQuery)
             default:
                 return status(Status(message: "no such admin endpoint: \(path)", reason: "NotFound", code: 404))
             }
+        } catch let refusal as AdminRefusal {
+            return status(refusal.status)
         } catch let error as AdminQueryError {
             return status(.badRequest(error.message))
         } catch {
@@ -140,15 +182,6 @@ public final class AdminAPI: Sendable {
         let headers = request.headers["authorization"]
         guard headers.count == 1 else { return nil }
         return Gateway.bearer(headers[0])
-    }
-
-    func isAdmin(_ request: HTTPRequest) -> Bool {
-        guard let presented = bearer(request) else { return false }
-        let a = Array(presented.utf8), b = Array(token.utf8)
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for index in a.indices { diff |= a[index] ^ b[index] }
-        return diff == 0
     }
 
     static func filter(_ query: [String: [String]]) throws -> SessionFilter {

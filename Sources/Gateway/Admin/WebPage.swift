@@ -1,3 +1,4 @@
+import Foundation
 import HTTPServing
 
 /// The admin web page: three static files (``WebAssets``, embedded from `Admin/Web/`) served
@@ -7,15 +8,24 @@ enum WebPage {
     static let contentTypes = ["index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                                "app.css": "text/css; charset=utf-8"]
 
-    /// The file for `path`, or nil when `path` is not one of the page's.
-    static func response(for path: String) -> HTTPResponse? {
+    /// The file for `path`, or nil when `path` is not one of the page's. `loginIssuer`: the
+    /// OIDC issuer the page logs in with; its origin is added to `connect-src`, for discovery
+    /// and the code exchange (the token endpoint must be on the issuer's origin).
+    static func response(for path: String, loginIssuer: String? = nil) -> HTTPResponse? {
         let name = path == "/" || path == "/index.html" ? "index.html" : String(path.dropFirst())
         guard let type = contentTypes[name], let file = WebAssets.all.first(where: { $0.name == name }) else { return nil }
         return HTTPResponse(status: 200, headers: [
             ("Content-Type", type),
-            ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+            ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'\(origin(of: loginIssuer).map { " " + $0 } ?? ""); img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
             ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
             ("Cache-Control", "no-cache"),
         ], body: .bytes(Array(file.text.utf8)))
+    }
+
+    /// `scheme://host[:port]` of `url`, or nil.
+    static func origin(of url: String?) -> String? {
+        guard let url, let c = URLComponents(string: url), let scheme = c.scheme, let host = c.host, !host.isEmpty else { return nil }
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "\(scheme)://\(shownHost)" + (c.port.map { ":\($0)" } ?? "")
     }
 }

@@ -14,8 +14,15 @@ struct GatewayCommand: AsyncParsableCommand {
             bearer token. Connections and their ServiceAccount credentials are read from the \
             operator's Secrets in --gateway-namespace and applied without restart. Exchanges \
             are recorded in --store (SQLite by default, PostgreSQL for several replicas) \
-            before they are forwarded; the admin API (--admin-listen, bearer token in \
-            DATA-DIR/admin-token) serves `agentgate sessions` and `agentgate approvals`.
+            before they are forwarded; the admin API (--admin-listen) serves `agentgate \
+            sessions`, `agentgate approvals` and the web page.
+
+            The admin API admits people by OIDC: --admin-auth-file names the issuers and the \
+            groups of each role (reviewer reads recordings, approver also decides approvals, \
+            admin also reads the audit of who read which recording). The break-glass token \
+            (DATA-DIR/admin-token, or --admin-token-file) acts as admin, each use logged at \
+            warning and audited; --no-admin-token turns it off. Off loopback the admin \
+            listener serves TLS (--admin-tls-cert, --admin-tls-key).
 
             Requests matching an AgentConnection's spec.approval rules are held (dry-run \
             upstream first, so the approver sees what would change) until an approver \
@@ -66,9 +73,25 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How long start-up waits for the session store to answer before the gateway exits (Go duration, e.g. 2m).")
     var storeTimeout: String = "2m"
 
-    @Option(name: .long, help: ArgumentHelp("File holding the admin API's bearer token, shared by every replica (a mounted Secret).",
+    @Option(name: .long, help: ArgumentHelp("File holding the admin API's break-glass bearer token, shared by every replica (a mounted Secret).",
                                             discussion: "Without it the token is DATA-DIR/admin-token, created on first start, one per replica."))
     var adminTokenFile: String?
+
+    @Flag(name: .long, help: "Turn the break-glass admin token off: only people from --admin-auth-file's issuers (and connection approvers) get in.")
+    var noAdminToken = false
+
+    @Option(name: .long, help: ArgumentHelp("YAML file (a mounted ConfigMap) naming the admin API's OIDC issuers and the groups of the reviewer, approver and admin roles.",
+                                            discussion: "Format: see AdminAuthConfig (issuers: [{issuer, audiences, groupsClaim}], roles: {reviewer, approver, admin}, login: {issuer, clientID, scopes})."))
+    var adminAuthFile: String?
+
+    @Option(name: .long, help: "PEM certificate (chain) for the admin listener's HTTPS.")
+    var adminTLSCert: String?
+
+    @Option(name: .long, help: "PEM private key for the admin listener's HTTPS.")
+    var adminTLSKey: String?
+
+    @Flag(name: .long, help: "Serve the admin API over plain HTTP on a non-loopback --admin-listen (only behind a TLS-terminating proxy).")
+    var adminInsecureHTTP = false
 
     @Option(name: .long, help: ArgumentHelp("File with the masking key for keyed-hash replacements (at least 16 bytes, e.g. openssl rand -hex 32), shared by every replica; re-read every 10 s, so replacing it rotates the key.",
                                             discussion: "Without it the key is DATA-DIR/masking-key, stable for this replica only."))
@@ -89,6 +112,14 @@ struct GatewayCommand: AsyncParsableCommand {
             throw ValidationError("--store and --store-file name the session store twice; give one")
         }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if (adminTLSCert == nil) != (adminTLSKey == nil) { throw ValidationError("--admin-tls-cert and --admin-tls-key go together") }
+        if noAdminToken, adminTokenFile != nil {
+            throw ValidationError("--admin-token-file and --no-admin-token contradict each other; give one")
+        }
+        if adminTLSCert == nil, !adminInsecureHTTP, let host = try? ListenAddress.parse(adminListen, flag: "--admin-listen").host,
+           !ListenAddress.isLoopback(host) {
+            throw ValidationError("--admin-listen \(adminListen): plain HTTP is only served on loopback; give --admin-tls-cert and --admin-tls-key (or --admin-insecure-http behind a TLS proxy)")
+        }
         for (flag, value) in [("--listen", listen), ("--admin-listen", adminListen), ("--metrics-address", metricsAddress)] {
             guard let value else { continue }
             do { _ = try ListenAddress.parse(value, flag: flag) } catch { throw ValidationError("\(error)") }
@@ -112,6 +143,11 @@ struct GatewayCommand: AsyncParsableCommand {
             options.tlsKeyFile = tlsKey
             options.store = try storeFile.map { try Self.readSetting($0, flag: "--store-file") } ?? store
             options.adminTokenFile = adminTokenFile
+            options.adminTokenDisabled = noAdminToken
+            options.adminAuthFile = adminAuthFile
+            options.adminTLSCertificateFile = adminTLSCert
+            options.adminTLSKeyFile = adminTLSKey
+            options.adminPlainHTTPAllowed = adminInsecureHTTP
             options.storeTimeout = .milliseconds(Int64((GoDuration.parse(storeTimeout) ?? 120) * 1000))
             options.maskingKeyFile = maskingKeyFile
             options.gatewayNamespace = gatewayNamespace
