@@ -65,9 +65,9 @@ spec:
   validations:
     - expression: >-
         authorizer.group('').resource('serviceaccounts').namespace(request.namespace)
-          .name(variables.serviceAccountName).check('use').allowed() ||
+        .name(variables.serviceAccountName).check('use').allowed() ||
         authorizer.group('').resource('serviceaccounts').namespace(request.namespace)
-          .name(variables.serviceAccountName).check('impersonate').allowed()
+        .name(variables.serviceAccountName).check('impersonate').allowed()
       reason: Forbidden
       message: >-
         spec.serviceAccountName names a ServiceAccount the requester may not use: bind the

@@ -72,10 +72,29 @@ final class KustomizeConfigTests: XCTestCase {
         XCTAssertEqual(Set(objects(all, kind: "ClusterRoleBinding").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
         XCTAssertEqual(Set(objects(all, kind: "Role").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
         XCTAssertEqual(Set(objects(all, kind: "RoleBinding").keys), ["agentgate-operator", "agentgate-gateway"], overlay)
-        for object in all where object["kind"] != "CustomResourceDefinition" && object["kind"] != "Namespace"
-            && object["kind"] != "ClusterRole" && object["kind"] != "ClusterRoleBinding"
-        {
+        XCTAssertEqual(Set(objects(all, kind: "ValidatingAdmissionPolicy").keys), ["agentgate-serviceaccount-binding"], overlay)
+        XCTAssertEqual(Set(objects(all, kind: "ValidatingAdmissionPolicyBinding").keys), ["agentgate-serviceaccount-binding"], overlay)
+        let clusterScoped = ["CustomResourceDefinition", "Namespace", "ClusterRole", "ClusterRoleBinding",
+                             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+        for object in all where clusterScoped.contains(object["kind"]?.stringValue ?? "") {
+            XCTAssertNil(object[path: ["metadata", "namespace"]], "\(overlay): a cluster-scoped \(object["kind"] ?? nil) has no namespace")
+        }
+        for object in all where !clusterScoped.contains(object["kind"]?.stringValue ?? "") {
             XCTAssertEqual(object[path: ["metadata", "namespace"]], "agentgate-system", "\(overlay): \(object["kind"] ?? nil)")
+        }
+    }
+
+    /// config/admission's file and the copy the sandbox installs (ServiceAccountBindingPolicy) are one text.
+    func testShippedBindingPolicyIsTheOneTheSandboxInstalls() throws {
+        let file = try RepositoryFiles.text("config/admission/serviceaccount_binding_policy.yaml")
+        XCTAssertEqual(file.trimmingCharacters(in: .newlines), ServiceAccountBindingPolicy.yaml.trimmingCharacters(in: .newlines),
+                       "regenerate Sources/AgentGateAPI/ServiceAccountBindingPolicy.swift from the YAML file")
+        for overlay in Self.overlays {
+            let rendered = try render(overlay)
+            for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+                let shipped = try JSONValue.parseYAMLDocuments(ServiceAccountBindingPolicy.yaml).first { $0["kind"]?.stringValue == kind }
+                XCTAssertEqual(objects(rendered, kind: kind)[ServiceAccountBindingPolicy.name], shipped, "\(overlay): \(kind)")
+            }
         }
     }
 
@@ -117,6 +136,10 @@ final class KustomizeConfigTests: XCTestCase {
         XCTAssertTrue(operatorCluster.contains("agentgate.io/recordingpolicies/status/patch"))
         XCTAssertTrue(operatorCluster.contains("agentgate.io/maskingrules/finalizers/update"))
         XCTAssertTrue(operatorCluster.contains("/events/create"))
+        XCTAssertTrue(operatorCluster.contains("admissionregistration.k8s.io/validatingadmissionpolicies/watch"),
+                      "the operator sees whether the ServiceAccount binding policy is installed")
+        XCTAssertFalse(operatorCluster.contains { $0.hasPrefix("admissionregistration.k8s.io/") && !$0.hasSuffix("/get")
+                && !$0.hasSuffix("/list") && !$0.hasSuffix("/watch") }, "the operator only reads admission policies")
         let operatorLocal = grants(roles["agentgate-operator"])
         XCTAssertTrue(operatorLocal.contains("/secrets/create"))
         XCTAssertTrue(operatorLocal.contains("coordination.k8s.io/leases/update"))
