@@ -19,7 +19,13 @@ import Operator
 ///   pointed at the sandbox issuer. It returns when the scenario's connection is served.
 /// - Everything another process needs is written to the data directory: `admin.kubeconfig`,
 ///   `ca.crt`, `issuer-url` and the issuer keys (for `agentgate dev token`), `admin-address`
-///   and `admin-token` (for `agentgate sessions|approvals`).
+///   and `admin-token` (for `agentgate sessions|approvals`), `agent-client-secret` (0600).
+/// - The issuer has two OAuth2 clients: ``agentClientID`` (confidential, secret in
+///   `agent-client-secret`, client_credentials) for the demo agent (`agent:claude-ops`, group
+///   `agents`, audience `agentgate`), and ``webClientID`` (public, authorization code with
+///   PKCE) for the web page, logged in as ``approverSubject`` with ``approverGroups``,
+///   audiences `agentgate-web` (default) and `agentgate`, redirect URIs the admin page's
+///   `http://127.0.0.1:PORT/` and `http://localhost:PORT/`.
 /// - A port already in use fails with a message naming the flag that changes it.
 public final class DevSandbox: @unchecked Sendable {
     public struct Options: Sendable {
@@ -42,6 +48,10 @@ public final class DevSandbox: @unchecked Sendable {
     public static let approverSubject = "sandbox-approver"
     /// Its groups: the approver group of the scenario and the samples.
     public static let approverGroups = ["sre"]
+    /// The issuer's client-credentials client for the demo agent.
+    public static let agentClientID = "claude-ops-agent"
+    /// The issuer's public PKCE client for the admin web page.
+    public static let webClientID = "agentgate-web"
 
     public let options: Options
     public let cluster: LocalCluster
@@ -106,9 +116,20 @@ public final class DevSandbox: @unchecked Sendable {
             issuerURL = try await issuer.start(host: "127.0.0.1", port: options.issuerPort)
             started.append({ await issuer.shutdown() })
             try writePrivate(issuerURL + "\n", to: directory.appendingPathComponent("issuer-url"), mode: 0o644)
+            let agentSecretFile = directory.appendingPathComponent("agent-client-secret")
+            let savedSecret = (try? String(contentsOf: agentSecretFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let agentSecret = savedSecret.flatMap { $0.isEmpty ? nil : $0 } ?? DevOIDCIssuer.randomSecret()
+            try writePrivate(agentSecret + "\n", to: agentSecretFile, mode: 0o600)
+            issuer.register(DevOIDCIssuer.Client(id: agentClientID, secret: agentSecret, subject: "agent:claude-ops",
+                                                 groups: ["agents"], audiences: ["agentgate"]))
 
             progress("Starting the operator ...")
             let gatewayKubeconfig = try await provisionGatewayIdentity(cluster)
+            // config/admission's policy: only who may use a ServiceAccount binds it to a connection
+            // (admin.kubeconfig may use every one); without it the operator mints no token.
+            for object in try JSONValue.parseYAMLDocuments(ServiceAccountBindingPolicy.yaml) {
+                try await cluster.applyObject(object)
+            }
             let gatewayKubeconfigPath = directory.appendingPathComponent("gateway.kubeconfig")
             try writePrivate(gatewayKubeconfig, to: gatewayKubeconfigPath, mode: 0o600)
             let operatorClient = try KubernetesClient(config: try KubeConfig.fromKubeconfig(yaml: cluster.adminKubeconfig()))
@@ -145,6 +166,10 @@ public final class DevSandbox: @unchecked Sendable {
             gatewayLogger.logLevel = .warning
             let gateway = try await GatewayRunner.start(gatewayOptions, logger: gatewayLogger)
             started.append({ await gateway.stop() })
+            let adminPort = gateway.adminPort ?? options.adminPort
+            issuer.register(DevOIDCIssuer.Client(id: webClientID, subject: approverSubject, groups: approverGroups,
+                                                 audiences: ["agentgate-web", "agentgate"],
+                                                 redirectURIs: ["http://127.0.0.1:\(adminPort)/", "http://localhost:\(adminPort)/"]))
 
             let sandbox = DevSandbox(options: options, cluster: cluster, issuer: issuer, issuerURL: issuerURL, gateway: gateway,
                                      agentOperator: agentOperator, operatorClient: operatorClient, operatorTask: operatorTask)
