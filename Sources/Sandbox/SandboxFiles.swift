@@ -124,11 +124,12 @@ public enum AgentKubeconfig {
         return config.yamlString()
     }
 
-    /// The ExecCredential `kubectl` expects from a credential plugin.
-    public static func execCredential(token: String, expires: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        let credential: JSONValue = ["apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
-                                     "status": ["token": .string(token), "expirationTimestamp": .string(formatter.string(from: expires))]]
+    /// The ExecCredential `kubectl` expects from a credential plugin; without `expires`,
+    /// kubectl keeps the token until the server answers 401.
+    public static func execCredential(token: String, expires: Date?) -> String {
+        var status: JSONValue = ["token": .string(token)]
+        if let expires { status["expirationTimestamp"] = .string(ISO8601DateFormatter().string(from: expires)) }
+        let credential: JSONValue = ["apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": status]
         return credential.serializedString()
     }
 }

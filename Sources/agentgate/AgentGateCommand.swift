@@ -28,6 +28,7 @@ struct AgentGateCommand: AsyncParsableCommand {
             SessionsCommand.self,
             ApprovalsCommand.self,
             KubeconfigCommand.self,
+            CredentialCommand.self,
         ]
     )
 

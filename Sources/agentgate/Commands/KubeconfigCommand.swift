@@ -15,9 +15,27 @@ struct KubeconfigCommand: AsyncParsableCommand {
             never goes stale. The sandbox CA (DIR/ca.crt) is embedded unless --certificate-authority \
             names another.
 
-            Example:
+            Outside the sandbox, give a token source: the kubeconfig then runs `agentgate \
+            credential` with the same flags on the agent's machine (`agentgate credential \
+            --help` explains each; paths are the agent's, written as given):
+              --token-file PATH        a projected ServiceAccount token
+              --issuer URL --client-id ID --client-secret-file PATH
+                [--audience AUD] [--scope S] [--cache-file PATH]
+                                       an OAuth2 client-credentials grant
+              --token-env NAME         a CI provider's OIDC token in the environment
+              --github-actions [--audience AUD]
+                                       GitHub Actions' OIDC token (default audience:
+                                       the connection's first audience)
+            --credential-command names the agentgate binary on the agent's machine \
+            (default: this one's absolute path).
+
+            Examples:
               agentgate kubeconfig --connection demo/claude-ops > agent.kubeconfig
               kubectl --kubeconfig agent.kubeconfig get pods
+
+              agentgate kubeconfig --connection demo/claude-ops \\
+                --token-file /var/run/secrets/agentgate/token \\
+                --credential-command agentgate > agent.kubeconfig
             """
     )
 
@@ -37,6 +55,23 @@ struct KubeconfigCommand: AsyncParsableCommand {
     var subject: String?
     @Option(name: .long, help: "Model name for the sandbox token plugin.")
     var model: String?
+    @OptionGroup(title: "Token source (an `agentgate credential` exec plugin)") var source: CredentialSourceOptions
+    @Option(name: .long, help: "The agentgate command the kubeconfig runs for a token source (default: this executable's absolute path).")
+    var credentialCommand: String?
+
+    func validate() throws {
+        if token != nil, !source.given.isEmpty {
+            throw ValidationError("--token and \(source.given.joined(separator: ", ")): give an agent token or a token source, not both")
+        }
+        let sandboxOnly = [subject.map { _ in "--subject" }, model.map { _ in "--model" }].compactMap { $0 }
+        if !sandboxOnly.isEmpty, token != nil || !source.given.isEmpty {
+            throw ValidationError("\(sandboxOnly.joined(separator: " and ")) only go with the sandbox token plugin (no --token, no token source)")
+        }
+        if credentialCommand != nil, source.given.isEmpty {
+            throw ValidationError("--credential-command only goes with a token source (--token-file, --issuer, --token-env or --github-actions)")
+        }
+        _ = try source.source(required: false, defaultAudience: "placeholder")
+    }
 
     func run() async throws {
         let directory = SandboxDirectory(path: dataDir)
@@ -54,6 +89,8 @@ struct KubeconfigCommand: AsyncParsableCommand {
         let credential: AgentKubeconfig.Credential
         if let token {
             credential = .token(token)
+        } else if let chosen = try source.source(required: false, defaultAudience: agc.spec.identity.audiences.first) {
+            credential = .exec(command: credentialCommand ?? Self.executablePath(), arguments: ["credential"] + chosen.credentialArguments)
         } else {
             _ = try directory.issuerURL()  // a sandbox must exist for the plugin to work
             var arguments = ["dev", "token", "--connection", connection, "--data-dir", directory.url.path,
