@@ -15,26 +15,41 @@ import Logging
 /// - ``hasSynced`` turns true after the first complete list has been applied (and stays true);
 ///   ``waitForSync()`` waits for it. Controllers should not start before their informers sync.
 /// - Handlers run in the informer's task, in event order; they should only enqueue keys.
+/// - Several namespaces (controller-runtime's `DefaultNamespaces`): one watch per namespace
+///   into the one cache, synced once every namespace has listed; events of one namespace keep
+///   their order, events of different namespaces may reach handlers concurrently.
 /// - An update whose resourceVersion did not change (a relist that found the same object) is
 ///   not delivered to handlers.
 public final class Informer<Object: KubernetesResource>: @unchecked Sendable {
     public let cache = ObjectCache<Object>()
-    public let namespace: String?
+    /// The namespaces watched; empty: all namespaces.
+    public let namespaces: [String]
+    /// The one namespace watched, or nil when the informer watches all namespaces or several.
+    public var namespace: String? { namespaces.count == 1 ? namespaces[0] : nil }
     public let labelSelector: String?
     private let client: KubernetesClient
     private let lock = NSLock()
     private var handlers: [@Sendable (InformerEvent<Object>) -> Void] = []
     private var synced = false
+    /// Namespaces whose first list has been applied (while several are watched).
+    private var syncedNamespaces: Set<String> = []
     private var syncWaiters: [CheckedContinuation<Void, Never>] = []
     private let logger: Logger
     private var resourceVersionSeen: String?
     /// The resourceVersion of the last list, event or bookmark applied.
     public var lastResourceVersion: String? { lock.withLock { resourceVersionSeen } }
 
-    public init(client: KubernetesClient, namespace: String? = nil, labelSelector: String? = nil,
+    public convenience init(client: KubernetesClient, namespace: String? = nil, labelSelector: String? = nil,
+                            logger: Logger = Logger(label: "agentgate.informer")) {
+        self.init(client: client, namespaces: namespace.map { [$0] } ?? [], labelSelector: labelSelector, logger: logger)
+    }
+
+    /// An informer over `namespaces` (empty: all namespaces).
+    public init(client: KubernetesClient, namespaces: [String], labelSelector: String? = nil,
                 logger: Logger = Logger(label: "agentgate.informer")) {
         self.client = client
-        self.namespace = namespace
+        // A cluster-scoped kind has no namespaces to choose from.
+        self.namespaces = Object.resourceType.namespaced ? Array(Set(namespaces)).sorted() : []
         self.labelSelector = labelSelector
         var logger = logger
         logger[metadataKey: "resource"] = "\(Object.resourceType)"
@@ -76,12 +91,24 @@ public final class Informer<Object: KubernetesResource>: @unchecked Sendable {
         var options = WatchOptions(labelSelector: labelSelector)
         let logger = self.logger
         options.onError = { error in logger.warning("watch interrupted; resuming", metadata: ["error": "\(error)"]) }
-        for await event in client.watch(Object.self, namespace: namespace, options: options) {
-            apply(event)
+        guard namespaces.count > 1 else {
+            for await event in client.watch(Object.self, namespace: namespaces.first, options: options) {
+                apply(event, namespace: namespaces.first)
+            }
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for namespace in namespaces {
+                group.addTask { [client] in
+                    for await event in client.watch(Object.self, namespace: namespace, options: options) {
+                        self.apply(event, namespace: namespace)
+                    }
+                }
+            }
         }
     }
 
-    private func apply(_ event: WatchEvent<Object>) {
+    private func apply(_ event: WatchEvent<Object>, namespace: String?) {
         switch event {
         case .added(let object), .modified(let object):
             record(object.metadata.resourceVersion)
@@ -101,6 +128,10 @@ public final class Informer<Object: KubernetesResource>: @unchecked Sendable {
         case .synced(let resourceVersion):
             record(resourceVersion)
             let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+                if let namespace, namespaces.count > 1 {
+                    syncedNamespaces.insert(namespace)
+                    guard syncedNamespaces.count == namespaces.count else { return [] }
+                }
                 if !synced { logger.info("cache synced", metadata: ["objects": "\(cache.count)"]) }
                 synced = true
                 defer { syncWaiters.removeAll() }

@@ -8,7 +8,10 @@ import Logging
 /// AgentConnection: from spec to a running gateway configuration.
 ///
 /// One pass, under the `agentgate.io/credentials` finalizer:
-/// 1. Validate what the schema cannot (``SpecValidation``) → `Stalled`, `InvalidSpec`.
+/// 1. Validate what the schema cannot (``SpecValidation``) → `Stalled`, `InvalidSpec`. An
+///    issuer outside ``TrustedIssuers`` → `Stalled`, `IssuerNotTrusted`, and the Secret is
+///    deleted: the one stop that withdraws the credential (the others keep the gateway on the
+///    last good configuration), because that configuration was never acceptable.
 /// 2. Resolve the ServiceAccount, the RecordingPolicy and the selected MaskingRules from the
 ///    informer caches → `Reconciling` (`ServiceAccountNotFound`, `RecordingPolicyNotFound`)
 ///    or `Stalled` (`RecordingPolicyInvalid`, `MaskingRuleInvalid`). Their informers requeue
@@ -84,6 +87,12 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         let problems = SpecValidation.validate(spec)
         guard problems.isEmpty else {
             return try await stop(connection, .stalled(reason: "InvalidSpec", message: SpecValidation.summary(problems)))
+        }
+        guard options.trustedIssuers.trusts(spec.identity.issuer) else {
+            // Not a configuration to keep serving: the credential goes, so the gateway stops.
+            try await withdrawCredential(request)
+            return try await stop(connection, .stalled(reason: "IssuerNotTrusted", message: options.trustedIssuers.refusal(of: spec.identity.issuer)),
+                                  credential: .withdrawn)
         }
         guard let serviceAccount = serviceAccounts.cache.get(namespace: namespace, name: spec.serviceAccountName) else {
             return try await stop(connection, .reconciling(
@@ -211,10 +220,20 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         conditions.set(condition)
     }
 
-    /// Writes a not-ready status (keeping what the connection already has: endpoint, credential),
-    /// records a Warning Event when the status changed, and waits for a change of the inputs.
-    private func stop(_ connection: AgentConnection, _ state: KStatus.State) async throws -> ReconcileResult {
+    /// What a not-ready status says of the credential.
+    enum CredentialState {
+        /// The gateway keeps the last good configuration and credential: status keeps them too.
+        case kept
+        /// The Secret was deleted: status.credential goes with it.
+        case withdrawn
+    }
+
+    /// Writes a not-ready status (keeping what the connection already has: endpoint, and the
+    /// credential unless it was withdrawn), records a Warning Event when the status changed,
+    /// and waits for a change of the inputs.
+    private func stop(_ connection: AgentConnection, _ state: KStatus.State, credential: CredentialState = .kept) async throws -> ReconcileResult {
         var newStatus = operatorStatus(connection)
+        if credential == .withdrawn { newStatus.credential = nil }
         var conditions = newStatus.conditions ?? []
         KStatus.set(state, generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
@@ -249,6 +268,15 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
     // MARK: Cleanup
 
     private func cleanup(_ connection: AgentConnection, _ request: ReconcileRequest) async throws -> ReconcileResult {
+        try await withdrawCredential(request)
+        logger.info("deleted the credential and configuration of a removed connection", metadata: ["connection": "\(request)"])
+        return .done
+    }
+
+    /// Deletes the connection's Secret (its credential and configuration), so the gateway
+    /// stops serving it. Asked of the API server even when the cache shows none: a Secret
+    /// another replica wrote just before it lost the Lease may not be in the cache yet.
+    private func withdrawCredential(_ request: ReconcileRequest) async throws {
         let name = GatewayConnectionConfig.secretName(namespace: request.namespace, name: request.name)
         do {
             try await client.delete(.secrets, name: name, namespace: options.gatewayNamespace)
@@ -256,8 +284,6 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
             // Already gone.
         }
         forget(request)
-        logger.info("deleted the credential and configuration of a removed connection", metadata: ["connection": "\(request)"])
-        return .done
     }
 
     // MARK: What this operator wrote

@@ -17,6 +17,11 @@ public struct OperatorOptions: Sendable {
     public var fieldManager = "agentgate-operator"
     /// Concurrent AgentConnection reconciles.
     public var workers = 4
+    /// Issuers whose connections are served (`--trusted-issuer`); empty: every issuer.
+    public var trustedIssuers = TrustedIssuers([])
+    /// Namespaces whose AgentConnections, MaskingRules, RecordingPolicies and ServiceAccounts
+    /// are watched (`--watch-namespace`); empty: all namespaces.
+    public var watchNamespaces: [String] = []
     /// Leader election (nil: off); the Lease lives in the gateway namespace by default.
     public var leaderElection: LeaderElector.Configuration?
     public var metricsAddress: (host: String, port: Int)?
@@ -58,10 +63,11 @@ public final class AgentGateOperator: Sendable {
         self.manager = manager
 
         let logger = options.logger
-        let connections = Informer<AgentConnection>(client: client, logger: logger)
-        let rules = Informer<MaskingRule>(client: client, logger: logger)
-        let policies = Informer<RecordingPolicy>(client: client, logger: logger)
-        let serviceAccounts = Informer<ServiceAccount>(client: client, logger: logger)
+        let watched = options.watchNamespaces
+        let connections = Informer<AgentConnection>(client: client, namespaces: watched, logger: logger)
+        let rules = Informer<MaskingRule>(client: client, namespaces: watched, logger: logger)
+        let policies = Informer<RecordingPolicy>(client: client, namespaces: watched, logger: logger)
+        let serviceAccounts = Informer<ServiceAccount>(client: client, namespaces: watched, logger: logger)
         let secrets = Informer<Secret>(client: client, namespace: options.gatewayNamespace,
                                        labelSelector: "\(GatewayConnectionConfig.managedByLabel)=\(GatewayConnectionConfig.managedByValue)",
                                        logger: logger)

@@ -3,6 +3,7 @@ import ControllerRuntime
 import Foundation
 import HTTPServing
 import KubeClient
+import KubeCore
 import Logging
 import Operator
 import ServiceLifecycle
@@ -59,12 +60,29 @@ struct OperatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Concurrent AgentConnection reconciles.")
     var workers = 4
 
+    @Option(name: .customLong("trusted-issuer"),
+            help: "An OIDC issuer URL connections may name in spec.identity.issuer (repeat for several; none: every issuer is trusted).")
+    var trustedIssuers: [String] = []
+
+    @Option(name: .customLong("watch-namespace"),
+            help: "A namespace whose AgentConnections, MaskingRules and RecordingPolicies are reconciled (repeat for several; none: all).")
+    var watchNamespaces: [String] = []
+
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers \(workers): must be at least 1") }
         if let gatewayURL {
             guard let url = URL(string: gatewayURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw ValidationError("--gateway-url \(gatewayURL): expected an http(s) URL such as https://agentgate.example.com")
             }
+        }
+        for issuer in trustedIssuers {
+            guard let url = URL(string: issuer), ["http", "https"].contains(url.scheme ?? ""), !(url.host ?? "").isEmpty else {
+                throw ValidationError("--trusted-issuer \(issuer): expected an issuer URL such as https://token.actions.githubusercontent.com")
+            }
+        }
+        for namespace in watchNamespaces {
+            let problems = NameValidation.isDNS1123Label(namespace)
+            guard problems.isEmpty else { throw ValidationError("--watch-namespace \(namespace): not a namespace name: \(problems.joined(separator: "; "))") }
         }
         for (flag, value) in [("--metrics-address", metricsAddress), ("--health-address", healthAddress)] where !value.isEmpty {
             do { _ = try ListenAddress.parse(value, flag: flag) } catch { throw ValidationError("\(error)") }
@@ -89,6 +107,11 @@ struct OperatorCommand: AsyncParsableCommand {
         var options = OperatorOptions(gatewayNamespace: gatewayNamespace, gatewayURL: gatewayURL)
         options.workers = workers
         options.logger = logger
+        options.trustedIssuers = TrustedIssuers(trustedIssuers)
+        options.watchNamespaces = watchNamespaces
+        if options.trustedIssuers.trustsEveryIssuer {
+            logger.warning("no --trusted-issuer given: every OIDC issuer an AgentConnection names is trusted, so whoever may create a connection chooses who its agents are; list your issuers with --trusted-issuer")
+        }
         if leaderElect {
             options.leaderElection = LeaderElector.Configuration(leaseName: leaderElectionID,
                                                                  leaseNamespace: leaderElectionNamespace ?? gatewayNamespace)
@@ -104,6 +127,7 @@ struct OperatorCommand: AsyncParsableCommand {
         logger.info("operator starting", metadata: [
             "server": "\(client.config.server)", "gatewayNamespace": "\(gatewayNamespace)",
             "leaderElection": "\(leaderElect)", "identity": "\(options.identity)",
+            "trustedIssuers": "\(options.trustedIssuers.issuers)", "watchNamespaces": "\(watchNamespaces.isEmpty ? ["(all)"] : watchNamespaces)",
         ])
         try await group.run()
     }
