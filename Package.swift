@@ -62,11 +62,23 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // OIDC discovery and JWKS fetching: the gateway verifies with the keys, the operator
+        // reports whether an issuer answers.
+        .target(
+            name: "OIDC",
+            dependencies: [
+                "KubeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The operator: AgentConnection, MaskingRule and RecordingPolicy into gateway configuration.
         .target(
             name: "Operator",
             dependencies: [
-                "ControllerRuntime", "AgentGateAPI", "KubeClient", "KubeCore", "Masking",
+                "ControllerRuntime", "AgentGateAPI", "KubeClient", "KubeCore", "Masking", "OIDC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -126,6 +138,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "KubeCore", "AgentGateAPI", "HTTPServing", "KubeClient", "SessionStore", "Masking", "ControllerRuntime", "SPDY",
+                "OIDC",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -195,6 +208,7 @@ let package = Package(
             name: "OperatorTests",
             dependencies: [
                 "Operator", "ControllerRuntime", "KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport", "Gateway",
+                "HTTPServing",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),

@@ -23,6 +23,17 @@ import Logging
 ///    gateway namespace when it changed, then the status (`Ready`), then requeue at the
 ///    rotation time.
 ///
+/// Conditions beside kstatus's three are warnings: kstatus, Flux and the Argo CD health check
+/// read only Ready, Reconciling and Stalled, so these never make a connection unhealthy, and
+/// `Ready`'s message points at them when they are False.
+/// - `MaskingRulesSelected` (``setMaskingRulesSelected(_:namespace:generation:on:)``).
+/// - `IssuerReachable` (``IssuerReachability``): True/`JWKSFetched`, False/`DiscoveryFailed` or
+///   False/`JWKSFetchFailed`, Unknown/`Checking`. Not `Ready=False`, because the operator checks
+///   from its own network position, not the gateway's, and the gateway keeps verifying with
+///   the keys it already holds; the Secret is written either way. A failing issuer is checked
+///   again after 30 s (the connection is requeued, and the condition flips back when it
+///   answers), a reachable one after 5 min.
+///
 /// Writes for a new connection: finalizer, TokenRequest, Secret, status — four.
 /// Deleting the connection deletes its Secret (credential and configuration) before the
 /// finalizer is removed.
@@ -36,6 +47,8 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
     let recordingPolicies: Informer<RecordingPolicy>
     let maskingRules: Informer<MaskingRule>
     let secrets: Informer<Secret>
+    /// Whether issuers answer (nil: not checked).
+    let issuers: IssuerReachability?
     let status: StatusApplier
     let events: EventRecorder
     let logger: Logger
@@ -47,8 +60,8 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
 
     init(client: KubernetesClient, options: OperatorOptions, connections: Informer<AgentConnection>,
          serviceAccounts: Informer<ServiceAccount>, recordingPolicies: Informer<RecordingPolicy>,
-         maskingRules: Informer<MaskingRule>, secrets: Informer<Secret>, status: StatusApplier, events: EventRecorder,
-         logger: Logger) {
+         maskingRules: Informer<MaskingRule>, secrets: Informer<Secret>, issuers: IssuerReachability?, status: StatusApplier,
+         events: EventRecorder, logger: Logger) {
         self.client = client
         self.options = options
         self.connections = connections
@@ -56,6 +69,7 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         self.recordingPolicies = recordingPolicies
         self.maskingRules = maskingRules
         self.secrets = secrets
+        self.issuers = issuers
         self.status = status
         self.events = events
         self.logger = logger
@@ -176,12 +190,14 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
                                 note: "requested a new token for ServiceAccount \(namespace)/\(spec.serviceAccountName), valid until \(KubeTime.format(credential.expiresAt)); the gateway uses it from now on")
         }
 
+        let issuer = await issuers?.result(for: spec.identity.issuer)
         let ruleNames = rules.compactMap(\.metadata.name).sorted()
         var message = "serving"
         if let endpoint { message += " at \(endpoint)" }
         message += " with \(ruleNames.count) MaskingRule(s)"
         let selectsNothing = spec.maskingRuleSelector != nil && ruleNames.isEmpty
         if selectsNothing { message += " (spec.maskingRuleSelector selects none; the built-in rules still mask)" }
+        if let outcome = issuer?.outcome, !outcome.isReachable { message += " (the operator cannot reach the issuer: see IssuerReachable)" }
         var newStatus = operatorStatus(connection)
         newStatus.endpoint = endpoint
         newStatus.appliedMaskingRules = ruleNames
@@ -192,11 +208,18 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         KStatus.set(.ready(reason: "Ready", message: message), generation: connection.metadata.generation, on: &conditions)
         Self.setMaskingRulesSelected(spec.maskingRuleSelector == nil ? nil : ruleNames, namespace: namespace,
                                      generation: connection.metadata.generation, on: &conditions)
+        IssuerReachability.setCondition(issuer, issuer: spec.identity.issuer, checking: issuers != nil,
+                                        generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
         expect(request, try await status.apply(newStatus, to: connection))
 
         let due = credential.rotationDue(rotateBefore: rotateBefore).timeIntervalSince(options.now())
-        return .requeueAfter(.milliseconds(Int64(max(1, due) * 1000)))
+        var requeue = Duration.milliseconds(Int64(max(1, due) * 1000))
+        if let issuers {
+            // Look again when the result lapses; a failing issuer is retried sooner, so it heals.
+            requeue = min(requeue, issuer.map { issuers.period(of: $0.outcome) } ?? issuers.configuration.firstCheckWait)
+        }
+        return .requeueAfter(requeue)
     }
 
     static let maskingRulesSelected = "MaskingRulesSelected"

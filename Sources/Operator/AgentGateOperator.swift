@@ -22,6 +22,8 @@ public struct OperatorOptions: Sendable {
     /// Namespaces whose AgentConnections, MaskingRules, RecordingPolicies and ServiceAccounts
     /// are watched (`--watch-namespace`); empty: all namespaces.
     public var watchNamespaces: [String] = []
+    /// How connections' issuers are checked for the `IssuerReachable` condition (nil: not checked).
+    public var issuerChecks: IssuerReachability.Configuration? = IssuerReachability.Configuration()
     /// Leader election (nil: off); the Lease lives in the gateway namespace by default.
     public var leaderElection: LeaderElector.Configuration?
     public var metricsAddress: (host: String, port: Int)?
@@ -75,9 +77,11 @@ public final class AgentGateOperator: Sendable {
         let events = EventRecorder(configuration: .init(controller: "agentgate.io/operator", instance: options.identity),
                                    client: client, logger: logger)
 
+        let issuers = options.issuerChecks.map { IssuerReachability(configuration: $0) }
         let reconciler = AgentConnectionReconciler(
             client: client, options: options, connections: connections, serviceAccounts: serviceAccounts,
-            recordingPolicies: policies, maskingRules: rules, secrets: secrets, status: status, events: events, logger: logger)
+            recordingPolicies: policies, maskingRules: rules, secrets: secrets, issuers: issuers, status: status, events: events,
+            logger: logger)
         connectionReconciler = reconciler
         let connectionController = Controller(name: "agentconnection", reconciler: reconciler, workers: options.workers,
                                               registry: manager.registry, logger: logger)
@@ -109,6 +113,11 @@ public final class AgentGateOperator: Sendable {
                 $0.spec.maskingRuleSelector?.matches(labels) == true
             })
         })
+        issuers?.addHandler { issuer in
+            for request in requests(connections.cache.list().filter({ $0.spec.identity.issuer == issuer })) {
+                connectionController.enqueue(request)
+            }
+        }
         secrets.addHandler { event in
             guard let key = event.object.metadata.annotations?[ConnectionSecret.connectionAnnotation],
                   let slash = key.firstIndex(of: "/") else { return }

@@ -3,9 +3,11 @@ import Foundation
 import JWTKit
 import KubeCore
 import NIOCore
+import OIDC
 
 /// The signing keys of one OIDC issuer: discovery (`<issuer>/.well-known/openid-configuration`
-/// → `jwks_uri`), then the JWKS, cached.
+/// → `jwks_uri`), then the JWKS (both fetched by ``OIDCDiscovery``, shared with the
+/// operator), cached.
 ///
 /// Contract:
 /// - Keys are looked up by `kid`. An unknown `kid` triggers a re-fetch of the JWKS, but at
@@ -72,24 +74,18 @@ public actor OIDCKeySet {
 
     private func fetch() async throws {
         fetchCount += 1
-        if jwksURI == nil {
-            var base = issuer
-            while base.hasSuffix("/") { base.removeLast() }
-            let discovery = try await getJSON(base + "/.well-known/openid-configuration")
-            guard discovery["issuer"]?.stringValue == issuer else {
-                throw OIDCError("discovery document of \(issuer) names issuer \(discovery["issuer"]?.stringValue ?? "<none>")")
-            }
-            guard let uri = discovery["jwks_uri"]?.stringValue else {
-                throw OIDCError("discovery document of \(issuer) has no jwks_uri")
-            }
-            jwksURI = uri
+        let discovery = OIDCDiscovery(http: http)
+        let entries: [JSONValue]
+        do {
+            if jwksURI == nil { jwksURI = try await discovery.jwksURI(of: issuer) }
+            guard let jwksURI else { return }
+            entries = try await discovery.keys(at: jwksURI)
+        } catch {
+            throw OIDCError(error.message)
         }
-        guard let jwksURI else { return }
-        let jwks = try await getJSON(jwksURI)
-        guard case .array(let entries)? = jwks["keys"] else { throw OIDCError("JWKS at \(jwksURI) has no keys array") }
         var fresh: [String: Key] = [:]
         for entry in entries {
-            guard let kid = entry["kid"]?.stringValue, let alg = Self.algorithm(of: entry) else { continue }
+            guard let kid = entry["kid"]?.stringValue, let alg = OIDCDiscovery.algorithm(of: entry) else { continue }
             var withAlg = entry
             withAlg.set(.string(alg), at: ["alg"])
             guard let jwk = try? JSONDecoder().decode(JWK.self, from: Data(withAlg.serialized())) else { continue }
@@ -102,39 +98,6 @@ public actor OIDCKeySet {
             fresh[kid] = Key(algorithm: alg, collection: collection)
         }
         keys = fresh
-    }
-
-    /// The one algorithm a JWK may verify, or nil when it is not an accepted key.
-    static func algorithm(of jwk: JSONValue) -> String? {
-        let declared = jwk["alg"]?.stringValue
-        if let use = jwk["use"]?.stringValue, use != "sig" { return nil }
-        let implied: String
-        switch (jwk["kty"]?.stringValue, jwk["crv"]?.stringValue) {
-        case ("RSA"?, _): implied = "RS256"
-        case ("EC"?, "P-256"?): implied = "ES256"
-        case ("OKP"?, "Ed25519"?): implied = "EdDSA"
-        default: return nil
-        }
-        if let declared, declared != implied { return nil }
-        return implied
-    }
-
-    private func getJSON(_ url: String) async throws -> JSONValue {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "Accept", value: "application/json")
-        let response: HTTPClientResponse
-        do {
-            response = try await http.execute(request, timeout: .seconds(10))
-        } catch {
-            throw OIDCError("cannot reach \(url): \(error)")
-        }
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.status.code == 200 else { throw OIDCError("\(url) answered \(response.status.code)") }
-        do {
-            return try JSONValue(parsing: Array(buffer: body))
-        } catch {
-            throw OIDCError("\(url) did not answer JSON: \(error)")
-        }
     }
 }
 
