@@ -240,12 +240,45 @@ final class KustomizeConfigTests: XCTestCase {
         let claim = try XCTUnwrap(objects(all, kind: "PersistentVolumeClaim")[claimName], "the claim is part of the install")
         XCTAssertEqual(claim[path: ["spec", "accessModes"]], ["ReadWriteOnce"])
         XCTAssertNotNil(claim[path: ["spec", "resources", "requests", "storage"]]?.stringValue)
-        // The data directory (admin token, masking key) is on the same claim.
+        // The data directory (masking key) is on the same claim.
         let dataDirectory = try XCTUnwrap(Self.flag("--data-dir", in: args))
-        XCTAssertEqual(Self.volume(holding: dataDirectory + "/admin-token", container: container, pod: pod), dataVolume)
+        XCTAssertEqual(Self.volume(holding: dataDirectory + "/masking-key", container: container, pod: pod), dataVolume)
         XCTAssertNil(Self.flag("--masking-key-file", in: args), "one replica keeps the key it made in its data directory")
 
         XCTAssertEqual(Self.emptyDirMountPaths(container: container, pod: pod), ["/tmp"], "an emptyDir holds only /tmp")
+    }
+
+    // MARK: The admin API in both overlays
+
+    /// The admin port serves TLS from a Secret, people log in through the issuers and roles
+    /// of one ConfigMap, and the static admin token is off.
+    func testAdminAPIServesTLSFromASecretWithOIDCRolesAndNoStaticToken() throws {
+        for overlay in Self.overlays {
+            let all = try render(overlay)
+            let gateway = try XCTUnwrap(objects(all, kind: "Deployment")["agentgate-gateway"], overlay)
+            let pod = try XCTUnwrap(gateway[path: ["spec", "template", "spec"]])
+            let container = try XCTUnwrap(Self.container("gateway", in: pod))
+            let args = Self.args(container)
+            for (flag, key) in [("--admin-tls-cert", "tls.crt"), ("--admin-tls-key", "tls.key")] {
+                let file = try XCTUnwrap(Self.flag(flag, in: args), "\(overlay): \(flag)")
+                XCTAssertEqual(Self.volume(holding: file, container: container, pod: pod)?[path: ["secret", "secretName"]],
+                               "agentgate-admin-tls", "\(overlay): \(flag)")
+                XCTAssertEqual(Self.secretKey(projectedAt: file, container: container, pod: pod), key, "\(overlay): \(flag)")
+            }
+            let authFile = try XCTUnwrap(Self.flag("--admin-auth-file", in: args), overlay)
+            let volume = try XCTUnwrap(Self.volume(holding: authFile, container: container, pod: pod), overlay)
+            let configMapName = try XCTUnwrap(volume[path: ["configMap", "name"]]?.stringValue, "\(overlay): from a ConfigMap")
+            let configMap = try XCTUnwrap(objects(all, kind: "ConfigMap")[configMapName], "\(overlay): the ConfigMap ships")
+            let mountPath = Self.mount(holding: authFile, container: container)?["mountPath"]?.stringValue ?? ""
+            let text = try XCTUnwrap(configMap[path: ["data", String(authFile.dropFirst(mountPath.count + 1))]]?.stringValue)
+            let auth = try JSONValue(yaml: text)
+            XCTAssertEqual(Set(auth["roles"]?.objectValue?.keys.map { $0 } ?? []), ["reviewer", "approver", "admin"], overlay)
+            XCTAssertNotNil(auth["issuers"]?.arrayValue?.first?["issuer"]?.stringValue, overlay)
+            XCTAssertTrue(args.contains("--no-admin-token"), "\(overlay): the static token is off")
+            XCTAssertNil(Self.flag("--admin-token-file", in: args), overlay)
+            let listen = try XCTUnwrap(Self.flag("--admin-listen", in: args))
+            XCTAssertTrue(listen.hasPrefix("0.0.0.0:"), "\(overlay): reachable from other pods, hence TLS")
+        }
     }
 
     // MARK: config/ha: three gateways on PostgreSQL, two operators
