@@ -17,6 +17,9 @@ public struct OperatorOptions: Sendable {
     public var fieldManager = "agentgate-operator"
     /// Concurrent AgentConnection reconciles.
     public var workers = 4
+    /// Mint tokens even when the `agentgate-serviceaccount-binding` admission policy or its
+    /// binding is missing (`--allow-missing-binding-policy`; see ``BindingPolicyCheck``).
+    public var allowMissingBindingPolicy = false
     /// Issuers whose connections are served (`--trusted-issuer`); empty: every issuer.
     public var trustedIssuers = TrustedIssuers([])
     /// Namespaces whose AgentConnections, MaskingRules, RecordingPolicies and ServiceAccounts
@@ -83,7 +86,10 @@ public final class AgentGateOperator: Sendable {
             recordingPolicies: policies, maskingRules: rules, secrets: secrets, issuers: issuers, status: status, events: events,
             logger: logger)
         connectionReconciler = reconciler
-        let connectionController = Controller(name: "agentconnection", reconciler: reconciler, workers: options.workers,
+        let bindingPolicyCheck = options.allowMissingBindingPolicy ? nil : BindingPolicyCheck(
+            wrapping: reconciler, policies: Informer(client: client, logger: logger), bindings: Informer(client: client, logger: logger),
+            connections: connections, status: status, events: events)
+        let connectionController = Controller(name: "agentconnection", reconciler: bindingPolicyCheck ?? reconciler, workers: options.workers,
                                               registry: manager.registry, logger: logger)
         let ruleController = Controller(name: "maskingrule", reconciler: MaskingRuleReconciler(rules: rules, status: status, events: events),
                                         workers: 2, registry: manager.registry, logger: logger)
@@ -126,6 +132,11 @@ public final class AgentGateOperator: Sendable {
             if reconciler.secretChanged(request, now: current) { connectionController.enqueue(request) }
         }
 
+        if let bindingPolicyCheck {
+            bindingPolicyCheck.requeueAll(into: connectionController)
+            manager.add(bindingPolicyCheck.policies)
+            manager.add(bindingPolicyCheck.bindings)
+        }
         manager.add(connections)
         manager.add(rules)
         manager.add(policies)

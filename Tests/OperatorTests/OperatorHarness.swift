@@ -22,6 +22,17 @@ final class OperatorHarness: @unchecked Sendable {
         fixture = try await ClusterFixture(useTLS: true)
         admin = try fixture.client()
         kubeconfigPath = try fixture.kubeconfigFile()
+        try await installBindingPolicy()
+    }
+
+    /// Applies `config/admission/serviceaccount_binding_policy.yaml` as the install does: without
+    /// it the operator mints no token (BindingPolicyMissing). The admin, who creates the tests'
+    /// connections, may use every ServiceAccount.
+    func installBindingPolicy() async throws {
+        let file = Self.repositoryRoot.appendingPathComponent("config/admission/serviceaccount_binding_policy.yaml")
+        for document in try JSONValue.parseYAMLDocuments(String(contentsOf: file, encoding: .utf8)) {
+            try await fixture.cluster.applyObject(document)
+        }
     }
 
     /// Starts an operator; by default as the admin, on a fresh client (so its request counts are its own).

@@ -27,6 +27,12 @@ struct OperatorCommand: AsyncParsableCommand {
             in-flight work, then releases the Lease. /metrics (controller-runtime names) is \
             served on --metrics-address, /healthz and /readyz on --health-address.
 
+            No token is requested while the ValidatingAdmissionPolicy \
+            agentgate-serviceaccount-binding or its binding (config/admission) is missing: \
+            every connection is then Stalled with reason BindingPolicyMissing, since without \
+            the policy anyone who may create a connection could borrow any ServiceAccount of \
+            its namespace. --allow-missing-binding-policy turns this check off.
+
             In-cluster configuration is used when --kubeconfig is absent and neither \
             KUBECONFIG nor ~/.kube/config exists.
             """
@@ -63,6 +69,10 @@ struct OperatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("trusted-issuer"),
             help: "An OIDC issuer URL connections may name in spec.identity.issuer (repeat for several; none: every issuer is trusted).")
     var trustedIssuers: [String] = []
+
+    @Flag(name: .customLong("allow-missing-binding-policy"),
+          help: "Request tokens even when the agentgate-serviceaccount-binding admission policy or its binding is not installed (then nothing checks that a connection's author may use its ServiceAccount).")
+    var allowMissingBindingPolicy = false
 
     @Option(name: .customLong("watch-namespace"),
             help: "A namespace whose AgentConnections, MaskingRules and RecordingPolicies are reconciled (repeat for several; none: all).")
@@ -109,6 +119,10 @@ struct OperatorCommand: AsyncParsableCommand {
         options.logger = logger
         options.trustedIssuers = TrustedIssuers(trustedIssuers)
         options.watchNamespaces = watchNamespaces
+        options.allowMissingBindingPolicy = allowMissingBindingPolicy
+        if allowMissingBindingPolicy {
+            logger.warning("--allow-missing-binding-policy: tokens are requested even without the agentgate-serviceaccount-binding admission policy; make sure something else checks that a connection's author may use its ServiceAccount")
+        }
         if options.trustedIssuers.trustsEveryIssuer {
             logger.warning("no --trusted-issuer given: every OIDC issuer an AgentConnection names is trusted, so whoever may create a connection chooses who its agents are; list your issuers with --trusted-issuer")
         }
