@@ -59,6 +59,8 @@ struct KubeconfigCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The agentgate command the kubeconfig runs for a token source (default: this executable's absolute path).")
     var credentialCommand: String?
 
+    private static let githubActionsAudiencePending = "(the connection's first audience)"
+
     func validate() throws {
         if token != nil, !source.given.isEmpty {
             throw ValidationError("--token and \(source.given.joined(separator: ", ")): give an agent token or a token source, not both")
@@ -70,7 +72,8 @@ struct KubeconfigCommand: AsyncParsableCommand {
         if credentialCommand != nil, source.given.isEmpty {
             throw ValidationError("--credential-command only goes with a token source (--token-file, --issuer, --token-env or --github-actions)")
         }
-        _ = try source.source(required: false, defaultAudience: "placeholder")
+        // `--github-actions` without `--audience` is checked in run(), with the connection's audience.
+        _ = try source.source(required: false, defaultAudience: Self.githubActionsAudiencePending)
     }
 
     func run() async throws {
