@@ -138,6 +138,11 @@ public struct CELAuthorizationCheck: Sendable, Hashable {
     public struct ServiceAccount: Sendable, Hashable {
         public var namespace: String
         public var name: String
+
+        public init(namespace: String, name: String) {
+            self.namespace = namespace
+            self.name = name
+        }
     }
 
     /// Asked about this ServiceAccount instead of the request's user.
