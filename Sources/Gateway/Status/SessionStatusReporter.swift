@@ -17,23 +17,31 @@ import SessionStore
 ///   `agentgate-operator`) are never removed or taken over, and `spec` is never written.
 /// - One pass per `interval` (5 s by default), or sooner when ``reportSoon()`` is called (an
 ///   approval was requested or decided); a connection is applied only when its figures differ
-///   from the last apply that succeeded: an idle gateway writes nothing.
+///   from the last apply that succeeded, or that apply is older than ``resyncInterval`` (1 min):
+///   an idle gateway writes once a minute per connection at most.
 /// - Applies are forced: `status.sessions` belongs to the gateway. Several replicas on one
-///   PostgreSQL store compute the same figures under the same manager, so they agree.
+///   PostgreSQL store compute the same figures under the same manager, so they agree. Two
+///   replicas can still race (one reads, the other reads newer figures and applies, the first
+///   applies what it read); the first corrects it on its next pass, and should it stop before
+///   that, the resync lets any other replica correct it within a minute, though its own
+///   figures did not change.
 /// - A connection whose AgentConnection is gone (404) is skipped; other errors are logged and
 ///   retried on the next tick. Reporting never blocks or fails a request.
 public final class SessionStatusReporter: @unchecked Sendable {
     public static let fieldManager = "agentgate-gateway"
     public static let defaultInterval: Duration = .seconds(5)
+    public static let defaultResyncInterval: Duration = .seconds(60)
 
     private let client: KubernetesClient
     private let registry: ConnectionRegistry
     private let store: any SessionStore
     private let interval: Duration
+    /// How long an apply is trusted to still be on the object (see the contract).
+    public let resyncInterval: Duration
     private let logger: Logger
     private let lock = NSLock()
-    /// Last figures applied per connection (`namespace/name`).
-    private var applied: [String: Figures] = [:]
+    /// Last figures applied per connection (`namespace/name`), and when.
+    private var applied: [String: (figures: Figures, at: Date)] = [:]
     private var applies = 0
     private var task: Task<Void, Never>?
     /// The loop's pause between passes, and whether a pass was asked for during a pass.
@@ -47,11 +55,13 @@ public final class SessionStatusReporter: @unchecked Sendable {
 
     public init(client: KubernetesClient, registry: ConnectionRegistry, store: any SessionStore,
                 interval: Duration = SessionStatusReporter.defaultInterval,
+                resyncInterval: Duration = SessionStatusReporter.defaultResyncInterval,
                 logger: Logger = Logger(label: "agentgate.gateway.status")) {
         self.client = client
         self.registry = registry
         self.store = store
         self.interval = interval
+        self.resyncInterval = resyncInterval
         self.logger = logger
     }
 
@@ -103,7 +113,8 @@ public final class SessionStatusReporter: @unchecked Sendable {
         reportSoon()
     }
 
-    /// One pass: reads the store's figures and applies those that changed.
+    /// One pass at `now`: reads the store's figures and applies those that changed or are due
+    /// for a resync.
     public func reportOnce(at now: Date = Date()) async {
         let all: [ConnectionRef: RecordedSessionStats]
         var pending: [ConnectionRef: Int32] = [:]
@@ -120,11 +131,14 @@ public final class SessionStatusReporter: @unchecked Sendable {
             let ref = ConnectionRef(namespace: connection.config.namespace, name: connection.config.name)
             let figures = Figures(sessions: Self.status(all[ref] ?? RecordedSessionStats()), pendingApprovals: pending[ref] ?? 0)
             let key = "\(ref.namespace)/\(ref.name)"
-            if lock.withLock({ applied[key] }) == figures { continue }
+            if let last = lock.withLock({ applied[key] }), last.figures == figures,
+               now.timeIntervalSince(last.at) < Double(resyncInterval.components.seconds) {
+                continue
+            }
             do {
                 try await apply(figures, namespace: ref.namespace, name: ref.name)
                 lock.withLock {
-                    applied[key] = figures
+                    applied[key] = (figures, now)
                     applies += 1
                 }
             } catch KubeError.notFound {
