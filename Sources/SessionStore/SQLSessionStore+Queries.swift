@@ -86,7 +86,7 @@ extension SQLSessionStore {
         let journal = self.journal
         // Alert windows idle for two days (far longer than any rule's window) go too.
         try await pruneAlertWindows(before: Date().addingTimeInterval(-2 * 86_400))
-        return try await driver.write { tx in
+        return try await driver.maintenance { tx in
             var result = PruneResult()
             if let journal {
                 // The journal must not record more exchanges into these sessions.

@@ -28,7 +28,7 @@ extension SQLSessionStore {
         let staleBefore = SQLTime.micros(at.addingTimeInterval(-staleAfter))
         let dialect = self.dialect
         let inProgress = Self.inProgress
-        return try await driver.write { tx in
+        return try await driver.maintenance { tx in
             try await Self.upsertHeartbeat(tx, id: id, me: me, at: at)
             var instances: [String: (identity: ProcessIdentity, heartbeat: Int64)] = [:]
             for row in try await tx.query("SELECT * FROM store_instances WHERE id <> ?", [.text(id)]) {

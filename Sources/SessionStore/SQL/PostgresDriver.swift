@@ -6,7 +6,21 @@ import PostgresNIO
 /// share the database). `?` placeholders become `$1, $2...`; every value goes as a bind
 /// parameter of the extended query protocol. Tables live in the URL's `schema` (through
 /// the `search_path` startup parameter) or in the user's default search path.
+///
+/// Every read, statement and transaction is answered within ``readTimeout`` or
+/// ``writeTimeout`` (`maintenance` has no bound), or fails with
+/// `SessionStoreError.database`. PostgresNIO can lose a statement issued on a connection
+/// that PostgreSQL closes at that moment (a restart): its answer never comes, and without the
+/// bound the request waiting for it would hang. A statement that waits for a pooled connection
+/// while PostgreSQL restarts (seconds) is still answered once it is back.
 final class PostgresDriver: SQLDriver {
+    /// How long a write (a statement or a transaction) may go unanswered, from asking the
+    /// pool for a connection to the last row. Shorter than the gateway's patience for
+    /// recording an answer (15 s), so a lost statement is tried again within it.
+    static let writeTimeout: Duration = .seconds(8)
+    /// How long a read may go unanswered (admin queries over a large store take longer).
+    static let readTimeout: Duration = .seconds(30)
+
     let dialect = SQLDialect.postgres
     let schema: String?
     private let client: PostgresClient
@@ -42,17 +56,47 @@ final class PostgresDriver: SQLDriver {
     }
 
     func read(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await Self.answered(within: Self.readTimeout, operation: sql) { try await self.statement(sql, binds) }
+    }
+
+    private func statement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         try await Self.collect(operation: sql) { try await client.query(Self.query(sql, binds), logger: logger) }
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         // Not cancelled with the caller: a transaction runs to its COMMIT or ROLLBACK.
+        try await Self.answered(within: Self.writeTimeout, operation: "transaction") { try await self.transaction(body) }
+    }
+
+    func maintenance<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         try await Task { try await self.transaction(body) }.value
     }
 
     func writeStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        // On a task of its own, like `write`: a statement sent is seen through to its answer.
-        try await Task { try await self.read(sql, binds) }.value
+        // Like `write`: a statement sent is seen through to its answer, whatever the caller does.
+        try await Self.answered(within: Self.writeTimeout, operation: sql) { try await self.statement(sql, binds) }
+    }
+
+    /// Runs `work` on a task of its own and waits for it at most `timeout`. When the time is
+    /// up the caller gets an error and the task is cancelled: a wait for a pooled connection
+    /// ends there (nothing was sent); a statement already sent is not interrupted by it.
+    static func answered<T: Sendable>(within timeout: Duration, operation: String,
+                                      _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let outcome = OnceResult<T>()
+        let worker = Task {
+            do { _ = outcome.set(.success(try await work())) } catch { _ = outcome.set(.failure(error)) }
+        }
+        let deadline = Task {
+            try await Task.sleep(for: timeout)
+            let lost = SessionStoreError.database(
+                operation: "PostgreSQL \(operation.prefix(60))…",
+                message: "no answer within \(timeout.components.seconds) s (PostgreSQL unreachable, or the connection was lost)")
+            if outcome.set(.failure(lost)) { worker.cancel() }
+        }
+        defer { deadline.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.onSet { continuation.resume(with: $0) }
+        }
     }
 
     private func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
@@ -98,6 +142,36 @@ final class PostgresDriver: SQLDriver {
     func close() async throws {
         runTask.cancel()
         await runTask.value
+    }
+
+    /// A result set once, by whichever comes first, handed to one waiter.
+    final class OnceResult<T: Sendable>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var result: Result<T, any Error>?
+        private var waiter: (@Sendable (Result<T, any Error>) -> Void)?
+
+        /// Sets the result if none is set yet; true when this call set it.
+        func set(_ value: Result<T, any Error>) -> Bool {
+            let waiter: (@Sendable (Result<T, any Error>) -> Void)? = lock.withLock {
+                guard result == nil else { return nil }
+                result = value
+                defer { self.waiter = nil }
+                return self.waiter ?? { _ in }
+            }
+            guard let waiter else { return false }
+            waiter(value)
+            return true
+        }
+
+        /// Calls `waiter` with the result, now if it is set, or when it is.
+        func onSet(_ waiter: @escaping @Sendable (Result<T, any Error>) -> Void) {
+            let ready: Result<T, any Error>? = lock.withLock {
+                if let result { return result }
+                self.waiter = waiter
+                return nil
+            }
+            if let ready { waiter(ready) }
+        }
     }
 
     private struct Transaction: SQLTransaction {

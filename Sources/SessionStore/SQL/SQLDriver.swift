@@ -81,6 +81,12 @@ enum SQLDialect: Sendable {
     var greatest: String { self == .sqlite ? "MAX" : "GREATEST" }
 }
 
+extension SQLDriver {
+    func maintenance<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        try await write(body)
+    }
+}
+
 protocol SQLDriver: Sendable {
     var dialect: SQLDialect { get }
     /// A read outside any transaction (sees committed data).
@@ -93,6 +99,10 @@ protocol SQLDriver: Sendable {
     /// One statement that writes, atomic on its own: PostgreSQL runs it without BEGIN and
     /// COMMIT, one round trip instead of three.
     func writeStatement(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
+    /// Like `write`, for work that may rightly take long (migrations waiting for another
+    /// replica's, pruning a large store): drivers that bound how long a write may wait for its
+    /// answer do not bound this one.
+    func maintenance<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T
     func close() async throws
     /// Payloads notified on `channel` by any client of the database, until the stream's
     /// consumer goes away (PostgreSQL LISTEN; SQLite never yields).
