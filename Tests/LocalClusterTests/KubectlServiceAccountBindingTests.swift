@@ -70,6 +70,9 @@ final class KubectlServiceAccountBindingTests: XCTestCase {
                                               + "bind the user, in namespace team, to a Role with the rule {apiGroups: [\"\"], "
                                               + "resources: [serviceaccounts], resourceNames: [agent-sa], verbs: [use]}"), refused.stderr)
         XCTAssertEqual(try run(admin, "get", "agc", "-n", "team", "-o", "name").stdout, "", "nothing was created")
+        let dryRun = try run(mallory, "create", "--dry-run=server", "-f", "-",
+                             input: Self.connection("mallory-agent", serviceAccount: "agent-sa"), expectSuccess: false)
+        XCTAssertTrue(dryRun.stderr.contains(Self.denial), "a server-side dry run is refused too: \(dryRun.stderr)")
 
         // The alternative the message names, granted with kubectl's own commands, admits her.
         try run(admin, "create", "role", "impersonate-agent-sa", "-n", "team", "--verb=impersonate",
