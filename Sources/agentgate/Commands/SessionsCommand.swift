@@ -7,8 +7,8 @@ import KubeCore
 struct SessionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessions",
-        abstract: "Search, show and replay recorded agent sessions (through the gateway's admin API).",
-        subcommands: [List.self, Show.self, Replay.self]
+        abstract: "Search, show and replay recorded agent sessions, and audit who read them (through the gateway's admin API).",
+        subcommands: [List.self, Show.self, Replay.self, Reads.self]
     )
 
     /// `name` prints one id per line (for scripts: `agentgate sessions replay "$(agentgate sessions list -o name | head -1)"`).
@@ -132,6 +132,40 @@ struct SessionsCommand: AsyncParsableCommand {
                 }
                 print()
             }
+        }
+    }
+}
+
+extension SessionsCommand {
+    /// `agentgate sessions reads`: the recording-read audit (admin role).
+    struct Reads: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show who read which recording, when and from where (the admin role's audit), most recent first.",
+            discussion: "Reads of one target by one viewer from one address within 5 minutes share a row; COUNT says how many.")
+        @OptionGroup var target: AdminTarget
+        @Option(help: "Only reads of this session.") var session: String?
+        @Option(help: "Only reads by this viewer (an OIDC subject, or admin-token).") var viewer: String?
+        @Option(help: "At most this many rows.") var limit: Int?
+        @Option(name: .shortAndLong, help: "table or json.") var output: Output = .table
+
+        func validate() throws {
+            if let limit, limit <= 0 { throw ValidationError("--limit \(limit): must be a positive number") }
+        }
+
+        func run() async throws {
+            var query: [(String, String)] = []
+            if let session { query.append(("session", session)) }
+            if let viewer { query.append(("viewer", viewer)) }
+            if let limit { query.append(("limit", String(limit))) }
+            let result = try await target.client().listReads(query)
+            if output == .json { print(result.prettyPrinted()); return }
+            var rows = [["LAST READ", "VIEWER", "ACTION", "SESSION", "EXCHANGE", "ADDRESS", "COUNT", "FIRST READ"]]
+            for r in result["items"]?.arrayValue ?? [] {
+                func field(_ key: String) -> String { r[key]?.stringValue ?? "-" }
+                rows.append([field("lastAt"), field("viewer"), field("action"), field("sessionID"), field("exchangeID"),
+                             field("address"), r["count"].map { $0.serializedString() } ?? "1", field("firstAt")])
+            }
+            print(table(rows))
         }
     }
 }
