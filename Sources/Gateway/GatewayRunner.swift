@@ -46,6 +46,8 @@ public final class GatewayRunner: @unchecked Sendable {
         public var adminTokenDisabled = false
         /// The admin issuers and the groups of each role (``AdminAuthConfig``, `--admin-auth-file`).
         public var adminAuthFile: String?
+        /// The same, given in code (the sandbox); the file wins when both are given.
+        public var adminAuth: AdminAuthConfig?
         /// TLS pair of the admin listener; without it, plain HTTP, on loopback only unless
         /// ``adminPlainHTTPAllowed``.
         public var adminTLSCertificateFile: String?
@@ -59,8 +61,6 @@ public final class GatewayRunner: @unchecked Sendable {
         public var storeTimeout: Duration = .seconds(120)
         /// How often the store is written to as this replica's heartbeat (readiness follows it).
         public var heartbeatInterval: Duration = .seconds(10)
-        /// The sandbox's built-in approver, for the web page (`agentgate dev` only).
-        public var sandboxApprover: AdminAPI.SandboxApprover?
         public init() {}
     }
 
@@ -123,7 +123,7 @@ public final class GatewayRunner: @unchecked Sendable {
         } else {
             adminToken = try AdminAPI.loadOrCreateToken(at: dataDirectory.appendingPathComponent("admin-token"))
         }
-        let adminAuth = try options.adminAuthFile.map { try AdminAuthConfig.load(path: $0) }
+        let adminAuth = try options.adminAuthFile.map { try AdminAuthConfig.load(path: $0) } ?? options.adminAuth
         if let address = options.adminListen {
             let (host, _) = try parseAddress(address, flag: "--admin-listen")
             switch (options.adminTLSCertificateFile, options.adminTLSKeyFile) {
@@ -185,7 +185,7 @@ public final class GatewayRunner: @unchecked Sendable {
             let (host, port) = try parseAddress(options.listen, flag: "--listen")
             runner.port = try await gateway.start(host: host, port: port, tls: tls)
             let admin = AdminAPI(store: store, token: adminToken, authorization: adminAuth, metrics: gateway.metrics, gateway: gateway,
-                                 sandboxApprover: options.sandboxApprover, logger: logger)
+                                 logger: logger)
             if adminToken == nil && adminAuth == nil {
                 logger.warning("the admin API has no admin issuer (--admin-auth-file) and its break-glass token is off: only connection approvers can use it")
             }

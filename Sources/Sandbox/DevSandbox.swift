@@ -19,7 +19,10 @@ import Operator
 ///   pointed at the sandbox issuer. It returns when the scenario's connection is served.
 /// - Everything another process needs is written to the data directory: `admin.kubeconfig`,
 ///   `ca.crt`, `issuer-url` and the issuer keys (for `agentgate dev token`), `admin-address`
-///   and `admin-token` (for `agentgate sessions|approvals`), `agent-client-secret` (0600).
+///   and `admin-token` (the break-glass token, for `agentgate sessions|approvals`),
+///   `agent-client-secret` (0600).
+/// - The admin API trusts the issuer's ``webClientID`` tokens and makes ``approverGroups``
+///   admins, so the web page logs in (authorization code with PKCE) as the sandbox approver.
 /// - The issuer has two OAuth2 clients: ``agentClientID`` (confidential, secret in
 ///   `agent-client-secret`, client_credentials) for the demo agent (`agent:claude-ops`, group
 ///   `agents`, audience `agentgate`), and ``webClientID`` (public, authorization code with
@@ -156,12 +159,13 @@ public final class DevSandbox: @unchecked Sendable {
             gatewayOptions.tlsKeyFile = directory.appendingPathComponent("gateway-tls.key").path
             gatewayOptions.dataDirectory = directory.path
             gatewayOptions.gatewayNamespace = gatewayNamespace
-            let approverIssuer = issuer
-            gatewayOptions.sandboxApprover = AdminAPI.SandboxApprover(subject: approverSubject, groups: approverGroups) {
-                var request = DevOIDCIssuer.TokenRequest(subject: approverSubject, audience: "agentgate", groups: approverGroups)
-                request.extraAudiences = ["agentgate-sandbox"]
-                return try await approverIssuer.token(request)
-            }
+            // The web page logs in through the sandbox issuer (webClientID) as the sandbox
+            // approver, whose groups make it admin here; agents' tokens (audience agentgate) are
+            // not admin tokens.
+            gatewayOptions.adminAuth = AdminAuthConfig(
+                issuers: [AgentIdentity(issuer: issuerURL, audiences: [webClientID])],
+                roles: [.admin: approverGroups],
+                login: AdminAuthConfig.Login(issuer: issuerURL, clientID: webClientID))
             var gatewayLogger = Logger(label: "agentgate.gateway")
             gatewayLogger.logLevel = .warning
             let gateway = try await GatewayRunner.start(gatewayOptions, logger: gatewayLogger)

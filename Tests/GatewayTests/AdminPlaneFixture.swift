@@ -13,6 +13,8 @@ import XCTest
 /// admin). Served on loopback HTTP by a real ``HTTPServer``, with the gateway's verifier.
 final class AdminPlane {
     static let audience = "agentgate-admin"
+    /// The web page's public OIDC client.
+    static let webClientID = "agentgate-web"
     let issuer: DevOIDCIssuer
     let issuerURL: String
     let api: AdminAPI
@@ -22,23 +24,30 @@ final class AdminPlane {
     let breakGlassToken: String?
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init(_ harness: GatewayHarness, breakGlassToken: String? = "break-glass-token", extraYAML: String = "") async throws {
+    /// - Parameter webLogin: a person the web page logs in as (authorization code with PKCE
+    ///   through the admin issuer's public client `agentgate-web`), or nil for no page login.
+    init(_ harness: GatewayHarness, breakGlassToken: String? = "break-glass-token",
+         webLogin: (subject: String, groups: [String])? = nil) async throws {
         issuer = try DevOIDCIssuer()
         issuerURL = try await issuer.start()
         let config = try AdminAuthConfig.parse("""
             issuers:
             - issuer: \(issuerURL)
-              audiences: [\(Self.audience)]
+              audiences: [\(Self.audience), \(Self.webClientID)]
             roles:
               reviewer: [auditors]
               approver: [sre]
               admin: [platform]
-            \(extraYAML)
+            \(webLogin == nil ? "" : "login: {issuer: \(issuerURL), clientID: \(Self.webClientID)}")
             """)
         self.breakGlassToken = breakGlassToken
         let api = AdminAPI(store: harness.store, token: breakGlassToken, authorization: config, gateway: harness.gateway)
         self.api = api
         port = try await server.start(host: "127.0.0.1", port: 0, tls: nil) { await api.handle($0) }
+        if let webLogin {
+            issuer.register(DevOIDCIssuer.Client(id: Self.webClientID, subject: webLogin.subject, groups: webLogin.groups,
+                                                 audiences: [Self.webClientID], redirectURIs: ["http://127.0.0.1:\(port)/"]))
+        }
     }
 
     func stop() async {

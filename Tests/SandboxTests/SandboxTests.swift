@@ -51,7 +51,8 @@ final class SandboxTests: XCTestCase {
         XCTAssertTrue(check.output.contains("NotFound") || check.output.contains("not found"), check.output)
     }
 
-    /// The page loads with the admin token from the printed link, lists a recorded session,
+    /// The page logs in through the sandbox issuer (authorization code with PKCE, as the
+    /// sandbox approver), lists a recorded session,
     /// and its Approve button releases a `kubectl scale --replicas=0` the gateway is holding (a
     /// delete the agent's ServiceAccount may not do is answered Forbidden at once, not held).
     func testWebPageListsSessionsAndItsApproveButtonReleasesAHeldKubectlScaleToZero() throws {
@@ -76,7 +77,7 @@ final class SandboxTests: XCTestCase {
                                                          environment: ["PATH": "\(SandboxProcess.binDirectory.path):\(ProcessInfo.processInfo.environment["PATH"] ?? "")"])
         defer { if held.isRunning { held.terminate() } }
         let link = try XCTUnwrap(dev.text.split(separator: "\n").first { $0.contains("Web page:") }?
-            .split(separator: " ").last.map(String.init))
+            .split(separator: " ").first { $0.hasPrefix("http") }.map(String.init))
         let screenshot = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-webpage.png")
         try? FileManager.default.removeItem(at: screenshot)
         let page = try ProcessRunner.run("python3", [SandboxProcess.repositoryRoot.appendingPathComponent("scripts/e2e/webpage_check.py").path,
@@ -111,7 +112,7 @@ final class SandboxTests: XCTestCase {
         sandbox = dev
         XCTAssertTrue(dev.text.contains("Admin kubeconfig: \(dev.dataDirectory.path)/admin.kubeconfig"), dev.text)
         XCTAssertTrue(dev.text.contains("Gateway:          https://127.0.0.1:\(ports.gateway)/c/"), dev.text)
-        XCTAssertTrue(dev.text.contains("Web page:         http://127.0.0.1:\(ports.admin)/#token="), dev.text)
+        XCTAssertTrue(dev.text.contains("Web page:         http://127.0.0.1:\(ports.admin)/  (logs in"), dev.text)
         XCTAssertTrue(dev.text.contains("agentgate kubeconfig --connection demo/claude-ops"), dev.text)
         let ready = try dev.shell("kubectl get agentconnection claude-ops -n demo -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status} {.status.endpoint}'")
         XCTAssertEqual(ready.stdout, "True https://127.0.0.1:\(ports.gateway)/c/demo/claude-ops", ready.output)

@@ -3,7 +3,8 @@
 
   webpage_check.py URL SCREENSHOT [--approve] [--timeout SECONDS]
 
-Opens URL (the page link `agentgate dev` prints, with #token=...), waits until the page lists
+Opens URL (the page link `agentgate dev` prints; the page logs in through the OIDC issuer,
+following its redirects, or takes a break-glass #token=...), waits until the page lists
 at least one session row, optionally waits for a pending approval and clicks its Approve
 button, then saves a PNG screenshot. Prints one JSON object: the session ids and approval ids
 the page showed, what was clicked, and the page's error text. Exits 1 when the page never

@@ -59,39 +59,22 @@ public final class AdminAPI: Sendable {
     /// Verifies admin tokens: the gateway's one verifier.
     let verifier: OIDCVerifier?
     let metrics: GatewayMetrics?
-    let sandboxApprover: SandboxApprover?
     /// The gateway whose held requests the approval endpoints decide (nil: no approvals).
     let gateway: Gateway?
     let logger: Logger
-
-    /// The sandbox's built-in approver: the web page of `agentgate dev` decides approvals as
-    /// this identity (`GET /api/v1/sandbox/approver-token`, admin role required). Absent on a
-    /// real gateway.
-    public struct SandboxApprover: Sendable {
-        public var subject: String
-        public var groups: [String]
-        public var mint: @Sendable () async throws -> String
-        public init(subject: String, groups: [String], mint: @escaping @Sendable () async throws -> String) {
-            self.subject = subject
-            self.groups = groups
-            self.mint = mint
-        }
-    }
 
     /// - Parameters:
     ///   - token: the break-glass token, nil when it is off.
     ///   - authorization: admin issuers and roles (`--admin-auth-file`).
     ///   - verifier: checks admin tokens; default the gateway's.
     public init(store: any SessionStore, token: String?, authorization: AdminAuthConfig? = nil, verifier: OIDCVerifier? = nil,
-                metrics: GatewayMetrics? = nil, gateway: Gateway? = nil, sandboxApprover: SandboxApprover? = nil,
-                logger: Logger = Logger(label: "agentgate.admin")) {
+                metrics: GatewayMetrics? = nil, gateway: Gateway? = nil, logger: Logger = Logger(label: "agentgate.admin")) {
         self.store = store
         self.breakGlassToken = token
         self.authorization = authorization
         self.verifier = verifier ?? gateway?.verifier
         self.metrics = metrics
         self.gateway = gateway
-        self.sandboxApprover = sandboxApprover
         self.logger = logger
         precondition(authorization == nil || self.verifier != nil, "admin issuers need a verifier (the gateway's)")
     }
@@ -130,18 +113,6 @@ public final class AdminAPI: Sendable {
         guard request.method == "GET" else { return status(.methodNotAllowed("only GET is served")) }
         do {
             switch segments.count {
-            case 4 where path == "/api/v1/sandbox/approver-token":
-                _ = try await require(.admin, for: "mint the sandbox approver's token", request)
-                guard let approver = sandboxApprover else {
-                    return status(Status(message: "this gateway is not a sandbox: there is no built-in approver", reason: "NotFound", code: 404))
-                }
-                do {
-                    let token = try await approver.mint()
-                    return json(.object(["token": .string(token), "subject": .string(approver.subject),
-                                         "groups": .array(approver.groups.map { .string($0) })]))
-                } catch {
-                    return status(.serviceUnavailable("minting the sandbox approver token failed: \(error)"))
-                }
             case 3 where segments[0...2] == ["api", "v1", "sessions"]:
                 let viewer = try await require(.reviewer, for: "read sessions", request)
                 let filter = try Self.filter(query)

@@ -28,20 +28,83 @@ pre { background: #0f172a; color: #e2e8f0; padding: .6em; overflow: auto; max-he
 """#),
         ("app.js", #"""
 // AgentGate admin page: sessions, their exchanges (masked bodies, stream playback) and
-// pending approvals, refreshed every two seconds. Talks only to this server's /api/v1.
+// pending approvals, refreshed every two seconds. Talks only to this server's /api/v1 and,
+// to log in, to the OIDC issuer /api/v1/login-config names.
 // Every value from the store is inserted as text (never as HTML): bodies are what agents
 // and clusters sent, and may contain markup.
+//
+// Login: OIDC authorization code with PKCE, in the browser. Without a token the page reads
+// the issuer's discovery, keeps a random code verifier, state and nonce in sessionStorage and
+// goes to the authorization endpoint with the verifier's S256 challenge; back here with
+// ?code&state, it checks the state, exchanges the code at the token endpoint (fetch, CORS),
+// checks the ID token's nonce and keeps the ID token in sessionStorage, sent as Bearer to the
+// admin API. A break-glass admin token can be given as #token=... or pasted (reads only).
 "use strict";
 
-const state = { token: "", approver: "", selected: null, filters: {} };
+const state = { token: "", selected: null, filters: {} };
+const TOKEN = "agentgate-token", LOGIN = "agentgate-login", FAILED = "agentgate-login-failed";
 
 function readFragment() {
   const params = new URLSearchParams(location.hash.slice(1));
-  if (params.get("token")) sessionStorage.setItem("agentgate-token", params.get("token"));
-  if (params.get("approver")) sessionStorage.setItem("agentgate-approver", params.get("approver"));
-  if (params.get("token") || params.get("approver")) history.replaceState(null, "", location.pathname);
-  state.token = sessionStorage.getItem("agentgate-token") || "";
-  state.approver = sessionStorage.getItem("agentgate-approver") || "";
+  if (params.get("token")) {
+    sessionStorage.setItem(TOKEN, params.get("token"));
+    history.replaceState(null, "", location.pathname);
+  }
+  state.token = sessionStorage.getItem(TOKEN) || "";
+}
+
+// ---- OIDC login (authorization code + PKCE) ----
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString() { return base64url(crypto.getRandomValues(new Uint8Array(32))); }
+
+function claims(jwt) {
+  try { return JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))); } catch (_) { return null; }
+}
+
+async function fetchJSON(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error_description || body.error || body.message || `${url}: ${response.status}`);
+  return body;
+}
+
+async function beginLogin(config) {
+  const discovery = await fetchJSON(config.issuer.replace(/\/$/, "") + "/.well-known/openid-configuration");
+  const verifier = randomString();
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const login = { verifier, state: randomString(), nonce: randomString(), clientID: config.clientID,
+                  redirectURI: location.origin + "/", tokenEndpoint: discovery.token_endpoint };
+  sessionStorage.setItem(LOGIN, JSON.stringify(login));
+  const query = new URLSearchParams({ response_type: "code", client_id: config.clientID, redirect_uri: login.redirectURI,
+                                      scope: (config.scopes || ["openid"]).join(" "), state: login.state, nonce: login.nonce,
+                                      code_challenge: challenge, code_challenge_method: "S256" });
+  location.assign(discovery.authorization_endpoint + "?" + query);
+}
+
+// Back from the issuer: true when a token was obtained; throws what went wrong.
+async function finishLogin() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return false;
+  const login = JSON.parse(sessionStorage.getItem(LOGIN) || "null");
+  sessionStorage.removeItem(LOGIN);
+  history.replaceState(null, "", location.pathname);
+  if (params.get("error")) throw new Error(`the issuer refused the login: ${params.get("error_description") || params.get("error")}`);
+  if (!login || params.get("state") !== login.state) throw new Error("the login answer does not match a login this page started (state); log in again");
+  const answer = await fetchJSON(login.tokenEndpoint, {
+    method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "authorization_code", code: params.get("code"), redirect_uri: login.redirectURI,
+                                client_id: login.clientID, code_verifier: login.verifier }),
+  });
+  const token = answer.id_token || answer.access_token;
+  if (!token) throw new Error("the issuer answered without a token");
+  if (answer.id_token && (claims(answer.id_token) || {}).nonce !== login.nonce) throw new Error("the ID token's nonce is not this login's; log in again");
+  sessionStorage.setItem(TOKEN, token);
+  sessionStorage.removeItem(FAILED);
+  return true;
 }
 
 async function api(path, options = {}, bearer = state.token) {
@@ -103,8 +166,7 @@ async function loadApprovals() {
     const decide = (decision) => async () => {
       try {
         await api(`/api/v1/approvals/${encodeURIComponent(a.id)}/${decision}`,
-                  { method: "POST", body: JSON.stringify({ reason: reason.value || `${decision}d from the web page` }) },
-                  state.approver || state.token);
+                  { method: "POST", body: JSON.stringify({ reason: reason.value || `${decision}d from the web page` }) });
         showError("");
         await refresh();
       } catch (error) { showError(`${decision} ${a.id}: ${error.message}`); }
@@ -211,37 +273,68 @@ async function refresh() {
     document.getElementById("live").textContent = "live · updated " + new Date().toLocaleTimeString();
     showError("");
   } catch (error) {
-    if (error.status === 401) { sessionStorage.removeItem("agentgate-token"); start(); return; }
+    if (error.status === 401) {
+      // An expired or refused token: back to the login screen, which says why (no loop of redirects).
+      sessionStorage.removeItem(TOKEN);
+      sessionStorage.setItem(FAILED, error.message);
+      start();
+      return;
+    }
     document.getElementById("live").textContent = "disconnected";
     showError(error.message);
   }
 }
 
-async function loadApprover() {
-  if (state.approver) return;
-  try {
-    const answer = await api("/api/v1/sandbox/approver-token");
-    state.approver = answer.token;
-    document.getElementById("approver-note").textContent = `Deciding as the sandbox approver (${answer.subject}, groups ${answer.groups.join(", ")}).`;
-  } catch (_) {
-    document.getElementById("approver-note").textContent = "Approve and deny act with the admin credential unless an approver token is given (#approver=JWT).";
-  }
+function showWho() {
+  const who = claims(state.token);
+  document.getElementById("who").textContent = who && who.sub ? `${who.sub} (${who.iss})` : "break-glass admin token";
+  document.getElementById("approver-note").textContent = who && who.sub
+    ? "Approve and deny act as you; the gateway checks your role and the connection's approver groups."
+    : "The break-glass token reads but cannot approve or deny: log in as a person to decide.";
 }
 
 let timer = null;
-function start() {
+async function start() {
+  let loginError = "";
+  try { await finishLogin(); } catch (error) { loginError = error.message; }
   readFragment();
   const logged = Boolean(state.token);
   document.getElementById("login").hidden = logged;
   document.getElementById("app").hidden = !logged;
-  if (!logged) return;
-  loadApprover().then(refresh);
+  document.getElementById("logout").hidden = !logged;
+  if (!logged) {
+    if (timer) { clearInterval(timer); timer = null; }
+    const config = await fetchJSON("/api/v1/login-config").catch(() => ({}));
+    loginError = loginError || sessionStorage.getItem(FAILED) || "";
+    document.getElementById("login-error").textContent = loginError;
+    document.getElementById("login-error").hidden = !loginError;
+    document.getElementById("login-oidc").hidden = !config.issuer;
+    document.getElementById("login-issuer").textContent = config.issuer || "";
+    document.getElementById("login-breakglass").hidden = !config.breakGlass;
+    document.getElementById("login-button").onclick = () => { sessionStorage.removeItem(FAILED); beginLogin(config).catch(e => showLoginError(e)); };
+    // Straight to the issuer, as any OIDC application does, unless the last attempt failed.
+    if (config.issuer && !loginError) beginLogin(config).catch(e => showLoginError(e));
+    return;
+  }
+  showWho();
+  refresh();
   if (!timer) timer = setInterval(refresh, 2000);
+}
+
+function showLoginError(error) {
+  document.getElementById("login-error").textContent = `logging in failed: ${error.message}`;
+  document.getElementById("login-error").hidden = false;
 }
 
 document.getElementById("login-form").addEventListener("submit", event => {
   event.preventDefault();
-  sessionStorage.setItem("agentgate-token", document.getElementById("login-token").value.trim());
+  sessionStorage.setItem(TOKEN, document.getElementById("login-token").value.trim());
+  sessionStorage.removeItem(FAILED);
+  start();
+});
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN);
+  sessionStorage.setItem(FAILED, "Logged out.");
   start();
 });
 document.getElementById("filters").addEventListener("submit", event => {
@@ -264,10 +357,16 @@ start();
 <header>
   <h1>AgentGate</h1>
   <span id="live" class="muted">connecting…</span>
+  <span id="who" class="muted"></span>
+  <button id="logout" hidden>Log out</button>
 </header>
 <section id="login" hidden>
-  <p>Paste the gateway's admin token (the sandbox prints a link that fills it in; the gateway keeps it in <code>DATA-DIR/admin-token</code>).</p>
-  <form id="login-form"><input id="login-token" type="password" placeholder="admin token" autocomplete="off" size="70"> <button>Open</button></form>
+  <p id="login-error" class="error" hidden></p>
+  <p id="login-oidc" hidden><button id="login-button">Log in</button> <span class="muted">with <span id="login-issuer"></span></span></p>
+  <div id="login-breakglass" hidden>
+    <p>Or paste the gateway's break-glass admin token (reads only; every use is logged and audited).</p>
+    <form id="login-form"><input id="login-token" type="password" placeholder="admin token" autocomplete="off" size="70"> <button>Open</button></form>
+  </div>
 </section>
 <main id="app" hidden>
   <section>

@@ -70,15 +70,13 @@ struct DevCommand: AsyncParsableCommand {
             options.issuerPort = issuerPort
             options.empty = empty
             let sandbox = try await DevSandbox.start(options) { print($0) }
-            let token = (try? String(contentsOf: options.dataDirectory.appendingPathComponent("admin-token"), encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             let dirFlag = dataDir == ".agentgate" ? "" : " --data-dir \(dataDir)"
             print("""
 
                 AgentGate sandbox is running.
                   Admin kubeconfig: \(sandbox.adminKubeconfigPath.path)
                   Gateway:          \(sandbox.gatewayURL)/c/<namespace>/<connection>
-                  Web page:         \(sandbox.adminURL)/#token=\(token)
+                  Web page:         \(sandbox.adminURL)/  (logs in through the sandbox issuer as \(DevSandbox.approverSubject))
 
                 Next, in another terminal:
                   agentgate kubeconfig --connection demo/claude-ops\(dirFlag) > agent.kubeconfig
