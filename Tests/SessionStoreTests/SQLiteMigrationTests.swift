@@ -52,6 +52,28 @@ final class SQLiteMigrationTests: XCTestCase {
         try await store.close()
     }
 
+    /// Version 6 adds the recording-read audit to a database that has sessions already.
+    func testAVersionFiveDatabaseGainsTheRecordingReadAuditAndKeepsItsSessions() async throws {
+        let url = try TestBackend.sqlite.freshURL()
+        let path = String(url.dropFirst("sqlite:".count))
+        let old = try SQLiteHandle(path: path)
+        _ = try old.execute("CREATE TABLE agentgate_schema_version (version BIGINT PRIMARY KEY, applied_at_us BIGINT NOT NULL)", [])
+        for migration in Migrations.all(.sqlite) where migration.version <= 5 {
+            for statement in migration.statements { _ = try old.execute(statement, []) }
+            _ = try old.execute("INSERT INTO agentgate_schema_version VALUES (?, 0)", [.int(migration.version)])
+        }
+        _ = try old.execute("""
+            INSERT INTO sessions (id, connection_namespace, connection_name, subject, groups_json, started_at_us, last_activity_us)
+            VALUES ('s5', 'team-a', 'claude', 'alice', '[]', 0, 0)
+            """, [])
+        old.close()
+        let store = try await TestBackend.sqlite.open(url)
+        try await store.recordRead(RecordingReadEvent(viewer: "rita", action: .readSession, sessionID: "s5"), at: t0, coalesceWithin: 300)
+        try await assertEqualAsync(try await store.listReads(RecordingReadFilter(sessionID: "s5")).map(\.event.viewer), ["rita"])
+        try await assertEqualAsync(try await store.session(id: "s5")?.session.subject, "alice")
+        try await store.close()
+    }
+
     func testADatabaseMigratedByANewerVersionIsRefusedAndLeftAsItWas() async throws {
         let url = try TestBackend.sqlite.freshURL()
         let current = try await TestBackend.sqlite.open(url)
