@@ -34,6 +34,8 @@ final class OperatorProcessTests: XCTestCase {
             let released = try await h.admin.get(.leases, name: "agentgate-operator", namespace: "agentgate-system")
             XCTAssertEqual(released[path: ["spec", "holderIdentity"]]?.stringValue, "", "the lease is released on a clean shutdown")
             XCTAssertTrue(output.text.contains("released lease"), output.text)
+            XCTAssertEqual(output.text.components(separatedBy: "no --trusted-issuer given: every OIDC issuer").count - 1, 1,
+                           "without --trusted-issuer the operator warns once that every issuer is trusted: \(output.text)")
         }
     }
 
@@ -41,7 +43,7 @@ final class OperatorProcessTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw XCTSkip("build the agentgate product first") }
         let help = try ProcessRunner.run(Self.binary, ["operator", "--help"])
         for flag in ["--kubeconfig", "--context", "--leader-elect", "--metrics-address", "--health-address",
-                     "--gateway-namespace", "--gateway-url", "--workers"] {
+                     "--gateway-namespace", "--gateway-url", "--workers", "--trusted-issuer", "--watch-namespace"] {
             XCTAssertTrue(help.stdout.contains(flag), "--help must mention \(flag)")
         }
         let badAddress = try ProcessRunner.run(Self.binary, ["operator", "--metrics-address", "nonsense"])
@@ -50,6 +52,12 @@ final class OperatorProcessTests: XCTestCase {
         let badURL = try ProcessRunner.run(Self.binary, ["operator", "--gateway-url", "ftp://x"])
         XCTAssertNotEqual(badURL.status, 0)
         XCTAssertTrue(badURL.stderr.contains("--gateway-url"), badURL.stderr)
+        let badIssuer = try ProcessRunner.run(Self.binary, ["operator", "--trusted-issuer", "issuer.example.com"])
+        XCTAssertEqual(badIssuer.status, 64)
+        XCTAssertTrue(badIssuer.stderr.contains("--trusted-issuer issuer.example.com"), badIssuer.stderr)
+        let badNamespace = try ProcessRunner.run(Self.binary, ["operator", "--watch-namespace", "Team_A"])
+        XCTAssertEqual(badNamespace.status, 64)
+        XCTAssertTrue(badNamespace.stderr.contains("--watch-namespace Team_A"), badNamespace.stderr)
         let noCluster = try ProcessRunner.run(Self.binary, ["operator", "--kubeconfig", "/nonexistent/kubeconfig"])
         XCTAssertNotEqual(noCluster.status, 0)
         XCTAssertTrue(noCluster.stderr.contains("/nonexistent/kubeconfig"), noCluster.stderr)
