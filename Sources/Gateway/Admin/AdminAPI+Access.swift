@@ -50,7 +50,7 @@ extension AdminAPI {
             return .refused(.unauthorized("no bearer token: log in on the web page, or give `--token` an OIDC token of an admin issuer\(breakGlassToken == nil ? "" : " (or the break-glass admin token)")"))
         }
         if isBreakGlassToken(presented) {
-            logger.warning("the break-glass admin token was used", metadata: ["path": "\(request.uri)", "address": "\(request.remoteAddress ?? "")"])
+            logger.warning("the break-glass admin token was used", metadata: ["path": "\(request.uri)", "address": "\(Self.host(of: request.remoteAddress))"])
             return .principal(AdminPrincipal(subject: Self.breakGlassViewer, issuer: "", groups: [], role: .admin))
         }
         guard let authorization, let verifier else {
