@@ -46,8 +46,9 @@ public struct OperatorOptions: Sendable {
 /// The operator: three controllers on one ``Manager``.
 ///
 /// - `agentconnection` (``AgentConnectionReconciler``), requeued by its own objects and by
-///   the ServiceAccounts, RecordingPolicies and MaskingRules it resolves, and by changes to
-///   its Secrets in the gateway namespace (deleted or edited by someone else: repaired);
+///   the ServiceAccounts, RecordingPolicies and MaskingRules it resolves, by changes to
+///   its Secrets in the gateway namespace (deleted or edited by someone else: repaired), and
+///   by an issuer whose ``IssuerReachability`` outcome changed;
 /// - `maskingrule` and `recordingpolicy`, which validate and report status.
 ///
 /// Run it as a swift-service-lifecycle `Service` (``manager``), or with ``run()``.

@@ -33,6 +33,14 @@ struct OperatorCommand: AsyncParsableCommand {
             the policy anyone who may create a connection could borrow any ServiceAccount of \
             its namespace. --allow-missing-binding-policy turns this check off.
 
+            A connection whose spec.identity.issuer is not one of the --trusted-issuer URLs \
+            (compared exactly, a trailing slash dropped) is Stalled with reason \
+            IssuerNotTrusted and its Secret is deleted; without --trusted-issuer every issuer \
+            is trusted, with a warning at start. Each issuer's discovery document and JWKS are \
+            fetched (every 5 min, every 30 s while failing) into the IssuerReachable \
+            condition, a warning that leaves Ready as it is. --watch-namespace limits what is \
+            listed and watched to those namespaces.
+
             In-cluster configuration is used when --kubeconfig is absent and neither \
             KUBECONFIG nor ~/.kube/config exists.
             """
