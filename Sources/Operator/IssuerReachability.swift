@@ -24,7 +24,10 @@ import OIDC
 /// - Fetches go through ``OIDCDiscovery``, the code the gateway verifies tokens with. They run
 ///   from the operator's network position, which may differ from the gateway's; that is why
 ///   the outcome is a warning condition and not a reason for `Ready=False` (see
-///   ``AgentConnectionReconciler``).
+///   ``AgentConnectionReconciler``). Only issuers the ``TrustedIssuers`` list admits are
+///   checked; with no list, whoever may create a connection can make the operator GET
+///   `<any https URL>/.well-known/openid-configuration` and read the outcome in status, one
+///   more reason to set `--trusted-issuer`.
 public final class IssuerReachability: @unchecked Sendable {   // state behind `lock`
     public struct Configuration: Sendable {
         /// How long a reachable issuer's result stands.
