@@ -167,8 +167,9 @@ final class KustomizeConfigTests: XCTestCase {
     private func assertPodsRunLockedDownWithProbesAndResources(_ overlay: String) throws {
         let deployments = objects(try render(overlay), kind: "Deployment")
         XCTAssertEqual(Set(deployments.keys), ["agentgate-operator", "agentgate-gateway"], overlay)
-        let expectedArgs = ["agentgate-operator": ["operator", "--leader-elect", "--gateway-namespace"],
-                            "agentgate-gateway": ["gateway", "--listen", "0.0.0.0:8443", "--admin-listen"]]
+        // JSON logs, one object per line, for the cluster's log pipeline.
+        let expectedArgs = ["agentgate-operator": ["operator", "--log-format", "json", "--leader-elect", "--gateway-namespace"],
+                            "agentgate-gateway": ["gateway", "--log-format", "json", "--listen", "0.0.0.0:8443", "--admin-listen"]]
         for (name, deployment) in deployments {
             let pod = deployment[path: ["spec", "template", "spec"]]
             XCTAssertEqual(pod?[path: ["securityContext", "runAsNonRoot"]], true, "\(overlay): \(name)")
