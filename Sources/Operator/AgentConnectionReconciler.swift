@@ -55,8 +55,8 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
     private let lock = NSLock()
     /// The Secret content this operator last wrote (or read) per connection.
     private var written: [ReconcileRequest: ConnectionSecret] = [:]
-    /// The newest resourceVersion of each connection this operator wrote (finalizer, status).
-    private var expected: [ReconcileRequest: Int64] = [:]
+    /// The resourceVersions of each connection this operator wrote (finalizer, status).
+    private var expected: [ReconcileRequest: OwnWrites] = [:]
 
     init(client: KubernetesClient, options: OperatorOptions, connections: Informer<AgentConnection>,
          serviceAccounts: Informer<ServiceAccount>, recordingPolicies: Informer<RecordingPolicy>,
@@ -84,18 +84,22 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         }
         // The cache has not yet seen this operator's last write: acting on it would repeat that
         // write. The watch event for the newer version requeues the connection.
-        if let newer = lock.withLock({ expected[request] }), let cached = Int64(connection.metadata.resourceVersion ?? ""), cached < newer {
+        let cached = connection.metadata.resourceVersion
+        if lock.withLock({ expected[request]?.isBehind(cached) ?? false }) {
             return .done
         }
         return try await Finalizer.reconcile(connection, finalizer: Self.finalizer, client: client,
-                                             apply: { try await self.apply($0, request) },
+                                             apply: { try await self.apply($0, request, cachedVersion: cached) },
                                              cleanup: { try await self.cleanup($0, request) })
     }
 
     // MARK: Apply
 
-    private func apply(_ connection: AgentConnection, _ request: ReconcileRequest) async throws -> ReconcileResult {
-        expect(request, connection.metadata.resourceVersion.flatMap { Int64($0) })
+    private func apply(_ connection: AgentConnection, _ request: ReconcileRequest, cachedVersion: String?) async throws -> ReconcileResult {
+        if connection.metadata.resourceVersion != cachedVersion {
+            // Finalizer.reconcile added the finalizer: a write over the cached version.
+            expect(request, connection.metadata.resourceVersion, over: cachedVersion)
+        }
         let spec = connection.spec
         let namespace = request.namespace
         let problems = SpecValidation.validate(spec)
@@ -211,7 +215,7 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         IssuerReachability.setCondition(issuer, issuer: spec.identity.issuer, checking: issuers != nil,
                                         generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
-        expect(request, try await status.apply(newStatus, to: connection))
+        expect(request, try await status.apply(newStatus, to: connection), over: connection.metadata.resourceVersion)
 
         let due = credential.rotationDue(rotateBefore: rotateBefore).timeIntervalSince(options.now())
         var requeue = Duration.milliseconds(Int64(max(1, due) * 1000))
@@ -261,7 +265,8 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         KStatus.set(state, generation: connection.metadata.generation, on: &conditions)
         newStatus.conditions = conditions
         let written = try await status.apply(newStatus, to: connection)
-        expect(ReconcileRequest(namespace: connection.metadata.namespace ?? "", name: connection.metadata.name ?? ""), written)
+        expect(ReconcileRequest(namespace: connection.metadata.namespace ?? "", name: connection.metadata.name ?? ""), written,
+               over: connection.metadata.resourceVersion)
         if written != nil {
             switch state {
             case .reconciling(let reason, let message), .stalled(let reason, let message):
@@ -323,9 +328,10 @@ final class AgentConnectionReconciler: Reconciler, @unchecked Sendable {
         return parsed
     }
 
-    private func expect(_ request: ReconcileRequest, _ resourceVersion: Int64?) {
+    /// Records that this operator wrote `resourceVersion` over `base` (nil: nothing written).
+    private func expect(_ request: ReconcileRequest, _ resourceVersion: String?, over base: String?) {
         guard let resourceVersion else { return }
-        lock.withLock { expected[request] = max(expected[request] ?? 0, resourceVersion) }
+        lock.withLock { expected[request, default: OwnWrites()].wrote(resourceVersion, over: base) }
     }
 
     private func remember(_ request: ReconcileRequest, _ secret: ConnectionSecret) {

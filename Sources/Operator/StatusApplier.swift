@@ -14,11 +14,12 @@ import KubeCore
 /// Why the memory: the informer's copy of an object can lag the operator's own last write
 /// (the event for it has not arrived yet). Without remembering what was written, the next
 /// reconcile would apply the same status again; with it, an unchanged status costs no request.
+/// resourceVersions are compared for equality only (see `OwnWrites`).
 final class StatusApplier: @unchecked Sendable {
     private let client: KubernetesClient
     private let fieldManager: String
     private let lock = NSLock()
-    private var written: [Key: (status: JSONValue, resourceVersion: Int64)] = [:]
+    private var written: [Key: (status: JSONValue, versions: OwnWrites)] = [:]
 
     private struct Key: Hashable {
         var resource: String
@@ -34,16 +35,18 @@ final class StatusApplier: @unchecked Sendable {
     /// already shows it, or it is what this operator last wrote and the cache has not caught up.
     /// Returns the resourceVersion written, or nil when nothing needed writing.
     @discardableResult
-    func apply<T: AgentGateObject>(_ status: T.Status, to object: T) async throws -> Int64? {
+    func apply<T: AgentGateObject>(_ status: T.Status, to object: T) async throws -> String? {
         let desired = try JSONValue(encoding: status)
         let request = ReconcileRequest(namespace: object.metadata.namespace ?? "", name: object.metadata.name ?? "")
         let key = Key(resource: T.plural, request: request)
         let current = try object.status.map { try JSONValue(encoding: $0) } ?? [:]
         if Self.owned(desired, in: current) { return nil }
-        let cachedVersion = Int64(object.metadata.resourceVersion ?? "") ?? 0
-        if let last = lock.withLock({ written[key] }), last.status == desired, cachedVersion < last.resourceVersion {
-            return nil
+        let cachedVersion = object.metadata.resourceVersion
+        let behind = lock.withLock { () -> Bool in
+            guard written[key]?.status == desired else { return false }
+            return written[key]?.versions.isBehind(cachedVersion) ?? false
         }
+        if behind { return nil }
         let body: JSONValue = [
             "apiVersion": .string(AgentGateGroup.apiVersion), "kind": .string(T.kind),
             "metadata": ["name": .string(request.name), "namespace": .string(request.namespace)],
@@ -51,8 +54,12 @@ final class StatusApplier: @unchecked Sendable {
         ]
         let answer = try await client.apply(T.resourceType, body, namespace: request.namespace, fieldManager: fieldManager,
                                             force: true, subresource: "status")
-        let version = Int64(answer[path: ["metadata", "resourceVersion"]]?.stringValue ?? "") ?? 0
-        lock.withLock { written[key] = (desired, version) }
+        let version = answer[path: ["metadata", "resourceVersion"]]?.stringValue ?? ""
+        lock.withLock {
+            var versions = written[key]?.versions ?? OwnWrites()
+            versions.wrote(version, over: cachedVersion)
+            written[key] = (desired, versions)
+        }
         return version
     }
 
