@@ -105,16 +105,12 @@ let package = Package(
         .target(
             name: "LocalCluster",
             dependencies: [
-                "KubeCore", "AgentGateAPI", "HTTPServing", "SPDY",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "KubeCore", "HTTPServing", "SPDY",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -124,6 +120,10 @@ let package = Package(
             dependencies: ["KubeCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Recorded sessions and exchanges: one protocol, SQLite and PostgreSQL backends.
+        // The SQLite driver calls the C API of the SQLite that sqlite-nio vendors
+        // (`import VaporCSQLite`); sqlite-nio publishes only the `SQLiteNIO` product, so that
+        // product is the one way in. A system libsqlite3 instead would add a shared library
+        // to the single-binary image.
         .target(
             name: "SessionStore",
             dependencies: [
@@ -194,11 +194,11 @@ let package = Package(
             dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "HTTPServing"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport"]),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "AgentGateAPI", "KubeCore", "TestSupport"]),
         .testTarget(
             name: "ControllerRuntimeTests",
             dependencies: [
-                "ControllerRuntime", "KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport",
+                "ControllerRuntime", "KubeClient", "AgentGateAPI", "KubeCore", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -208,21 +208,28 @@ let package = Package(
             name: "OperatorTests",
             dependencies: [
                 "Operator", "ControllerRuntime", "KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport", "Gateway",
-                "HTTPServing",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "HTTPServing", "SessionStore",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(name: "SandboxTests", dependencies: ["KubeCore", "HTTPServing", "TestSupport"]),
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "KubeCore"]),
-        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "KubeCore"]),
+        .testTarget(
+            name: "SessionStoreTests",
+            dependencies: [
+                "SessionStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport", "SPDY",
+                "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport",
                 "ControllerRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -240,7 +247,7 @@ let package = Package(
         // Gateway throughput, added latency and CPU per request against nginx (needs nginx and wrk).
         .executableTarget(
             name: "GatewayBenchmark",
-            dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient", "KubeCore",
+            dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")]
