@@ -32,6 +32,10 @@ try cluster.kubeconfig(user: "admin", token: cluster.adminToken).write(to: kubec
 let client = try KubernetesClient(config: try KubeConfig.fromKubeconfig(yaml: cluster.kubeconfig(user: "admin", token: cluster.adminToken)))
 _ = try await client.create(Namespace(name: "bench"))
 _ = try await client.create(ServiceAccount(metadata: ObjectMeta(name: "agent-sa", namespace: "bench")))
+// As installed (config/admission): the operator mints no token without it.
+for object in try JSONValue.parseYAMLDocuments(ServiceAccountBindingPolicy.yaml) {
+    try await cluster.applyObject(object)
+}
 
 let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("agentgate")
 guard FileManager.default.isExecutableFile(atPath: binary.path) else {
