@@ -61,15 +61,6 @@ final class GatewayAlertTests: XCTestCase {
         return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
     }
 
-    /// Waits a little for what the alert sends off the request path.
-    func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-        for _ in 0..<60 {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return false
-    }
-
     func alertEvents() async throws -> [JSONValue] {
         let (status, body, _) = try await GatewayHarness.send(.GET, harness.cluster.url + "/apis/events.k8s.io/v1/namespaces/default/events",
                                                               headers: [("Authorization", "Bearer \(harness.cluster.adminToken)")])
@@ -91,8 +82,7 @@ final class GatewayAlertTests: XCTestCase {
 
         XCTAssertEqual(try harness.kubectl(["exec", "shell", "--", "echo", "run 3"], token: token).status, 0)
         XCTAssertEqual(alertCount("exec-burst"), 1, "the third exec within the window fires")
-        let fired = try await eventually { !self.received.firings.isEmpty }
-        XCTAssertTrue(fired, "the webhook is called")
+        try await eventually(10, "the webhook is called") { !self.received.firings.isEmpty }
         let firing = try XCTUnwrap(received.firings.first)
         XCTAssertEqual(firing.rule, "exec-burst")
         XCTAssertEqual(firing.connection, "default/conn")
@@ -102,8 +92,7 @@ final class GatewayAlertTests: XCTestCase {
         let sessions = try await harness.store.listSessions(SessionFilter(limit: 10))
         let session = try XCTUnwrap(sessions.first)
         XCTAssertEqual(firing.sessionID, session.id, "the webhook names the session to replay")
-        let hasEvent = try await eventually { try await !self.alertEvents().isEmpty }
-        XCTAssertTrue(hasEvent, "a Warning Event is recorded on the AgentConnection")
+        try await eventually(10, "a Warning Event is recorded on the AgentConnection") { try await !self.alertEvents().isEmpty }
         let events = try await alertEvents()
         let event = try XCTUnwrap(events.first)
         XCTAssertEqual(event["type"]?.stringValue, "Warning")
@@ -125,7 +114,6 @@ final class GatewayAlertTests: XCTestCase {
         XCTAssertEqual(alertCount("secret-read"), 0, "a pod list is no secret read")
         XCTAssertEqual(try harness.kubectl(["get", "secret", "db"], token: token).status, 0)
         XCTAssertEqual(alertCount("secret-read"), 1)
-        let fired = try await eventually { self.received.firings.contains { $0.rule == "secret-read" } }
-        XCTAssertTrue(fired)
+        try await eventually(10, "the webhook is called for secret-read") { self.received.firings.contains { $0.rule == "secret-read" } }
     }
 }

@@ -41,22 +41,14 @@ class GatewayConfigAndAdminTests: XCTestCase {
         await watcher.waitUntilSynced()
         XCTAssertNil(registry.connection(namespace: "default", name: "from-secret"))
         _ = try await harness.cluster.applyObject(try secret(token: "first-token-123456"))
-        try await waitFor { registry.connection(namespace: "default", name: "from-secret")?.token == "first-token-123456" }
+        try await eventually(10, "the first token is served") { registry.connection(namespace: "default", name: "from-secret")?.token == "first-token-123456" }
         _ = try await harness.cluster.applyObject(try secret(token: "rotated-token-654321"))
-        try await waitFor { registry.connection(namespace: "default", name: "from-secret")?.token == "rotated-token-654321" }
+        try await eventually(10, "the rotated token is served") { registry.connection(namespace: "default", name: "from-secret")?.token == "rotated-token-654321" }
         let name = GatewayConnectionConfig.secretName(namespace: "default", name: "from-secret")
         _ = await harness.cluster.request(method: "DELETE", path: "/api/v1/namespaces/agentgate-system/secrets/\(name)", body: nil)
-        try await waitFor { registry.connection(namespace: "default", name: "from-secret") == nil }
+        try await eventually(10, "the deleted Secret's connection is gone") { registry.connection(namespace: "default", name: "from-secret") == nil }
         watcher.stop()
         try await client.shutdown()
-    }
-
-    private func waitFor(_ condition: () -> Bool, timeout: Double = 10) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !condition() {
-            guard Date() < deadline else { return XCTFail("condition not reached in \(timeout) s") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
     }
 
     func testAdminTokenIsCreatedOnceReadBackAndAnUnwritableFileIsAnErrorNamingIt() throws {

@@ -79,18 +79,23 @@ class GatewayKubectlTests: XCTestCase {
         let (watcher, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "get", "configmaps", "-w",
                                                                   "--no-headers", "-o", "custom-columns=NAME:.metadata.name"])
         defer { watcher.terminate() }
-        try await Task.sleep(for: .seconds(2))
+        // kubectl lists, then watches from the list's resourceVersion: once its watch request is
+        // at the gateway, a new object arrives as a watch event (not as a row of the list).
+        try await eventually(15, "kubectl's watch request is recorded by the gateway") {
+            try await self.harness.exchanges().contains { $0.verb == "watch" }
+        }
         _ = try await harness.cluster.applyObject(["apiVersion": "v1", "kind": "ConfigMap",
                                                    "metadata": ["name": "watched-1", "namespace": "default"]])
         let seen = try await readUntil(pipe, contains: "watched-1", timeout: 15)
         XCTAssertTrue(seen.contains("watched-1"), "the event arrived while the watch was open: \(seen)")
         watcher.terminate()
-        try await Task.sleep(for: .milliseconds(500))
         let recorded = try await harness.exchanges()
         let watch = try XCTUnwrap(recorded.first { $0.verb == "watch" })
-        let chunks = try await harness.store.streamChunks(exchangeID: watch.id)
-        XCTAssertTrue(chunks.contains { String(decoding: $0.data, as: UTF8.self).contains("watched-1") },
-                      "the event was recorded as it passed")
+        try await eventually(10, "the event was recorded as it passed") {
+            try await self.harness.store.streamChunks(exchangeID: watch.id).contains {
+                String(decoding: $0.data, as: UTF8.self).contains("watched-1")
+            }
+        }
     }
 
     func testInjectedServiceAccountTokenNeverAppearsInResponsesOrTheStore() async throws {
@@ -141,8 +146,8 @@ class GatewayKubectlTests: XCTestCase {
         let collected = LockedText()
         handle.readabilityHandler = { h in collected.append(String(decoding: h.availableData, as: UTF8.self)) }
         defer { handle.readabilityHandler = nil }
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline, !collected.text.contains(needle) { try await Task.sleep(for: .milliseconds(100)) }
+        // On timeout the caller's assertion shows what kubectl printed instead.
+        try? await eventually(timeout, "kubectl printing \(needle)") { collected.text.contains(needle) }
         return collected.text
     }
 }

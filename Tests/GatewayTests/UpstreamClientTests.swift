@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import TestSupport
 import XCTest
 
 /// An API server stand-in whose every connection and request is counted, and whose answers
@@ -223,11 +224,6 @@ final class UpstreamClientTests: XCTestCase {
         }
     }
 
-    private func waitFor(_ what: String, _ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        XCTAssertTrue(condition(), what)
-    }
-
     func testSequentialRequestsShareOneKeptAliveConnection() async throws {
         for _ in 0..<20 {
             let (code, body) = try await get("/small")
@@ -242,11 +238,11 @@ final class UpstreamClientTests: XCTestCase {
     func testShutdownClosesIdleConnectionsAndKeepsNoneAfterwards() async throws {
         _ = try await get("/small")
         client.shutdown()
-        try await waitFor("the idle connection is closed at shutdown") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
+        try await eventually(10, "the idle connection is closed at shutdown") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
         // A request still finishing after shutdown does not leave its connection open.
         let (code, _) = try await get("/small")
         XCTAssertEqual(code, 200)
-        try await waitFor("the connection used after shutdown is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 2 }
+        try await eventually(10, "the connection used after shutdown is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 2 }
         XCTAssertEqual(client.idleCount, 0)
     }
 
@@ -314,7 +310,7 @@ final class UpstreamClientTests: XCTestCase {
             XCTAssertTrue(error.message.contains("did not answer within 300 ms"), error.message)
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
-        try await waitFor("the timed-out connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
+        try await eventually(10, "the timed-out connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
         XCTAssertEqual(client.idleCount, 0)
     }
 
@@ -326,10 +322,10 @@ final class UpstreamClientTests: XCTestCase {
                 _ = try await client.execute(method: .GET, target: "/silent", headers: [:], body: [], timeout: .seconds(60))
             }
         }
-        try await waitFor("the request reached upstream") { upstream.counts.withLockedValue { $0.requests.count } == 1 }
+        try await eventually(10, "the request reached upstream") { upstream.counts.withLockedValue { $0.requests.count } == 1 }
         task.cancel()
         _ = await task.result
-        try await waitFor("the cancelled request's connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
+        try await eventually(10, "the cancelled request's connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
     }
 
     /// Most small answers arrive whole in one read: they return complete, with no stream set
@@ -363,7 +359,7 @@ final class UpstreamClientTests: XCTestCase {
         XCTAssertEqual(code, 200)
         XCTAssertEqual(parts.joined(), "first,second")
         XCTAssertEqual(idleBeforeEnd, 0, "a connection still answering is not free")
-        try await waitFor("the connection is free once the answer ended") { client.idleCount == 1 }
+        try await eventually(10, "the connection is free once the answer ended") { client.idleCount == 1 }
     }
 
     /// A connection closed part-way through a body fails the request: a truncated answer is
@@ -396,7 +392,7 @@ final class UpstreamClientTests: XCTestCase {
         // Without backpressure the gateway reads the flood as fast as loopback goes: gigabytes a second.
         XCTAssertLessThan(written, 24 << 20, "upstream wrote \(written) bytes while the consumer read one chunk")
         // The consumer gave up mid-answer: that connection cannot serve another request.
-        try await waitFor("the abandoned stream's connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
+        try await eventually(10, "the abandoned stream's connection is closed") { upstream.counts.withLockedValue { $0.closedConnections } == 1 }
         XCTAssertEqual(client.idleCount, 0)
     }
 }
