@@ -153,7 +153,13 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
             ],
-            exclude: ["Admin/Web"]  // embedded by scripts/embed-assets.py (WebAssets.swift)
+            // The admin web page, compiled into the binary as byte arrays (`PackageResources`):
+            // no resource bundle beside the executable, which the container image ships alone.
+            resources: [
+                .embedInCode("Admin/Web/index.html"),
+                .embedInCode("Admin/Web/app.js"),
+                .embedInCode("Admin/Web/app.css"),
+            ]
         ),
         .target(
             name: "Sandbox",

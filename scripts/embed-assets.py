@@ -4,10 +4,11 @@ is copied (no resource bundle to lose):
 
   samples/scenario/*.yaml       -> Sources/Sandbox/ScenarioFiles.swift   (what `agentgate dev` applies)
   config/rbac/ (gateway's part) -> Sources/Sandbox/GatewayRBACFiles.swift (the sandbox gateway's rights)
-  Sources/Gateway/Admin/Web/*   -> Sources/Gateway/Admin/WebAssets.swift (the admin web page)
 
 Run it after editing any of those files; EmbeddedAssetTests fail while an embedded copy
-differs from its file."""
+differs from its file. These files live outside the Sandbox target's directory, so SwiftPM
+resources cannot reach them; the admin web page (Sources/Gateway/Admin/Web/*) is inside its
+target and is embedded by SwiftPM instead (`.embedInCode` in Package.swift)."""
 import pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
@@ -31,5 +32,3 @@ embed(sorted((root / "samples/scenario").glob("*.yaml")), "Sources/Sandbox/Scena
 embed([root / "config/rbac" / name for name in ("service_accounts.yaml", "gateway_role.yaml", "gateway_cluster_role.yaml")],
       "Sources/Sandbox/GatewayRBACFiles.swift", "GatewayRBACFiles",
       "config/rbac/{service_accounts,gateway_role,gateway_cluster_role}.yaml")
-embed(sorted((root / "Sources/Gateway/Admin/Web").iterdir()), "Sources/Gateway/Admin/WebAssets.swift", "WebAssets",
-      "Sources/Gateway/Admin/Web/*")

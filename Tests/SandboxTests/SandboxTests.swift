@@ -266,11 +266,6 @@ final class EmbeddedAssetTests: XCTestCase {
                            equal: ["service_accounts.yaml", "gateway_role.yaml", "gateway_cluster_role.yaml"], in: "config/rbac")
     }
 
-    func testEmbeddedWebPageMatchesItsFiles() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: Self.path("Sources/Gateway/Admin/Web").path).sorted()
-        try assertEmbedded("Sources/Gateway/Admin/WebAssets.swift", equal: files, in: "Sources/Gateway/Admin/Web")
-    }
-
     static func path(_ relative: String) -> URL { SandboxProcess.repositoryRoot.appendingPathComponent(relative) }
 
     /// The generated `swiftFile` embeds exactly `names`, each equal to its file in `directory`.
