@@ -142,8 +142,9 @@ public final class Gateway: @unchecked Sendable {
     /// Held requests are answered first (503, approval `abandoned`), then the listeners close.
     public func shutdown() async {
         if await approvals.shutdown() > 0 {
-            // Released holds record their 503 and write it; give that a moment before closing.
-            try? await Task.sleep(for: .milliseconds(300))
+            // Released holds record their 503 and answer it: the listeners close once their
+            // handlers have returned (the answer is written as a handler returns).
+            await inFlight.idle(within: .seconds(5))
         }
         for server in serversLock.withLock({ servers }) { await server.shutdown() }
         try? await http.shutdown()
@@ -374,9 +375,10 @@ struct Recording: Sendable {
 }
 
 /// A count of requests in flight.
-final class InFlightCounter: @unchecked Sendable {   // `count` behind `lock`
+final class InFlightCounter: @unchecked Sendable {   // `count` and `idleWaiters` behind `lock`
     private let lock = NSLock()
     private var count = 0
+    private var idleWaiters: [StopSignal] = []
 
     /// Counts one more request; returns how many are in flight with it.
     func enter() -> Int {
@@ -387,6 +389,22 @@ final class InFlightCounter: @unchecked Sendable {   // `count` behind `lock`
     }
 
     func leave() {
-        lock.withLock { count -= 1 }
+        let woken = lock.withLock { () -> [StopSignal] in
+            count -= 1
+            guard count == 0 else { return [] }
+            defer { idleWaiters.removeAll() }
+            return idleWaiters
+        }
+        for waiter in woken { waiter.stop() }
+    }
+
+    /// Returns once no request is in flight, or after `limit`.
+    func idle(within limit: Duration) async {
+        let signal = StopSignal()
+        let busy = lock.withLock { () -> Bool in
+            if count > 0 { idleWaiters.append(signal) }
+            return count > 0
+        }
+        if busy { await signal.sleep(limit) }
     }
 }

@@ -1,4 +1,5 @@
 import AgentGateAPI
+import ControllerRuntime
 import Foundation
 import KubeCore
 import Logging
@@ -28,6 +29,8 @@ public final class ApprovalBroker: @unchecked Sendable {
     let logger: Logger
     private let lock = NSLock()
     private var waiters: [ApprovalID: AsyncStream<Wake>.Continuation] = [:]
+    /// Fired when the last held request lets go after ``shutdown()`` released it.
+    private let released = StopSignal()
     private var stopping = false
     private var listener: Task<Void, Never>?
     /// Called with each approval that became final here or was found final (announcements).
@@ -56,7 +59,13 @@ public final class ApprovalBroker: @unchecked Sendable {
             if !stopping { waiters[approval.id] = continuation }
             return stopping
         }
-        defer { lock.withLock { waiters[approval.id] = nil } }
+        defer {
+            let last = lock.withLock { () -> Bool in
+                waiters[approval.id] = nil
+                return stopping && waiters.isEmpty
+            }
+            if last { released.stop() }
+        }
         if alreadyStopping { return await finish(approval, .abandoned, "the gateway is shutting down") }
         // A decision may have landed between storing the approval and registering here.
         continuation.yield(.check)
@@ -96,9 +105,9 @@ public final class ApprovalBroker: @unchecked Sendable {
             stopping = true
             return Array(waiters.values)
         }
+        if held.isEmpty { released.stop() }
         for continuation in held { continuation.yield(.shutdown) }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while heldCount > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        await released.sleep(.seconds(5))
         return held.count
     }
 
