@@ -13,9 +13,7 @@ final class ControllerTests: XCTestCase {
     func running(_ manager: Manager, _ body: () async throws -> Void) async throws {
         let task = Task { try await manager.run() }
         do {
-            try await withTimeout(10, "caches to sync") {
-                while !manager.cachesSynced { try await Task.sleep(for: .milliseconds(10)) }
-            }
+            try await eventually(10, "caches to sync") { manager.cachesSynced }
             try await body()
         } catch {
             manager.shutDown()

@@ -80,12 +80,11 @@ class ExecPodFixture: XCTestCase {
 
     /// Waits until the stream's exchange is completed (the proxy completes it as the stream ends).
     func completed(_ subresource: String) async throws -> ExchangeRecord {
-        for _ in 0..<100 {
-            if let done = try await streamExchanges(subresource).last, done.state != .inProgress { return done }
-            try await Task.sleep(for: .milliseconds(50))
+        try await eventually(5, "the \(subresource) exchange is completed") {
+            try await self.streamExchanges(subresource).last.map { $0.state != .inProgress } ?? false
         }
-        struct NeverCompleted: Error, CustomStringConvertible { var description: String }
-        throw NeverCompleted(description: "the \(subresource) exchange was never completed")
+        let done = try await streamExchanges(subresource).last
+        return try XCTUnwrap(done)
     }
 
     /// Runs `env` in the pod (kubectl with `environment`): the AWS key and the gateway's
@@ -328,13 +327,12 @@ final class GatewayInteractiveExecTests: XCTestCase {
         let end = try terminal.screen(containing: "KUBECTL-EXIT=")
         XCTAssertTrue(end.contains("KUBECTL-EXIT=\(exitCode)"), "kubectl exits with the shell's exit code: \(end)")
 
-        var exchange: ExchangeRecord?
-        for _ in 0..<100 {
-            exchange = try await harness.exchanges().last { $0.subresource == "exec" && $0.state != .inProgress }
-            if exchange != nil { break }
-            try await Task.sleep(for: .milliseconds(50))
+        let harness = self.harness!
+        try await eventually(5, "the exec exchange is completed") {
+            try await harness.exchanges().contains { $0.subresource == "exec" && $0.state != .inProgress }
         }
-        let exec = try XCTUnwrap(exchange)
+        let completed = try await harness.exchanges().last { $0.subresource == "exec" && $0.state != .inProgress }
+        let exec = try XCTUnwrap(completed)
         XCTAssertEqual(exec.state, .complete)
         let chunks = try await harness.store.streamChunks(exchangeID: exec.id)
         let typed = String(decoding: chunks.filter { $0.channel == "stdin" }.flatMap(\.data), as: UTF8.self)

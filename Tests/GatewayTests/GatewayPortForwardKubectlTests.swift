@@ -78,12 +78,9 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
 
         forward.process.terminate()
         forward.process.waitUntilExit()
-        var ended: ExchangeRecord?
-        for _ in 0..<100 {
-            ended = try await harness.store.exchange(id: exchange.id)
-            if ended?.state != .inProgress { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let store = harness.store
+        try? await eventually(5, "the port-forward exchange ends") { try await store.exchange(id: exchange.id)?.state != .inProgress }
+        let ended = try await store.exchange(id: exchange.id)
         XCTAssertEqual(ended?.statusCode, 101)
         XCTAssertEqual(ended?.state, .complete, "the agent ending the tunnel completes the exchange")
     }
@@ -109,14 +106,14 @@ final class GatewayPortForwardKubectlTests: XCTestCase {
         let port = try LoopbackTCP.freePort()
         let forward = try await startPortForward(port: port, podPort: 9090, environment: ["KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"])
         _ = try? roundTrip(port: port, payload: Array("anyone there?\n".utf8))
-        var errors = ""
-        for _ in 0..<100 {
+        let harness = self.harness!
+        let recordedErrors = { @Sendable () async throws -> String in
             let exchange = try await harness.exchanges().last { $0.subresource == "portforward" }
             let chunks = try await harness.store.streamChunks(exchangeID: try XCTUnwrap(exchange).id)
-            errors = String(decoding: chunks.filter { $0.channel == "forward-error:9090" }.flatMap(\.data), as: UTF8.self)
-            if !errors.isEmpty { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return String(decoding: chunks.filter { $0.channel == "forward-error:9090" }.flatMap(\.data), as: UTF8.self)
         }
+        try? await eventually(5, "an error is recorded for port 9090") { try await !recordedErrors().isEmpty }
+        let errors = try await recordedErrors()
         XCTAssertTrue(errors.contains("connection refused"), "the pod side's error is recorded for port 9090: \(errors.debugDescription) \(forward.output)")
     }
 }
