@@ -243,20 +243,27 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Benchmarks and fuzz drivers: executables that print figures (add below).
+        // Benchmarks: executables that print figures, kept apart from the product modules in
+        // Benchmarks/ (the masking fuzz driver is in Fuzz/, built by scripts/fuzz-masking.sh).
         .executableTarget(
             name: "LocalClusterBenchmark",
-            dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Benchmarks/LocalClusterBenchmark"
         ),
-        .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"]),
-        .executableTarget(name: "OperatorBenchmark", dependencies: ["LocalCluster", "KubeClient", "AgentGateAPI", "KubeCore"]),
+        .executableTarget(name: "MaskingBenchmark", dependencies: ["Masking", "KubeCore"], path: "Benchmarks/MaskingBenchmark"),
+        .executableTarget(
+            name: "OperatorBenchmark",
+            dependencies: ["LocalCluster", "KubeClient", "AgentGateAPI", "KubeCore"],
+            path: "Benchmarks/OperatorBenchmark"
+        ),
         // Gateway throughput, added latency and CPU per request against nginx (needs nginx and wrk).
         .executableTarget(
             name: "GatewayBenchmark",
             dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")]
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Benchmarks/GatewayBenchmark"
         ),
     ],
     swiftLanguageModes: [.v5]
