@@ -76,9 +76,10 @@ class GatewayKubectlTests: XCTestCase {
     func testWatchEventsStreamThroughTheGatewayAsTheyHappenAndAreRecorded() async throws {
         let token = try await harness.token()
         let kubeconfig = try harness.kubeconfig(token: token)
-        let (watcher, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "get", "configmaps", "-w",
+        let (process, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "get", "configmaps", "-w",
                                                                   "--no-headers", "-o", "custom-columns=NAME:.metadata.name"])
-        defer { watcher.terminate() }
+        let watcher = RunningProcess(process: process, pipe: pipe)
+        defer { process.terminate() }
         // kubectl lists, then watches from the list's resourceVersion: once its watch request is
         // at the gateway, a new object arrives as a watch event (not as a row of the list).
         try await eventually(15, "kubectl's watch request is recorded by the gateway") {
@@ -86,9 +87,8 @@ class GatewayKubectlTests: XCTestCase {
         }
         _ = try await harness.cluster.applyObject(["apiVersion": "v1", "kind": "ConfigMap",
                                                    "metadata": ["name": "watched-1", "namespace": "default"]])
-        let seen = try await readUntil(pipe, contains: "watched-1", timeout: 15)
-        XCTAssertTrue(seen.contains("watched-1"), "the event arrived while the watch was open: \(seen)")
-        watcher.terminate()
+        try await eventually(15, "the event arrives while the watch is open: \(watcher.output)") { watcher.output.contains("watched-1") }
+        process.terminate()
         let recorded = try await harness.exchanges()
         let watch = try XCTUnwrap(recorded.first { $0.verb == "watch" })
         try await eventually(10, "the event was recorded as it passed") {
@@ -139,16 +139,6 @@ class GatewayKubectlTests: XCTestCase {
         XCTAssertGreaterThan(all.count, 0)
         XCTAssertNil(all.range(of: Data(harness.saToken.utf8)), "the SA token is not in the SQLite file")
         XCTAssertNil(all.range(of: Data(Data(harness.saToken.utf8).base64EncodedString().utf8)), "nor base64-encoded")
-    }
-
-    private func readUntil(_ pipe: Pipe, contains needle: String, timeout: Double) async throws -> String {
-        let handle = pipe.fileHandleForReading
-        let collected = LockedText()
-        handle.readabilityHandler = { h in collected.append(String(decoding: h.availableData, as: UTF8.self)) }
-        defer { handle.readabilityHandler = nil }
-        // On timeout the caller's assertion shows what kubectl printed instead.
-        try? await eventually(timeout, "kubectl printing \(needle)") { collected.text.contains(needle) }
-        return collected.text
     }
 }
 

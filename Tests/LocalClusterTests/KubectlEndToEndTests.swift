@@ -115,10 +115,15 @@ final class KubectlEndToEndTests: XCTestCase {
 
     func testWaitForReadyConditionAndWatch() async throws {
         try kubectl("apply", "--validate=false", "-f", "-", input: Self.connectionYAML)
-        let (watcher, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "get", "agc", "-w", "--no-headers"])
+        let (watchProcess, pipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "get", "agc", "-w", "--no-headers"])
+        let watcher = RunningProcess(process: watchProcess, pipe: pipe)
+        defer { watchProcess.terminate() }
         let (waiter, waitPipe) = try ProcessRunner.start("kubectl", ["--kubeconfig", kubeconfig, "wait", "--for=condition=Ready",
                                                                      "agc/demo", "--timeout=30s"])
-        try await Task.sleep(for: .seconds(2))
+        // `get -w` lists, then watches from the list's resourceVersion: once the list is printed,
+        // the status change below arrives as a watch event. (`kubectl wait` needs no head start:
+        // it reads the object before it watches.)
+        try await eventually(15, "get -w lists demo: \(watcher.output)") { watcher.output.contains("demo") }
         var object = await tc.send("GET", "/apis/agentgate.io/v1alpha1/namespaces/default/agentconnections/demo").body
         object["status"] = ["conditions": [["type": "Ready", "status": "True", "reason": "Reconciled", "message": "ok",
                                             "lastTransitionTime": .string(KubeTime.format(Date()))]]]
@@ -128,10 +133,8 @@ final class KubectlEndToEndTests: XCTestCase {
         let waitOutput = String(decoding: waitPipe.fileHandleForReading.availableData, as: UTF8.self)
         XCTAssertEqual(waiter.terminationStatus, 0, waitOutput)
         XCTAssertTrue(waitOutput.contains("condition met"), waitOutput)
-        try await Task.sleep(for: .seconds(1))
-        watcher.terminate()
-        watcher.waitUntilExit()
-        let watched = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try await eventually(15, "get -w prints the change: \(watcher.output)") { watcher.output.contains("True") }
+        let watched = watcher.output
         XCTAssertGreaterThanOrEqual(watched.components(separatedBy: "demo").count - 1, 2, "get -w printed the change: \(watched)")
         XCTAssertTrue(watched.contains("True"), watched)
     }
