@@ -160,8 +160,7 @@ final class WatchResilienceTests: XCTestCase {
         options.random = { 0.5 }
         let iterator = client.watch(.configMaps, options: options).makeAsyncIterator()
         let task = Task { await iterator.next() }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while clock.sleeps.count < 9, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        try? await eventually(20, "nine backoff sleeps") { clock.sleeps.count >= 9 }
         task.cancel()
         let last = await task.value
         XCTAssertNil(last, "cancellation ends the watch")

@@ -29,16 +29,17 @@ actor EventLog {
         events.filter { $0.type != "SYNCED" }.map { "\($0.type) \($0.name)" }
     }
 
-    /// Waits until `condition` holds for this log, failing after `seconds`.
-    func waitUntil(_ seconds: Double = 10, _ condition: (isolated EventLog) -> Bool) async throws {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while !condition(self) {
-            if ContinuousClock.now > deadline {
-                throw TimeoutError(description: "timed out; events so far: \(changes())")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+    /// Waits until `condition` holds for this log (TestSupport's `eventually`), failing after
+    /// `seconds` with the events received so far.
+    func waitUntil(_ seconds: Double = 10, _ condition: @Sendable (isolated EventLog) -> Bool) async throws {
+        do {
+            try await eventually(seconds, "the event log's condition") { await self.holds(condition) }
+        } catch is TimeoutError {
+            throw TimeoutError(description: "timed out after \(seconds) s; events so far: \(changes())")
         }
     }
+
+    private func holds(_ condition: (isolated EventLog) -> Bool) -> Bool { condition(self) }
 }
 
 /// Consumes `watcher` in a background task into `log`.
@@ -132,11 +133,7 @@ final class WatchTests: XCTestCase {
             XCTAssertEqual(fixture.cluster.apiServer.store.watcherCount, before + 1)
             task.cancel()
             await task.value
-            let deadline = ContinuousClock.now + .seconds(5)
-            while fixture.cluster.apiServer.store.watcherCount > before, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            XCTAssertEqual(fixture.cluster.apiServer.store.watcherCount, before, "the request ended with the consumer")
+            try await eventually(5, "the watch request ends with its consumer") { fixture.cluster.apiServer.store.watcherCount == before }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import TestSupport
 import XCTest
 @testable import LocalCluster
 
@@ -162,12 +163,8 @@ final class ObjectSemanticsTests: XCTestCase {
         _ = await tc.send("POST", "/api/v1/namespaces/doomed/configmaps",
                           json: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "c"]])
         _ = await tc.send("DELETE", "/api/v1/namespaces/doomed")
-        var gone = false
-        for _ in 0..<50 where !gone {
-            gone = await tc.send("GET", "/api/v1/namespaces/doomed").status == 404
-            if !gone { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        XCTAssertTrue(gone, "the namespace is removed once empty")
+        let tc = self.tc!
+        try await eventually(5, "the namespace is removed once empty") { await tc.send("GET", "/api/v1/namespaces/doomed").status == 404 }
         let awaited3 = await tc.send("GET", "/api/v1/namespaces/doomed/configmaps/c").status
         XCTAssertEqual(awaited3, 404)
 
