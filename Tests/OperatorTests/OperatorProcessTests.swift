@@ -27,9 +27,7 @@ final class OperatorProcessTests: XCTestCase {
             XCTAssertFalse((lease[path: ["spec", "holderIdentity"]]?.stringValue ?? "").isEmpty)
 
             kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            XCTAssertFalse(process.isRunning, "SIGTERM must stop the operator within seconds")
+            try await eventually(10, "SIGTERM stops the operator within seconds") { !process.isRunning }
             XCTAssertEqual(process.terminationStatus, 0, output.text)
             let released = try await h.admin.get(.leases, name: "agentgate-operator", namespace: "agentgate-system")
             XCTAssertEqual(released[path: ["spec", "holderIdentity"]]?.stringValue, "", "the lease is released on a clean shutdown")
