@@ -28,11 +28,14 @@ let package = Package(
     ],
     targets: [
         // Kubernetes value model shared by every other module: JSON values, metav1 types,
-        // structural-schema validation, CEL rules, RequestInfo.
+        // selectors, RequestInfo, patch types, Go durations.
         .target(
             name: "KubeCore",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
+        // What an API server does with those values: CEL, patch application, server-side apply,
+        // structural-schema validation. Only the local cluster needs it.
+        .target(name: "KubeMachinery", dependencies: ["KubeCore"]),
         // The three custom resources: Swift types, CRD manifests, compiled gateway config.
         .target(
             name: "AgentGateAPI",
@@ -105,7 +108,7 @@ let package = Package(
         .target(
             name: "LocalCluster",
             dependencies: [
-                "KubeCore", "HTTPServing", "SPDY",
+                "KubeCore", "KubeMachinery", "HTTPServing", "SPDY",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -179,7 +182,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KubeCoreTests", dependencies: ["KubeCore"]),
-        .testTarget(name: "AgentGateAPITests", dependencies: ["AgentGateAPI", "KubeCore"]),
+        .testTarget(name: "KubeMachineryTests", dependencies: ["KubeMachinery", "KubeCore"]),
+        // KubeMachinery: the CRD manifests' schemas and CEL rules are checked by the real validator.
+        .testTarget(name: "AgentGateAPITests", dependencies: ["AgentGateAPI", "KubeCore", "KubeMachinery"]),
         .testTarget(
             name: "LocalClusterTests",
             dependencies: [

@@ -1,5 +1,6 @@
 import AgentGateAPI
 import KubeCore
+import KubeMachinery
 import XCTest
 
 /// The CRD manifests: `crds/` equals the embedded text, names and scope match

@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// What a write asks to do, as validating admission sees it (apiserver's
 /// `admission.Attributes`), and the CEL `request` variable built from it (an

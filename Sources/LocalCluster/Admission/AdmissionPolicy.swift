@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// A ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1), read and compiled once.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// Validating admission by ValidatingAdmissionPolicy, as kube-apiserver's
 /// `admission/plugin/policy/validating` dispatcher decides it.

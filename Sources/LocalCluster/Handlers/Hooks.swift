@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// What the server does around writes, standing in for kube-apiserver's controllers:
 /// CRDs become served resources (and lose their objects when deleted), owner references

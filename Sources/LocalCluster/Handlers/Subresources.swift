@@ -1,6 +1,7 @@
 import HTTPServing
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// `status`, `scale`, `serviceaccounts/token` (TokenRequest) and `pods/log`.
 extension ResourceHandlers {

@@ -1,6 +1,7 @@
 import HTTPServing
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// create, update, patch, delete and deletecollection on the main resource.
 extension ResourceHandlers {

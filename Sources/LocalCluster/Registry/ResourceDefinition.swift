@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// What the API server knows about one served resource: its names, scope, verbs,
 /// subresources and, for custom resources, its schema and printer columns.

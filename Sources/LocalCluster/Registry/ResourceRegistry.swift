@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// The set of resources the server serves: built-ins plus one entry per served version of
 /// every established CustomResourceDefinition. Discovery and routing read it; CRD writes

@@ -1,6 +1,7 @@
 import HTTPServing
 import Foundation
 import KubeCore
+import KubeMachinery
 import Logging
 import NIOHTTP1
 

@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import KubeCore
+import KubeMachinery
 
 /// Files of this repository the tests read (crds/, samples/, config/), found relative to this
 /// source file so `swift test` works from any directory.
