@@ -146,7 +146,6 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -169,6 +168,10 @@ let package = Package(
             dependencies: [
                 "KubeCore", "AgentGateAPI", "LocalCluster", "Gateway", "Operator", "KubeClient", "HTTPServing",
                 .product(name: "Logging", package: "swift-log"),
+                // The dev OIDC issuer (DevIssuer/): signing keys and tokens.
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -219,7 +222,7 @@ let package = Package(
             name: "OperatorTests",
             dependencies: [
                 "Operator", "ControllerRuntime", "KubeClient", "LocalCluster", "AgentGateAPI", "KubeCore", "TestSupport", "Gateway",
-                "HTTPServing", "SessionStore",
+                "HTTPServing", "SessionStore", "Sandbox",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
@@ -237,7 +240,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "LocalCluster", "SessionStore", "Masking", "AgentGateAPI", "KubeCore", "KubeClient", "HTTPServing", "TestSupport",
-                "ControllerRuntime",
+                "ControllerRuntime", "Sandbox",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -264,7 +267,7 @@ let package = Package(
         // Gateway throughput, added latency and CPU per request against nginx (needs nginx and wrk).
         .executableTarget(
             name: "GatewayBenchmark",
-            dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient",
+            dependencies: ["Gateway", "HTTPServing", "SessionStore", "AgentGateAPI", "KubeClient", "Sandbox",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")],

@@ -4,6 +4,7 @@ import Gateway
 import HTTPServing
 import KubeClient
 import Logging
+import Sandbox
 import SessionStore
 
 // Gateway benchmark: one run, one machine, one fast upstream (nginx serving recorded API

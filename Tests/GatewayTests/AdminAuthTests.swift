@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import KubeCore
 import NIOHTTP1
+import Sandbox
 import SessionStore
 import TestSupport
 import XCTest

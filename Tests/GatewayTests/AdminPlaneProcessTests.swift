@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import KubeCore
+import Sandbox
 import TestSupport
 import XCTest
 

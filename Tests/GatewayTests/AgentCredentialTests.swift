@@ -4,6 +4,7 @@ import Gateway
 import HTTPServing
 import KubeCore
 import NIOHTTP1
+import Sandbox
 import SessionStore
 import TestSupport
 import XCTest

@@ -6,6 +6,7 @@ import Gateway
 import KubeCore
 import NIOCore
 import NIOHTTP1
+import Sandbox
 import XCTest
 
 /// The dev issuer's OAuth2 grants over real HTTP (client credentials, authorization code

@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import HTTPServing
 import KubeCore
+import Sandbox
 import SessionStore
 import TestSupport
 import XCTest

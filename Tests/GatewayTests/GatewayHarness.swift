@@ -9,6 +9,7 @@ import LocalCluster
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Sandbox
 import SessionStore
 import TestSupport
 import XCTest

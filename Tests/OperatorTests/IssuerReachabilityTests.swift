@@ -6,6 +6,7 @@ import HTTPServing
 import KubeClient
 import KubeCore
 import Operator
+import Sandbox
 import TestSupport
 import XCTest
 

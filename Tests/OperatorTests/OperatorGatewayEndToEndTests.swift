@@ -5,6 +5,7 @@ import KubeClient
 import KubeCore
 import LocalCluster
 import NIOSSL
+import Sandbox
 import SessionStore
 import TestSupport
 import XCTest

@@ -146,14 +146,16 @@ struct SignatureOnly: JWTPayload {
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
-enum Base64URL {
+/// Unpadded base64url (RFC 7515 §2), as JWS and JWKs use; public for the Sandbox's dev issuer.
+public enum Base64URL {
     static func decode<S: StringProtocol>(_ text: S) -> [UInt8]? {
         var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while s.count % 4 != 0 { s += "=" }
         return Data(base64Encoded: s).map { [UInt8]($0) }
     }
 
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    /// `bytes` as base64url without padding.
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }

@@ -1,6 +1,7 @@
 import _CryptoExtras
 import Crypto
 import Foundation
+import Gateway
 import HTTPServing
 import JWTKit
 import KubeCore
@@ -249,7 +250,7 @@ public final class DevOIDCIssuer: @unchecked Sendable {
         case "/authorize":
             response = await authorizationEndpoint(request)
         default:
-            response = .json(404, Status.notFound(group: "", resource: "", name: path).serializedJSON())
+            response = .json(404, (try? JSONValue(encoding: Status.notFound(group: "", resource: "", name: path)).serialized()) ?? [])
         }
         if browserCallable {
             response.headers.append(("Vary", "Origin"))
@@ -288,11 +289,4 @@ struct RawClaims: JWTPayload {
     init(from decoder: Decoder) throws { value = try JSONValue(from: decoder) }
     func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
     func verify(using algorithm: some JWTAlgorithm) async throws {}
-}
-
-extension Status {
-    /// The Status as JSON bytes (what the gateway answers agents with).
-    func serializedJSON() -> [UInt8] {
-        (try? JSONValue(encoding: self).serialized()) ?? Array(#"{"kind":"Status","apiVersion":"v1","status":"Failure"}"#.utf8)
-    }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Gateway
 import HTTPServing
 import KubeCore
 
