@@ -154,6 +154,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // The admin web page, compiled into the binary as byte arrays (`PackageResources`):
             // no resource bundle beside the executable, which the container image ships alone.

@@ -64,8 +64,9 @@ public final class Gateway: @unchecked Sendable {
     let streamRefusals: StreamRefusals
     private var servers: [HTTPServer] = []
     private let serversLock = NSLock()
-    /// Requests being handled (up to their answer, or the start of a streamed one).
-    private let inFlight = InFlightCounter()
+    /// Exchanges in flight: requests being handled, and streamed answers until recorded
+    /// (what ``shutdown(drain:)`` waits for).
+    let inFlight = InFlightCounter()
     /// Largest non-streamed upstream body read into memory.
     public var maxResponseBytes = 256 * 1024 * 1024
 
@@ -139,14 +140,17 @@ public final class Gateway: @unchecked Sendable {
         }
     }
 
-    /// Held requests are answered first (503, approval `abandoned`), then the listeners close.
-    public func shutdown() async {
-        if await approvals.shutdown() > 0 {
-            // Released holds record their 503 and answer it: the listeners close once their
-            // handlers have returned (the answer is written as a handler returns).
-            await inFlight.idle(within: .seconds(5))
-        }
-        for server in serversLock.withLock({ servers }) { await server.shutdown() }
+    /// Stops accepting connections, answers held requests (503, approval `abandoned`), lets
+    /// the exchanges in flight finish and be recorded (for up to `drain`), then closes the
+    /// listeners and whatever connections are still open.
+    public func shutdown(drain: Duration = .zero) async {
+        let servers = serversLock.withLock { self.servers }
+        for server in servers { await server.stopAccepting() }
+        // Released holds record their 503 and answer it: the listeners close once their
+        // handlers have returned (the answer is written as a handler returns).
+        let released = await approvals.shutdown()
+        await inFlight.idle(within: released > 0 ? max(drain, .seconds(5)) : drain)
+        for server in servers { await server.shutdown() }
         try? await http.shutdown()
         upstreamClient.shutdown()
     }

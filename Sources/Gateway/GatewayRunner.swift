@@ -4,7 +4,7 @@ import HTTPServing
 import KubeClient
 import Logging
 import NIOSSL
-import ControllerRuntime
+import ServiceLifecycle
 import SessionStore
 
 /// Everything `agentgate gateway` runs, wired together: the session store (recovered, with
@@ -14,7 +14,11 @@ import SessionStore
 ///
 /// Contract: ``start(_:)`` returns once every listener is bound and the first list of
 /// connection Secrets was applied; interrupted exchanges of dead gateway processes are marked
-/// incomplete before the first request is served.
+/// incomplete before the first request is served. Everything that runs on its own runs as a
+/// `Service` of one `ServiceGroup` (the connection Secrets' informer, heartbeats, the TLS and
+/// masking key reloads, retention pruning, the status reporter, the listeners). ``stop()``
+/// is its graceful shutdown: the listeners stop accepting, exchanges in flight finish and are
+/// recorded (up to ``Options/drainTimeout``), then the other services end and the store closes.
 public final class GatewayRunner: @unchecked Sendable {
     public struct Options: Sendable {
         public var kubeconfig: String?
@@ -61,6 +65,9 @@ public final class GatewayRunner: @unchecked Sendable {
         public var storeTimeout: Duration = .seconds(120)
         /// How often the store is written to as this replica's heartbeat (readiness follows it).
         public var heartbeatInterval: Duration = .seconds(10)
+        /// How long ``GatewayRunner/stop()`` lets exchanges in flight finish before it closes
+        /// their connections.
+        public var drainTimeout: Duration = .seconds(10)
         public init() {}
     }
 
@@ -71,25 +78,26 @@ public final class GatewayRunner: @unchecked Sendable {
     public private(set) var metricsPort: Int?
     /// The break-glass admin token; nil when it is off.
     public let adminToken: String?
-    private let watcher: ConnectionConfigWatcher
     private let client: KubernetesClient
-    private var servers: [HTTPServer] = []
-    private var heartbeats: Task<Void, Never>?
-    private var statusReporter: SessionStatusReporter?
-    private var pruner: RetentionPruner?
+    private let listeners: GatewayListeners
+    private let lock = NSLock()
+    private var group: Task<Void, Never>?
+    private var shutdown: ServiceGroup?
+    private var stopped = false
     public private(set) var servingCertificate: ServingCertificate?
     public private(set) var adminServingCertificate: ServingCertificate?
     public private(set) var maskingKeyFile: MaskingKeyFile?
-    /// What `/readyz` on the metrics listener answers.
-    public let readiness = GatewayReadiness()
+    /// What `/readyz` on the probe listener (`--metrics-address`) answers.
+    public let readiness: GatewayReadiness
 
-    private init(gateway: Gateway, store: any SessionStore, watcher: ConnectionConfigWatcher, client: KubernetesClient,
-                 adminToken: String?) {
+    private init(gateway: Gateway, store: any SessionStore, client: KubernetesClient, adminToken: String?,
+                 readiness: GatewayReadiness, drain: Duration) {
         self.gateway = gateway
         self.store = store
-        self.watcher = watcher
         self.client = client
         self.adminToken = adminToken
+        self.readiness = readiness
+        self.listeners = GatewayListeners(gateway: gateway, readiness: readiness, drain: drain)
     }
 
     public static func start(_ options: Options, logger: Logger = Logger(label: "agentgate.gateway")) async throws -> GatewayRunner {
@@ -152,28 +160,27 @@ public final class GatewayRunner: @unchecked Sendable {
         gateway.alerts.events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway",
                                                                    instance: ProcessInfo.processInfo.hostName),
                                               client: client, logger: logger)
-        let runner = GatewayRunner(gateway: gateway, store: store, watcher: watcher, client: client, adminToken: adminToken)
+        let readiness = GatewayReadiness(configSynced: { watcher.hasSynced })
+        let runner = GatewayRunner(gateway: gateway, store: store, client: client, adminToken: adminToken, readiness: readiness,
+                                   drain: options.drainTimeout)
         do {
-            maskingKeyFile?.start(interval: options.maskingKeyInterval)
-            runner.maskingKeyFile = maskingKeyFile
-            let readiness = runner.readiness
-            runner.heartbeats = Task {
+            var services: [any Service] = [watcher, GatewayTask {
                 await store.runHeartbeats(interval: options.heartbeatInterval, onSuccess: { readiness.storeReachable(true) }, onError: {
                     readiness.storeReachable(false)
                     logger.warning("the session store cannot be reached, so this gateway reports not ready: \($0)")
                 })
+            }]
+            if let maskingKeyFile {
+                runner.maskingKeyFile = maskingKeyFile
+                services.append(GatewayTask { await maskingKeyFile.run(interval: options.maskingKeyInterval) })
             }
-            watcher.start()
-            await watcher.waitUntilSynced()
-            readiness.synced()
-
             var tls: NIOSSLContext?
             switch (options.tlsCertificateFile, options.tlsKeyFile) {
             case let (cert?, key?):
                 let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
                 tls = try certificate.makeContext()
-                certificate.start(interval: options.tlsReloadInterval)
                 runner.servingCertificate = certificate
+                services.append(GatewayTask { await certificate.run(interval: options.tlsReloadInterval) })
             case (nil, nil):
                 let (host, _) = try parseAddress(options.listen, flag: "--listen")
                 guard ["127.0.0.1", "localhost", "::1"].contains(host) else {
@@ -182,6 +189,30 @@ public final class GatewayRunner: @unchecked Sendable {
             default:
                 throw GatewayConfigError("--tls-cert and --tls-key go together")
             }
+            var adminTLS: NIOSSLContext?
+            if options.adminListen != nil, let cert = options.adminTLSCertificateFile, let key = options.adminTLSKeyFile {
+                let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
+                adminTLS = try certificate.makeContext()
+                runner.adminServingCertificate = certificate
+                services.append(GatewayTask { await certificate.run(interval: options.tlsReloadInterval) })
+            }
+            let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
+                                                 logger: logger)
+            let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
+                                       client: client, logger: logger)
+            gateway.configureAnnouncements(events: events, statusReporter: reporter)
+            let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
+            // Shut down in reverse: the listeners drain first, while everything else still runs.
+            services += [pruner, reporter, runner.listeners]
+            let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+            runner.lock.withLock {
+                runner.shutdown = group
+                runner.group = Task {
+                    do { try await group.run() } catch { logger.error("the gateway's services stopped: \(error)") }
+                }
+            }
+            await watcher.waitUntilSynced()
+
             let (host, port) = try parseAddress(options.listen, flag: "--listen")
             runner.port = try await gateway.start(host: host, port: port, tls: tls)
             let admin = AdminAPI(store: store, token: adminToken, authorization: adminAuth, metrics: gateway.metrics, gateway: gateway,
@@ -191,17 +222,10 @@ public final class GatewayRunner: @unchecked Sendable {
             }
             if let address = options.adminListen {
                 let (h, p) = try parseAddress(address, flag: "--admin-listen")
-                var adminTLS: NIOSSLContext?
-                if let cert = options.adminTLSCertificateFile, let key = options.adminTLSKeyFile {
-                    let certificate = try ServingCertificate(certificateFile: cert, keyFile: key, logger: logger)
-                    adminTLS = try certificate.makeContext()
-                    certificate.start(interval: options.tlsReloadInterval)
-                    runner.adminServingCertificate = certificate
-                }
                 let server = HTTPServer()
+                runner.listeners.add(server)
                 let bound = try await server.start(host: h, port: p, tls: adminTLS) { await admin.handle($0) }
                 runner.adminPort = bound
-                runner.servers.append(server)
                 // `agentgate sessions --data-dir DIR` finds the admin API here.
                 let shown = h == "0.0.0.0" ? "127.0.0.1" : (h.contains(":") ? "[\(h)]" : h)
                 try "\(adminTLS == nil ? "http" : "https")://\(shown):\(bound)\n".write(
@@ -210,34 +234,12 @@ public final class GatewayRunner: @unchecked Sendable {
             if let address = options.metricsAddress {
                 let (h, p) = try parseAddress(address, flag: "--metrics-address")
                 let server = HTTPServer()
+                runner.listeners.add(server)
                 let metrics = gateway.metrics
-                runner.metricsPort = try await server.start(host: h, port: p, tls: nil) { request in
-                    switch request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "" {
-                    case "/metrics":
-                        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
-                    case "/healthz", "/livez":
-                        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8)))
-                    case "/readyz":
-                        let problem = readiness.problem
-                        return HTTPResponse(status: problem == nil ? 200 : 503, headers: [("Content-Type", "text/plain")],
-                                            body: .bytes(Array((problem ?? "ok").utf8)))
-                    default:
-                        return HTTPResponse(status: 404, headers: [("Content-Type", "text/plain")],
-                                            body: .bytes(Array("not found: this listener serves /metrics, /healthz and /readyz".utf8)))
-                    }
+                runner.metricsPort = try await server.start(host: h, port: p, tls: nil) {
+                    ProbeEndpoint.answer($0, metrics: metrics, readiness: readiness)
                 }
-                runner.servers.append(server)
             }
-            let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
-                                                 logger: logger)
-            reporter.start()
-            runner.statusReporter = reporter
-            let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
-                                       client: client, logger: logger)
-            gateway.configureAnnouncements(events: events, statusReporter: reporter)
-            let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
-            pruner.start()
-            runner.pruner = pruner
         } catch {
             // A listener that cannot bind, a TLS pair that cannot load: close what was opened.
             await runner.stop()
@@ -246,16 +248,20 @@ public final class GatewayRunner: @unchecked Sendable {
         return runner
     }
 
+    /// Graceful shutdown: the listeners drain (see ``Options/drainTimeout``), every service
+    /// ends, then the store and the Kubernetes client close. Idempotent.
     public func stop() async {
-        statusReporter?.stop()
-        pruner?.stop()
-        servingCertificate?.stop()
-        adminServingCertificate?.stop()
-        maskingKeyFile?.stop()
-        watcher.stop()
-        heartbeats?.cancel()
-        for server in servers { await server.shutdown() }
-        await gateway.shutdown()
+        let (group, task, first): (ServiceGroup?, Task<Void, Never>?, Bool) = lock.withLock {
+            defer { stopped = true }
+            return (shutdown, self.group, !stopped)
+        }
+        guard first else { return }
+        if let group, let task {
+            await group.triggerGracefulShutdown()
+            await task.value
+        }
+        // Before the group ran, or should its run have ended early.
+        await listeners.close()
         try? await store.close()
         try? await client.shutdown()
     }
@@ -320,28 +326,6 @@ public final class GatewayRunner: @unchecked Sendable {
             return (address.host, address.port)
         } catch {
             throw GatewayConfigError("\(error)")
-        }
-    }
-}
-
-/// The gateway's readiness: ready once the connection configuration was synced (the first
-/// full list of connection Secrets applied, so no agent gets 404 for a connection not yet
-/// read) and while the session store answers its heartbeats (a replica that cannot record
-/// would refuse every request under FailClosed, so traffic goes to the others).
-public final class GatewayReadiness: @unchecked Sendable {
-    private let lock = NSLock()
-    private var configSynced = false
-    private var storeUp = true
-
-    func synced() { lock.withLock { configSynced = true } }
-    func storeReachable(_ reachable: Bool) { lock.withLock { storeUp = reachable } }
-
-    /// Why the gateway is not ready, or nil when it is.
-    public var problem: String? {
-        lock.withLock {
-            if !configSynced { return "the connection configuration is not synced yet" }
-            if !storeUp { return "the session store cannot be reached" }
-            return nil
         }
     }
 }

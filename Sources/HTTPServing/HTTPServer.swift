@@ -128,6 +128,14 @@ public final class HTTPServer: @unchecked Sendable {
         return channel.localAddress?.port ?? port
     }
 
+    /// Stops listening; open connections stay and are served (a graceful drain's first step,
+    /// before ``shutdown()``). Idempotent.
+    public func stopAccepting() async {
+        let listener = channel
+        channel = nil
+        try? await listener?.close()
+    }
+
     /// Stops listening and closes open connections (ending their streams). Idempotent.
     public func shutdown() async {
         let listener = channel

@@ -83,12 +83,20 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Applies a Secret the operator wrote (see `GatewayConnectionConfig`). Throws a message
     /// naming the Secret and key when it cannot be used; the previous state is kept then.
     public func apply(secret: JSONValue) throws {
-        let secretName = secret[path: ["metadata", "name"]]?.stringValue ?? "<unnamed>"
-        guard let configText = secret[path: ["data", GatewayConnectionConfig.configKey]]?.stringValue,
+        var data: [String: String] = [:]
+        for key in [GatewayConnectionConfig.configKey, GatewayConnectionConfig.tokenKey] {
+            data[key] = secret[path: ["data", key]]?.stringValue
+        }
+        try apply(secretName: secret[path: ["metadata", "name"]]?.stringValue ?? "<unnamed>", data: data)
+    }
+
+    /// The same, from the Secret's name and its `data` (base64 values, as on the wire).
+    public func apply(secretName: String, data: [String: String]) throws {
+        guard let configText = data[GatewayConnectionConfig.configKey],
               let configBytes = Data(base64Encoded: configText) else {
             throw GatewayConfigError("Secret \(secretName): data[\(GatewayConnectionConfig.configKey)] is missing or not base64")
         }
-        guard let tokenText = secret[path: ["data", GatewayConnectionConfig.tokenKey]]?.stringValue,
+        guard let tokenText = data[GatewayConnectionConfig.tokenKey],
               let tokenBytes = Data(base64Encoded: tokenText), !tokenBytes.isEmpty else {
             throw GatewayConfigError("Secret \(secretName): data[\(GatewayConnectionConfig.tokenKey)] is missing or empty")
         }
@@ -106,16 +114,6 @@ public final class ConnectionRegistry: @unchecked Sendable {
     public func removeSecret(named secretName: String) {
         lock.withLock {
             if let route = routeBySecret.removeValue(forKey: secretName) { byRoute[route] = nil }
-        }
-    }
-
-    /// Keeps only the connections of `secretNames` (after a relist).
-    public func retainSecrets(_ secretNames: Set<String>) {
-        lock.withLock {
-            for (secret, route) in routeBySecret where !secretNames.contains(secret) {
-                routeBySecret[secret] = nil
-                byRoute[route] = nil
-            }
         }
     }
 }

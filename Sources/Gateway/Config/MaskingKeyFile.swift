@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The masking key read from a file that every replica mounts (a Secret), so the same value
 /// gets the same keyed hash on every gateway replica, and re-read when it changes, so the key
@@ -66,13 +67,19 @@ public final class MaskingKeyFile: @unchecked Sendable {
         return changed
     }
 
-    public func start(interval: Duration = MaskingKeyFile.defaultInterval) {
-        task = Task { [weak self] in
+    /// Checks the file every `interval` until graceful shutdown (in a `ServiceGroup`) or cancellation.
+    public func run(interval: Duration = MaskingKeyFile.defaultInterval) async {
+        await cancelWhenGracefulShutdown { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 self?.reload()
             }
         }
+    }
+
+    /// ``run(interval:)`` in a task of its own, until ``stop()``.
+    public func start(interval: Duration = MaskingKeyFile.defaultInterval) {
+        task = Task { [weak self] in await self?.run(interval: interval) }
     }
 
     public func stop() {

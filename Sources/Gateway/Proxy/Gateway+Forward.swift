@@ -224,7 +224,11 @@ extension Gateway {
         let failClosed = context.connection.config.recording.failureMode != .failOpen
         let store = self.store
         let metrics = self.metrics
+        // A streamed answer is in flight until recorded: a drain waits for it.
+        _ = inFlight.enter()
+        let inFlight = self.inFlight
         let pump = Task {
+            defer { inFlight.leave() }
             var pending: [UInt8] = []
             var textMasker = masker.textStream()
             var total: Int64 = 0

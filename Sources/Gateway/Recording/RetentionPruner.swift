@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import Logging
+import ServiceLifecycle
 import SessionStore
 
 /// Deletes recorded sessions once they are older than their RecordingPolicy's `retention`.
@@ -16,7 +17,7 @@ import SessionStore
 /// - A retention that is not a duration is never treated as zero: that connection is skipped
 ///   and the error logged (the operator reports the spec as InvalidSpec).
 /// - With several replicas on one PostgreSQL store each prunes; deletes are idempotent.
-public final class RetentionPruner: @unchecked Sendable {
+public final class RetentionPruner: Service, @unchecked Sendable {
     public static let defaultInterval: Duration = .seconds(600)
 
     private let registry: ConnectionRegistry
@@ -33,13 +34,19 @@ public final class RetentionPruner: @unchecked Sendable {
         self.logger = logger
     }
 
-    public func start() {
-        task = Task { [self] in
+    /// Prunes every `interval` until graceful shutdown (in a `ServiceGroup`) or cancellation.
+    public func run() async {
+        await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 _ = await pruneOnce()
                 try? await Task.sleep(for: interval)
             }
         }
+    }
+
+    /// ``run()`` in a task of its own, until ``stop()``.
+    public func start() {
+        task = Task { await self.run() }
     }
 
     public func stop() {

@@ -3,6 +3,7 @@ import Foundation
 import KubeClient
 import KubeCore
 import Logging
+import ServiceLifecycle
 import SessionStore
 
 /// Reports `status.sessions` (active, total, lastActivity, lastSessionID) and
@@ -27,7 +28,7 @@ import SessionStore
 ///   figures did not change.
 /// - A connection whose AgentConnection is gone (404) is skipped; other errors are logged and
 ///   retried on the next tick. Reporting never blocks or fails a request.
-public final class SessionStatusReporter: @unchecked Sendable {
+public final class SessionStatusReporter: Service, @unchecked Sendable {
     public static let fieldManager = "agentgate-gateway"
     public static let defaultInterval: Duration = .seconds(5)
     public static let defaultResyncInterval: Duration = .seconds(60)
@@ -99,13 +100,24 @@ public final class SessionStatusReporter: @unchecked Sendable {
     /// Number of status applies sent so far (for tests and metrics).
     public var applyCount: Int { lock.withLock { applies } }
 
-    public func start() {
-        task = Task { [self] in
-            while !Task.isCancelled {
-                await reportOnce()
-                await waitForNextPass()
+    /// Reports every `interval` (sooner when poked) until graceful shutdown (in a
+    /// `ServiceGroup`) or cancellation.
+    public func run() async {
+        await cancelWhenGracefulShutdown { [self] in
+            await withTaskCancellationHandler {
+                while !Task.isCancelled {
+                    await reportOnce()
+                    await waitForNextPass()
+                }
+            } onCancel: {
+                self.reportSoon()
             }
         }
+    }
+
+    /// ``run()`` in a task of its own, until ``stop()``.
+    public func start() {
+        task = Task { await self.run() }
     }
 
     public func stop() {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 
 /// The gateway's HTTPS certificate and key, read from PEM files and re-read when they change
 /// (cert-manager, or a mounted Secret, rotates them in place).
@@ -76,8 +77,9 @@ public final class ServingCertificate: @unchecked Sendable {
         }
     }
 
-    public func start(interval: Duration = ServingCertificate.defaultInterval) {
-        task = Task { [weak self] in
+    /// Checks the files every `interval` until graceful shutdown (in a `ServiceGroup`) or cancellation.
+    public func run(interval: Duration = ServingCertificate.defaultInterval) async {
+        await cancelWhenGracefulShutdown { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard let self else { return }
@@ -86,6 +88,11 @@ public final class ServingCertificate: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// ``run(interval:)`` in a task of its own, until ``stop()``.
+    public func start(interval: Duration = ServingCertificate.defaultInterval) {
+        task = Task { [weak self] in await self?.run(interval: interval) }
     }
 
     public func stop() {
