@@ -215,8 +215,7 @@ public final class GatewayRunner: @unchecked Sendable {
 
             let (host, port) = try parseAddress(options.listen, flag: "--listen")
             runner.port = try await gateway.start(host: host, port: port, tls: tls)
-            let admin = AdminAPI(store: store, token: adminToken, authorization: adminAuth, metrics: gateway.metrics, gateway: gateway,
-                                 logger: logger)
+            let admin = AdminAPI(store: store, token: adminToken, authorization: adminAuth, gateway: gateway, logger: logger)
             if adminToken == nil && adminAuth == nil {
                 logger.warning("the admin API has no admin issuer (--admin-auth-file) and its break-glass token is off: only connection approvers can use it")
             }

@@ -82,7 +82,7 @@ final class GatewayHarness {
         certificateAuthority = try ClusterCertificateAuthority.loadOrCreate(in: directory.appendingPathComponent("gateway-tls"))
         tlsPort = try await gateway.start(host: "127.0.0.1", port: 0,
                                           tls: NIOSSLContext(configuration: certificateAuthority.serverTLSConfiguration()))
-        let admin = AdminAPI(store: store, token: adminToken, metrics: gateway.metrics, gateway: gateway)
+        let admin = AdminAPI(store: store, token: adminToken, gateway: gateway)
         self.admin = admin
         adminPort = try await adminServer.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
     }

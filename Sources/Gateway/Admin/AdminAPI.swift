@@ -49,7 +49,8 @@ import SessionStore
 ///   some), or a connection approver. 200 and the decided approval; 401 bad token, 403 not an
 ///   approver / the requesting agent itself / the break-glass token, 404 unknown id, 409
 ///   Conflict when already decided (a decision is made once).
-/// - `GET /metrics` (when metrics are given) and `GET /healthz` need no token.
+/// Metrics and probes are not here: the gateway serves them on its probe listener
+/// (`--metrics-address`, ``ProbeEndpoint``).
 public final class AdminAPI: Sendable {
     let store: any SessionStore
     /// The break-glass token; nil when it is off.
@@ -58,7 +59,6 @@ public final class AdminAPI: Sendable {
     let authorization: AdminAuthConfig?
     /// Verifies admin tokens: the gateway's one verifier.
     let verifier: OIDCVerifier?
-    let metrics: GatewayMetrics?
     /// The gateway whose held requests the approval endpoints decide (nil: no approvals).
     let gateway: Gateway?
     let logger: Logger
@@ -68,12 +68,11 @@ public final class AdminAPI: Sendable {
     ///   - authorization: admin issuers and roles (`--admin-auth-file`).
     ///   - verifier: checks admin tokens; default the gateway's.
     public init(store: any SessionStore, token: String?, authorization: AdminAuthConfig? = nil, verifier: OIDCVerifier? = nil,
-                metrics: GatewayMetrics? = nil, gateway: Gateway? = nil, logger: Logger = Logger(label: "agentgate.admin")) {
+                gateway: Gateway? = nil, logger: Logger = Logger(label: "agentgate.admin")) {
         self.store = store
         self.breakGlassToken = token
         self.authorization = authorization
         self.verifier = verifier ?? gateway?.verifier
-        self.metrics = metrics
         self.gateway = gateway
         self.logger = logger
         precondition(authorization == nil || self.verifier != nil, "admin issuers need a verifier (the gateway's)")
@@ -101,10 +100,6 @@ public final class AdminAPI: Sendable {
         let rawQuery = parts.count > 1 ? String(parts[1]) : ""
         let query = RequestInfoResolver.parseQuery(rawQuery)
         if request.method == "GET", let page = WebPage.response(for: path, loginIssuer: authorization?.login?.issuer) { return page }
-        if path == "/healthz" { return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: .bytes(Array("ok".utf8))) }
-        if path == "/metrics", let metrics {
-            return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: .bytes(Array(metrics.render().utf8)))
-        }
         if path == "/api/v1/login-config", request.method == "GET" { return loginConfig() }
         let segments = path.split(separator: "/").map(String.init)
         if segments.count >= 3, segments[0...2] == ["api", "v1", "approvals"] {
