@@ -270,52 +270,27 @@ public final class GatewayRunner: @unchecked Sendable {
     /// the driver's info lines. While it waits, a warning every 10 s says what it waits for.
     static func openStore(_ url: String, within bound: Duration, logger: Logger) async throws -> any SessionStore {
         let shown = StoreURL.redacted(url)
-        let outcome = OpenOutcome()
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.set(continuation)
-            Task {
-                do {
-                    let store = try await SessionStores.open(url: url, logger: logger)
-                    if !outcome.finish(.success(store)) { try? await store.close() }
-                } catch {
-                    outcome.finish(.failure(error))
-                }
-            }
-            Task {
-                let started = ContinuousClock.now
-                while ContinuousClock.now - started < bound {
-                    try? await Task.sleep(for: min(.seconds(10), bound - (ContinuousClock.now - started)))
-                    if outcome.isFinished { return }
-                    if ContinuousClock.now - started < bound {
-                        logger.warning("the session store \(shown) does not answer yet; waiting up to \(bound) in all (--store-timeout)")
-                    }
-                }
-                outcome.finish(.failure(GatewayConfigError("the session store \(shown) did not answer within \(bound) (--store-timeout); check that it runs and that the URL, network policy and credentials let this gateway reach it")))
+        let outcome = FirstOutcome<any SessionStore>()
+        Task {
+            do {
+                let store = try await SessionStores.open(url: url, logger: logger)
+                if !outcome.finish(.success(store)) { try? await store.close() }
+            } catch {
+                outcome.finish(.failure(error))
             }
         }
-    }
-
-    /// The first of the store's opening and its deadline to finish.
-    private final class OpenOutcome: @unchecked Sendable {
-        private let lock = NSLock()
-        private var continuation: CheckedContinuation<any SessionStore, any Error>?
-        private var finished = false
-
-        func set(_ continuation: CheckedContinuation<any SessionStore, any Error>) { lock.withLock { self.continuation = continuation } }
-        var isFinished: Bool { lock.withLock { finished } }
-
-        /// Resumes the waiter with `result` if nothing did yet; false when too late.
-        @discardableResult
-        func finish(_ result: Result<any SessionStore, any Error>) -> Bool {
-            let waiter = lock.withLock { () -> CheckedContinuation<any SessionStore, any Error>? in
-                guard !finished else { return nil }
-                finished = true
-                defer { continuation = nil }
-                return continuation
+        Task {
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < bound {
+                try? await Task.sleep(for: min(.seconds(10), bound - (ContinuousClock.now - started)))
+                if outcome.isFinished { return }
+                if ContinuousClock.now - started < bound {
+                    logger.warning("the session store \(shown) does not answer yet; waiting up to \(bound) in all (--store-timeout)")
+                }
             }
-            waiter?.resume(with: result)
-            return waiter != nil
+            outcome.finish(.failure(GatewayConfigError("the session store \(shown) did not answer within \(bound) (--store-timeout); check that it runs and that the URL, network policy and credentials let this gateway reach it")))
         }
+        return try await outcome.value()
     }
 
     /// `HOST:PORT` (`[::1]:PORT` for IPv6); see ``ListenAddress``.

@@ -82,21 +82,19 @@ final class PostgresDriver: SQLDriver {
     /// ends there (nothing was sent); a statement already sent is not interrupted by it.
     static func answered<T: Sendable>(within timeout: Duration, operation: String,
                                       _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-        let outcome = OnceResult<T>()
+        let outcome = FirstOutcome<T>()
         let worker = Task {
-            do { _ = outcome.set(.success(try await work())) } catch { _ = outcome.set(.failure(error)) }
+            do { outcome.finish(.success(try await work())) } catch { outcome.finish(.failure(error)) }
         }
         let deadline = Task {
             try await Task.sleep(for: timeout)
             let lost = SessionStoreError.database(
                 operation: "PostgreSQL \(operation.prefix(60))…",
                 message: "no answer within \(timeout.components.seconds) s (PostgreSQL unreachable, or the connection was lost)")
-            if outcome.set(.failure(lost)) { worker.cancel() }
+            if outcome.finish(.failure(lost)) { worker.cancel() }
         }
         defer { deadline.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.onSet { continuation.resume(with: $0) }
-        }
+        return try await outcome.value()
     }
 
     private func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
@@ -142,36 +140,6 @@ final class PostgresDriver: SQLDriver {
     func close() async throws {
         runTask.cancel()
         await runTask.value
-    }
-
-    /// A result set once, by whichever comes first, handed to one waiter.
-    final class OnceResult<T: Sendable>: @unchecked Sendable {
-        private let lock = NSLock()
-        private var result: Result<T, any Error>?
-        private var waiter: (@Sendable (Result<T, any Error>) -> Void)?
-
-        /// Sets the result if none is set yet; true when this call set it.
-        func set(_ value: Result<T, any Error>) -> Bool {
-            let waiter: (@Sendable (Result<T, any Error>) -> Void)? = lock.withLock {
-                guard result == nil else { return nil }
-                result = value
-                defer { self.waiter = nil }
-                return self.waiter ?? { _ in }
-            }
-            guard let waiter else { return false }
-            waiter(value)
-            return true
-        }
-
-        /// Calls `waiter` with the result, now if it is set, or when it is.
-        func onSet(_ waiter: @escaping @Sendable (Result<T, any Error>) -> Void) {
-            let ready: Result<T, any Error>? = lock.withLock {
-                if let result { return result }
-                self.waiter = waiter
-                return nil
-            }
-            if let ready { waiter(ready) }
-        }
     }
 
     private struct Transaction: SQLTransaction {
