@@ -254,9 +254,7 @@ final class ReplicaBalancer: @unchecked Sendable {
     }
 }
 
-/// One request and its whole answer on a new connection to 127.0.0.1, blocking. (Not
-/// `LoopbackTCP`: a refused connection there closes its descriptor twice, and the second
-/// close can hit another thread's new connection.)
+/// One request and its whole answer on a new connection to 127.0.0.1, blocking.
 enum LoopbackExchange {
     enum Failure: Error, CustomStringConvertible {
         /// Nothing was sent.
@@ -274,39 +272,20 @@ enum LoopbackExchange {
         }
     }
 
-    /// Longer than PostgresNIO keeps a query waiting for a pooled connection (60 s), so that a
-    /// request stuck behind a restarting database is answered by the gateway (its record, or
-    /// 503 FailClosed) before the agent gives up on it.
+    /// Far longer than a request can wait on a restarting database (the store's 8 s bound on
+    /// a write, then the gateway's 15 s patience for an answer's record), so that every
+    /// request is answered by the gateway (with its record, or 503 FailClosed) before the
+    /// agent gives up on it.
     static let timeoutSeconds = 65
 
     static func run(port: Int, request: [UInt8]) throws(Failure) -> [UInt8] {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw .refused }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw .refused }
-        var offset = 0
-        while offset < request.count {
-            let written = request[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else { throw .broken }
-            offset += written
-        }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { return answer }
-            if count < 0 { throw errno == EAGAIN || errno == EWOULDBLOCK ? .timedOut : .broken }
-            answer += buffer[0..<count]
+        let connection: LoopbackTCP
+        do { connection = try LoopbackTCP(port: port, timeout: Double(timeoutSeconds)) } catch { throw .refused }
+        do {
+            try connection.write(request)
+            return try connection.readToEnd()
+        } catch {
+            throw (error as? LoopbackTCP.Failure)?.stage == .timedOut ? .timedOut : .broken
         }
     }
 }

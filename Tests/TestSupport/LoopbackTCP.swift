@@ -8,7 +8,12 @@ import Glibc
 /// the server's raw socket. Every call has a timeout, so a broken peer fails the test
 /// instead of hanging it.
 public final class LoopbackTCP {
-    public struct Failure: Error, CustomStringConvertible { public var description: String }
+    public struct Failure: Error, CustomStringConvertible {
+        /// Where it failed; `timedOut` is a receive that ran past the timeout.
+        public enum Stage: Sendable { case connect, send, receive, timedOut }
+        public var stage: Stage
+        public var description: String
+    }
 
     /// -1 once closed (a failed connect closes it at once; deinit must not close it again,
     /// or it would close whatever descriptor another thread opened with that number since).
@@ -16,7 +21,7 @@ public final class LoopbackTCP {
 
     public init(port: Int, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        guard fd >= 0 else { throw Failure(stage: .connect, description: "socket: errno \(errno)") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -32,7 +37,7 @@ public final class LoopbackTCP {
             close(fd)
             fd = -1
             errno = failure
-            throw Failure(description: "connect to 127.0.0.1:\(port): errno \(errno)")
+            throw Failure(stage: .connect, description: "connect to 127.0.0.1:\(port): errno \(errno)")
         }
     }
 
@@ -42,7 +47,7 @@ public final class LoopbackTCP {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else { throw Failure(description: "send: errno \(errno)") }
+            guard written > 0 else { throw Failure(stage: .send, description: "send: errno \(errno)") }
             offset += written
         }
     }
@@ -56,7 +61,10 @@ public final class LoopbackTCP {
     public func readSome(max: Int = 65_536) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max)
         let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, max, 0) }
-        guard count >= 0 else { throw Failure(description: "recv: errno \(errno) (timed out?)") }
+        guard count >= 0 else {
+            let timedOut = errno == EAGAIN || errno == EWOULDBLOCK
+            throw Failure(stage: timedOut ? .timedOut : .receive, description: "recv: errno \(errno)\(timedOut ? " (timed out)" : "")")
+        }
         return Array(buffer[0..<count])
     }
 
