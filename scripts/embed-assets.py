@@ -4,9 +4,11 @@ is copied (no resource bundle to lose):
 
   samples/scenario/*.yaml       -> Sources/Sandbox/ScenarioFiles.swift   (what `agentgate dev` applies)
   config/rbac/ (gateway's part) -> Sources/Sandbox/GatewayRBACFiles.swift (the sandbox gateway's rights)
+  config/admission/serviceaccount_binding_policy.yaml
+                                -> Sources/AgentGateAPI/BindingPolicyFiles.swift (ServiceAccountBindingPolicy.yaml)
 
-Run it after editing any of those files; EmbeddedAssetTests fail while an embedded copy
-differs from its file. These files live outside the Sandbox target's directory, so SwiftPM
+Run it after editing any of those files; EmbeddedAssetTests (and KustomizeConfigTests for the
+policy) fail while an embedded copy differs from its file. These files live outside the targets' directories, so SwiftPM
 resources cannot reach them; the admin web page (Sources/Gateway/Admin/Web/*) is inside its
 target and is embedded by SwiftPM instead (`.embedInCode` in Package.swift)."""
 import pathlib
@@ -32,3 +34,5 @@ embed(sorted((root / "samples/scenario").glob("*.yaml")), "Sources/Sandbox/Scena
 embed([root / "config/rbac" / name for name in ("service_accounts.yaml", "gateway_role.yaml", "gateway_cluster_role.yaml")],
       "Sources/Sandbox/GatewayRBACFiles.swift", "GatewayRBACFiles",
       "config/rbac/{service_accounts,gateway_role,gateway_cluster_role}.yaml")
+embed([root / "config/admission/serviceaccount_binding_policy.yaml"], "Sources/AgentGateAPI/BindingPolicyFiles.swift",
+      "BindingPolicyFiles", "config/admission/serviceaccount_binding_policy.yaml")

@@ -88,7 +88,7 @@ final class KustomizeConfigTests: XCTestCase {
     func testShippedBindingPolicyIsTheOneTheSandboxInstalls() throws {
         let file = try RepositoryFiles.text("config/admission/serviceaccount_binding_policy.yaml")
         XCTAssertEqual(file.trimmingCharacters(in: .newlines), ServiceAccountBindingPolicy.yaml.trimmingCharacters(in: .newlines),
-                       "regenerate Sources/AgentGateAPI/ServiceAccountBindingPolicy.swift from the YAML file")
+                       "run scripts/embed-assets.py: Sources/AgentGateAPI/BindingPolicyFiles.swift is an old copy of the YAML file")
         for overlay in Self.overlays {
             let rendered = try render(overlay)
             for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
