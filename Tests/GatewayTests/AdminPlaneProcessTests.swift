@@ -11,7 +11,6 @@ import XCTest
 final class AdminPlaneProcessTests: XCTestCase {
     var harness: GatewayHarness!
     var adminIssuer: DevOIDCIssuer!
-    var processes: [Process] = []
 
     override func setUp() async throws {
         harness = try await GatewayHarness()
@@ -19,7 +18,6 @@ final class AdminPlaneProcessTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         await adminIssuer?.shutdown()
         await harness?.stop()
     }
@@ -45,7 +43,6 @@ final class AdminPlaneProcessTests: XCTestCase {
         let caFile = try write(ca.caPEM, "admin-ca.crt")
         let gateway = try await harness.startGatewayBinary(name: "gw", extraArguments: [
             "--admin-tls-cert", cert, "--admin-tls-key", key, "--admin-auth-file", authFile, "--no-admin-token"])
-        processes.append(gateway.process)
         let agent = try await harness.token()
         _ = try await GatewayHarness.send(.GET, "\(gateway.connectionURL)/api/v1/namespaces/default/configmaps",
                                           headers: [("Authorization", "Bearer \(agent)")])

@@ -11,21 +11,17 @@ import XCTest
 /// answers its held requests 503 and records them abandoned.
 final class GatewayApprovalReplicaTests: XCTestCase {
     var harness: GatewayHarness!
-    var processes: [Process] = []
 
     override func setUp() async throws {
         harness = try await GatewayHarness(backend: .postgres, approval: GatewayApprovalTests.policy)
     }
 
     override func tearDown() async throws {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         await harness?.stop()
     }
 
     private func start(_ name: String) async throws -> GatewayProcess {
-        let started = try await harness.startGatewayBinary(name: name)
-        processes.append(started.process)
-        return started
+        try await harness.startGatewayBinary(name: name)
     }
 
     private func pending(on gateway: GatewayProcess) async throws -> String {

@@ -20,7 +20,6 @@ import XCTest
 /// ("Deploy to a cluster", "Failover") quotes them.
 final class GatewayFailoverTests: XCTestCase {
     var harness: GatewayHarness!
-    var processes: [Process] = []
     /// The PostgreSQL cluster of the restart test (its own, so the restart cuts no other test).
     var ownPostgres: OwnPostgres?
 
@@ -31,16 +30,14 @@ final class GatewayFailoverTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        await harness?.stop()  // its gateway processes first, then their PostgreSQL
         if let ownPostgres { _ = await ownPostgres.run("stop") }
-        await harness?.stop()
     }
 
     private func replicas(_ count: Int, storeURL: String? = nil) async throws -> [GatewayProcess] {
         var started: [GatewayProcess] = []
         for index in 0..<count {
             let replica = try await harness.startGatewayBinary(name: "gw-\(index)", storeArguments: storeURL.map { ["--store", $0] })
-            processes.append(replica.process)
             started.append(replica)
         }
         return started

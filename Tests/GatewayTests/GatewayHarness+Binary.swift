@@ -52,6 +52,7 @@ extension GatewayHarness {
             "gateway", "--kubeconfig", kubeconfig.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
             "--data-dir", dataDirectory.path,
         ] + (storeArguments ?? ["--store", storeURL]) + extraArguments)
+        terminateOnStop(process)
         let output = LockedText()
         pipe.fileHandleForReading.readabilityHandler = { output.append(String(decoding: $0.availableData, as: UTF8.self)) }
         do {

@@ -87,7 +87,15 @@ final class GatewayHarness {
         adminPort = try await adminServer.start(host: "127.0.0.1", port: 0, tls: nil) { await admin.handle($0) }
     }
 
+    /// Gateway processes the test started (``startGatewayBinary`` registers its own); `stop`
+    /// kills those still running first.
+    private let startedProcesses = LockedProcesses()
+
+    /// Has ``stop()`` kill `process` (SIGKILL) if it still runs then.
+    func terminateOnStop(_ process: Process) { startedProcesses.append(process) }
+
     func stop() async {
+        startedProcesses.killRunning()
         await adminServer.shutdown()
         await gateway.shutdown()
         try? await store.close()
@@ -157,5 +165,20 @@ final class GatewayHarness {
             all += try await store.exchanges(sessionID: session.id)
         }
         return all.sorted { $0.time < $1.time }
+    }
+}
+
+/// The processes a harness kills when it stops.
+final class LockedProcesses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var processes: [Process] = []
+
+    func append(_ process: Process) { lock.withLock { processes.append(process) } }
+
+    func killRunning() {
+        for process in lock.withLock({ processes }) where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
     }
 }

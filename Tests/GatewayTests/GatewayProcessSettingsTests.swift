@@ -8,14 +8,12 @@ import XCTest
 /// Secret files, and the probes on its metrics listener.
 final class GatewayProcessSettingsTests: XCTestCase {
     var harness: GatewayHarness!
-    var processes: [Process] = []
 
     override func setUp() async throws {
         harness = try await GatewayHarness()
     }
 
     override func tearDown() async throws {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         await harness?.stop()
     }
 
@@ -33,7 +31,6 @@ final class GatewayProcessSettingsTests: XCTestCase {
         let gateway = try await harness.startGatewayBinary(
             name: "gw", storeArguments: ["--store-file", store],
             extraArguments: ["--admin-token-file", adminToken, "--masking-key-file", key, "--metrics-address", "127.0.0.1:\(metricsPort)"])
-        processes.append(gateway.process)
         let agent = try await harness.token()
         let listed = try await GatewayHarness.send(.GET, "\(gateway.connectionURL)/api/v1/namespaces/default/configmaps",
                                                    headers: [("Authorization", "Bearer \(agent)")])
@@ -119,7 +116,7 @@ final class GatewayProcessSettingsTests: XCTestCase {
             "--admin-listen", "127.0.0.1:0", "--metrics-address", "127.0.0.1:\(metricsPort)",
             "--data-dir", home.appendingPathComponent("data").path, "--gateway-namespace", "default",
         ])
-        processes.append(process)
+        harness.terminateOnStop(process)
         let output = LockedText()
         pipe.fileHandleForReading.readabilityHandler = { output.append(String(decoding: $0.availableData, as: UTF8.self)) }
         try await eventually(60, "the unprivileged gateway starts: \(output.text)") { output.text.contains("admin API on port") || !process.isRunning }

@@ -11,7 +11,6 @@ import XCTest
 /// refusal of a WebSocket exec is what kubectl's SPDY retry gets on another replica.
 final class GatewayReplicaStateTests: XCTestCase {
     var harness: GatewayHarness!
-    var processes: [Process] = []
     var webhook: HTTPServer!
     let firings = LockedBox<[JSONValue]>([])
 
@@ -35,7 +34,6 @@ final class GatewayReplicaStateTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         await webhook?.shutdown()
         await harness?.stop()
     }
@@ -44,7 +42,6 @@ final class GatewayReplicaStateTests: XCTestCase {
         var started: [GatewayProcess] = []
         for index in 0..<count {
             let replica = try await harness.startGatewayBinary(name: "gw-\(index)")
-            processes.append(replica.process)
             started.append(replica)
         }
         return started

@@ -8,21 +8,18 @@ import XCTest
 /// process exits 0.
 final class GatewayShutdownDrainTests: XCTestCase {
     var harness: GatewayHarness!
-    var processes: [Process] = []
 
     override func setUp() async throws {
         harness = try await GatewayHarness()
     }
 
     override func tearDown() async throws {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         await harness?.stop()
     }
 
     func testSIGTERMLetsTheExchangeInFlightFinishAndBeRecordedThenExitsZero() async throws {
         let metricsPort = try LoopbackTCP.freePort()
         let gateway = try await harness.startGatewayBinary(name: "gw", extraArguments: ["--metrics-address", "127.0.0.1:\(metricsPort)"])
-        processes.append(gateway.process)
         let metrics = "http://127.0.0.1:\(metricsPort)"
         let ready = try await GatewayHarness.send(.GET, "\(metrics)/readyz")
         XCTAssertEqual(ready.status, 200, ready.body)
