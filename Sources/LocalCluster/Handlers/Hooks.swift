@@ -10,8 +10,23 @@ import KubeMachinery
 extension ResourceHandlers {
     static let crdKey = ResourceKey(group: "apiextensions.k8s.io", resource: "customresourcedefinitions")
     static let podKey = ResourceKey(group: "", resource: "pods")
+    static let namespaceKey = ResourceKey(group: "", resource: "namespaces")
+    /// The finalizer in a namespace's `spec.finalizers` that its content keeps until it is gone.
+    static let namespaceFinalizer = "kubernetes"
+
+    /// What kube-apiserver's namespace strategy sets on create: phase Active, the `kubernetes`
+    /// finalizer, and the `kubernetes.io/metadata.name` label.
+    static func activeNamespace(_ namespace: JSONValue) -> JSONValue {
+        var object = namespace
+        let name = object[path: ["metadata", "name"]] ?? ""
+        object.set(name, at: ["metadata", "labels", "kubernetes.io/metadata.name"])
+        object.set([.string(namespaceFinalizer)], at: ["spec", "finalizers"])
+        object["status"] = ["phase": "Active"]
+        return object
+    }
 
     func hooksOnCreate(_ definition: ResourceDefinition, object: JSONValue) -> JSONValue {
+        if definition.key == Self.namespaceKey { return Self.activeNamespace(object) }
         guard definition.key == Self.podKey, object[path: ["status", "phase"]] == nil else { return object }
         return PodLifecycle.running(object, now: Date())
     }
@@ -184,10 +199,10 @@ extension ResourceHandlers {
         _ = try? store.mutate(nsKey, namespace: "", name: name) { current in
             guard let current else { return .unchanged }
             var object = current.value()
-            let finalizers = (object[path: ["metadata", "finalizers"]]?.arrayValue ?? [])
-                .filter { $0.stringValue != "agentgate.io/namespace-content" }
-            if finalizers.isEmpty { return .delete }
-            object.set(.array(finalizers), at: ["metadata", "finalizers"])
+            let finalizers = (object[path: ["spec", "finalizers"]]?.arrayValue ?? [])
+                .filter { $0.stringValue != Self.namespaceFinalizer }
+            object.set(.array(finalizers), at: ["spec", "finalizers"])
+            if finalizers.isEmpty, object[path: ["metadata", "finalizers"]]?.arrayValue?.isEmpty ?? true { return .delete }
             return .put(object)
         }
         if let uid = object[path: ["metadata", "uid"]]?.stringValue { collectDependents(ofUID: uid) }

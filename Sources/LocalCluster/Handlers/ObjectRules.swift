@@ -37,7 +37,7 @@ struct ObjectRules {
         }
         metadata["uid"] = .string(UUID().uuidString.lowercased())
         metadata["creationTimestamp"] = .string(nowText)
-        metadata["generation"] = .int(1)
+        metadata["generation"] = definition.tracksGeneration ? .int(1) : nil
         metadata["deletionTimestamp"] = nil
         metadata["deletionGracePeriodSeconds"] = nil
         object["metadata"] = .object(metadata)
@@ -70,8 +70,12 @@ struct ObjectRules {
             throw APIError(.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(name))"))
         }
         object = try carryImmutableMetadata(from: old, to: object, name: name)
-        if definition.hasStatus && (definition.isCustomResource || definition.resource != "namespaces") {
+        if definition.hasStatus {
             object["status"] = old["status"]
+        }
+        if definition.group.isEmpty, definition.resource == "namespaces" {
+            // The namespace strategy: finalizers change only through `/finalize`.
+            object.set(old[path: ["spec", "finalizers"]], at: ["spec", "finalizers"])
         }
         object = bumpGenerationIfNeeded(old: old, new: object)
         try validateMetadata(object, isCreate: false)
@@ -86,7 +90,7 @@ struct ObjectRules {
                                      message: "the object has been modified; please apply your changes to the latest version and try again"))
         }
         var object = old
-        object["status"] = body["status"]
+        object["status"] = TimeFields.canonicalized(body, isCustomResource: definition.isCustomResource)["status"]
         // Field ownership of the status writer (server-side apply computed it on `body`).
         if let managed = body[path: ["metadata", "managedFields"]] { object.set(managed, at: ["metadata", "managedFields"]) }
         return try admit(object, old: old, name: name, onlyUnder: "status")
@@ -97,12 +101,15 @@ struct ObjectRules {
         var metadata = object["metadata"]?.objectValue ?? [:]
         let oldMetadata = old["metadata"]?.objectValue ?? [:]
         var errors: [FieldError] = []
-        for field in ["uid", "creationTimestamp", "namespace"] {
+        for field in ["uid", "namespace"] {
             if let sent = metadata[field]?.stringValue, !sent.isEmpty, sent != oldMetadata[field]?.stringValue {
                 errors.append(FieldError(.invalid, field: "metadata.\(field)", value: "\"\(sent)\"", detail: "field is immutable"))
             }
             metadata[field] = oldMetadata[field]
         }
+        // kube-apiserver's rest.BeforeUpdate ignores a sent creationTimestamp (keeps the stored
+        // one) rather than comparing it: clients spell the same instant differently.
+        metadata["creationTimestamp"] = oldMetadata["creationTimestamp"]
         metadata["name"] = oldMetadata["name"]
         metadata["deletionTimestamp"] = oldMetadata["deletionTimestamp"]
         metadata["deletionGracePeriodSeconds"] = oldMetadata["deletionGracePeriodSeconds"]
@@ -123,8 +130,12 @@ struct ObjectRules {
         return object
     }
 
-    /// `generation` goes up by one when anything outside `metadata` and `status` changes.
+    /// `generation` goes up by one when anything outside `metadata` and `status` changes, for
+    /// kinds that keep one. (kube-apiserver also bumps a Deployment's on annotation changes;
+    /// not here, because the embedded deployment controller writes its revision annotation
+    /// through the main resource, where the real one uses `/status`.)
     func bumpGenerationIfNeeded(old: JSONValue, new: JSONValue) -> JSONValue {
+        guard definition.tracksGeneration else { return new }
         var a = old.objectValue ?? [:]
         var b = new.objectValue ?? [:]
         for key in ["metadata", "status"] {
@@ -152,7 +163,7 @@ struct ObjectRules {
         if !apiVersion.isEmpty && apiVersion != definition.groupVersion {
             throw APIError(.badRequest("the API version in the data (\(apiVersion)) does not match the expected API version (\(definition.groupVersion))"))
         }
-        var object = body
+        var object = TimeFields.canonicalized(body, isCustomResource: definition.isCustomResource)
         object["kind"] = .string(definition.kind)
         object["apiVersion"] = .string(definition.groupVersion)
         if object["metadata"]?.objectValue == nil { object["metadata"] = .object([:]) }

@@ -100,7 +100,8 @@ extension ResourceHandlers {
             created = current == nil
             if request.isDryRun { return .unchanged }
             if object[path: ["metadata", "deletionTimestamp"]] != nil,
-               object[path: ["metadata", "finalizers"]]?.arrayValue?.isEmpty ?? true {
+               object[path: ["metadata", "finalizers"]]?.arrayValue?.isEmpty ?? true,
+               definition.key != Self.namespaceKey || object[path: ["spec", "finalizers"]]?.arrayValue?.isEmpty ?? true {
                 return .delete
             }
             return .put(object)
@@ -239,11 +240,11 @@ extension ResourceHandlers {
                                          message: "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: \(current.resourceVersion)"))
             }
             var finalizers = object[path: ["metadata", "finalizers"]]?.arrayValue ?? []
-            if definition.resource == "namespaces" {
-                // Namespaces are emptied first: the namespace controller removes this finalizer.
-                finalizers.append("agentgate.io/namespace-content")
-                object.set(.array(finalizers), at: ["metadata", "finalizers"])
-                object.set(.string("Terminating"), at: ["status", "phase"])
+            let isNamespace = definition.key == Self.namespaceKey
+            if isNamespace {
+                // Namespaces are emptied first: the namespace controller then removes the
+                // `kubernetes` spec finalizer (namespace storage's Delete, finalize).
+                finalizers.append(.string(Self.namespaceFinalizer))
             }
             let mutation: StoreMutation
             if finalizers.isEmpty {
@@ -252,7 +253,11 @@ extension ResourceHandlers {
                 mutation = .unchanged
             } else {
                 object.set(.string(KubeTime.format(Date())), at: ["metadata", "deletionTimestamp"])
-                object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
+                if isNamespace {
+                    object.set(.string("Terminating"), at: ["status", "phase"])
+                } else {
+                    object.set(.int(0), at: ["metadata", "deletionGracePeriodSeconds"])
+                }
                 mutation = .put(object)
             }
             guard options.isDryRun else { return mutation }

@@ -76,6 +76,15 @@ enum KubernetesProtobuf {
         3: .message("roleRef", [1: .string("apiGroup"), 2: .string("kind"), 3: .string("name")]),
     ]
 
+    static let accessReviewAttributes: [Int: Field] = [
+        1: .message("resourceAttributes", [1: .string("namespace"), 2: .string("verb"), 3: .string("group"), 4: .string("version"),
+                                           5: .string("resource"), 6: .string("subresource"), 7: .string("name")]),
+        2: .message("nonResourceAttributes", [1: .string("path"), 2: .string("verb")]),
+    ]
+    static let subjectAccessReviewSpec: [Int: Field] = accessReviewAttributes.merging([
+        3: .string("user"), 4: .repeatedString("groups"), 6: .string("uid"),
+    ]) { first, _ in first }
+
     static let schemas: [String: [Int: Field]] = [
         "TokenRequest": [
             1: .message("metadata", objectMeta),
@@ -94,6 +103,13 @@ enum KubernetesProtobuf {
                         3: .message("aggregationRule", [1: .repeatedMessage("clusterRoleSelectors", [1: .stringMap("matchLabels")])])],
         "RoleBinding": roleBinding,
         "ClusterRoleBinding": roleBinding,
+        // authorization.k8s.io/v1 and authentication.k8s.io/v1 reviews (`kubectl auth can-i`, `auth whoami`).
+        "SelfSubjectAccessReview": [1: .message("metadata", objectMeta), 2: .message("spec", accessReviewAttributes)],
+        "SubjectAccessReview": [1: .message("metadata", objectMeta), 2: .message("spec", subjectAccessReviewSpec)],
+        "LocalSubjectAccessReview": [1: .message("metadata", objectMeta), 2: .message("spec", subjectAccessReviewSpec)],
+        "SelfSubjectRulesReview": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .string("namespace")])],
+        "SelfSubjectReview": [1: .message("metadata", objectMeta)],
+        "TokenReview": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .string("token"), 2: .repeatedString("audiences")])],
         // autoscaling/v1 Scale (client-go's scale client may PUT it as protobuf).
         "Scale": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .int("replicas")])],
         // The body of a DELETE from a client-go client that speaks protobuf.
@@ -107,12 +123,14 @@ enum KubernetesProtobuf {
         while let (number, value) = try reader.next() {
             guard let field = schema[number] else { continue }
             switch (field, value) {
+            // gogo protobuf writes every non-pointer scalar, set or not; Go's JSON leaves the empty
+            // ones out (`omitempty`), so an unset `generateName` must not become `""` here.
             case (.string(let name), .bytes(let b)):
-                object[name] = .string(String(decoding: b, as: UTF8.self))
+                if !b.isEmpty { object[name] = .string(String(decoding: b, as: UTF8.self)) }
             case (.bytesBase64(let name), .bytes(let b)):
                 object[name] = .string(Data(b).base64EncodedString())
             case (.int(let name), .varint(let v)):
-                object[name] = .int(Int64(bitPattern: v))
+                if v != 0 { object[name] = .int(Int64(bitPattern: v)) }
             case (.bool(let name), .varint(let v)):
                 object[name] = .bool(v != 0)
             case (.repeatedString(let name), .bytes(let b)):

@@ -55,6 +55,24 @@ public struct ResourceDefinition: Sendable {
     public var qualifiedResource: String { group.isEmpty ? resource : "\(resource).\(group)" }
     public var hasStatus: Bool { subresources.contains("status") }
 
+    /// Whether the server keeps `metadata.generation` (1 on create, +1 on spec changes): custom
+    /// resources, CRDs and the built-ins whose kube-apiserver strategies set it (kinds with
+    /// spec/status semantics: workloads, Pods since 1.34, PodDisruptionBudgets,
+    /// EndpointSlices, Ingresses, NetworkPolicies, admission policies). ConfigMaps, Secrets,
+    /// Namespaces, Services, RBAC objects and the like have none.
+    public var tracksGeneration: Bool {
+        if isCustomResource { return true }
+        switch (group, resource) {
+        case ("apps", _), ("batch", _), ("", "pods"), ("", "podtemplates"), ("policy", "poddisruptionbudgets"),
+             ("discovery.k8s.io", "endpointslices"), ("networking.k8s.io", "ingresses"),
+             ("networking.k8s.io", "networkpolicies"), ("apiextensions.k8s.io", "customresourcedefinitions"),
+             ("admissionregistration.k8s.io", _):
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Whether PUT of a missing object creates it (the registry strategy's AllowCreateOnUpdate):
     /// never for custom resources (apiextensions' strategy), and for the built-ins whose
     /// kube-apiserver strategies allow it; the others answer 404.
