@@ -62,9 +62,12 @@ public final class LocalCluster: @unchecked Sendable {
         let store = ObjectStore(historyLimit: configuration.watchHistory)
         let registry = ResourceRegistry(ruleEvaluator: CELRuleEvaluator())
         let saKey = ResourceKey(group: "", resource: "serviceaccounts")
-        let authenticator = Authenticator(adminToken: adminToken, tokenIssuer: issuer) { namespace, name in
+        let authenticator = Authenticator(adminToken: adminToken, tokenIssuer: issuer, serviceAccountUID: { namespace, name in
             store.get(saKey, namespace: namespace, name: name)?.value()[path: ["metadata", "uid"]]?.stringValue
-        }
+        }, boundObjectUID: { kind, namespace, name in
+            let key = ResourceKey(group: "", resource: kind == "Pod" ? "pods" : "secrets")
+            return store.get(key, namespace: namespace, name: name)?.value()[path: ["metadata", "uid"]]?.stringValue
+        })
         let authorizer = RBACAuthorizer(snapshot: { APIServer.rbacSnapshot(of: store) })
         let apiServer = APIServer(registry: registry, store: store, authenticator: authenticator, authorizer: authorizer,
                                   tokenIssuer: issuer, logger: logger)

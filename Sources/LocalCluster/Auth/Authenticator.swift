@@ -9,7 +9,9 @@
 ///   API audiences) AND whose ServiceAccount still exists with the uid in the token →
 ///   `system:serviceaccount:<ns>:<name>`, uid = the SA's uid, groups `system:serviceaccounts`,
 ///   `system:serviceaccounts:<ns>`, `system:authenticated`. A deleted (or deleted and recreated)
-///   ServiceAccount's tokens stop working at once.
+///   ServiceAccount's tokens stop working at once, and so do tokens bound to a Pod or Secret
+///   that is gone (when ``boundObjectUID`` is given). The signature verification is cached
+///   (``TokenVerificationCache``, 10 s, never past expiry); these existence checks are not.
 /// - A client certificate the TLS handshake verified against the cluster CA (see
 ///   `ClusterCertificateAuthority.serverTLSConfiguration`) → CN as username, each O as a group,
 ///   plus `system:authenticated`, as kube-apiserver's x509 authenticator.
@@ -27,12 +29,17 @@ public struct Authenticator: Sendable {
     public let tokenIssuer: ServiceAccountTokenIssuer
     /// The uid of ServiceAccount (namespace, name) as the store holds it now; nil if absent.
     public let serviceAccountUID: @Sendable (_ namespace: String, _ name: String) -> String?
+    /// The uid of the Pod or Secret (kind, namespace, name) a token is bound to; nil if absent.
+    public let boundObjectUID: (@Sendable (_ kind: String, _ namespace: String, _ name: String) -> String?)?
+    private let verifications = TokenVerificationCache()
 
     public init(adminToken: String, tokenIssuer: ServiceAccountTokenIssuer,
-                serviceAccountUID: @escaping @Sendable (_ namespace: String, _ name: String) -> String?) {
+                serviceAccountUID: @escaping @Sendable (_ namespace: String, _ name: String) -> String?,
+                boundObjectUID: (@Sendable (_ kind: String, _ namespace: String, _ name: String) -> String?)? = nil) {
         self.adminToken = adminToken
         self.tokenIssuer = tokenIssuer
         self.serviceAccountUID = serviceAccountUID
+        self.boundObjectUID = boundObjectUID
     }
 
     /// Reads the admin token from `<directory>/admin.token`, creating it if missing or empty;
@@ -67,7 +74,9 @@ public struct Authenticator: Sendable {
     public func authenticate(bearerToken token: String, now: Date = Date()) -> UserInfo? {
         guard !token.isEmpty else { return nil }
         if constantTimeEquals(token, adminToken) { return Self.adminUser }
-        guard let claims = try? tokenIssuer.verify(token, now: now, audiences: tokenIssuer.apiAudiences) else {
+        guard let claims = try? verifications.claims(for: token, now: now, leeway: ServiceAccountTokenIssuer.leeway, verify: {
+            try tokenIssuer.verify(token, now: now, audiences: tokenIssuer.apiAudiences)
+        }) else {
             return nil
         }
         let namespace = claims.namespace
@@ -77,6 +86,14 @@ public struct Authenticator: Sendable {
               let currentUID = serviceAccountUID(namespace, name),
               currentUID == claims.serviceAccountUID else {
             return nil
+        }
+        // A token bound to a Pod or Secret dies with it, as kube-apiserver's legacy-free
+        // ServiceAccount authenticator checks.
+        if let boundObjectUID {
+            for (kind, reference) in [("Pod", claims.kubernetes.pod), ("Secret", claims.kubernetes.secret)] {
+                guard let reference else { continue }
+                guard boundObjectUID(kind, namespace, reference.name) == reference.uid else { return nil }
+            }
         }
         var extra: [String: [String]] = [:]
         if !claims.jti.isEmpty { extra["authentication.kubernetes.io/credential-id"] = ["JTI=\(claims.jti)"] }

@@ -59,7 +59,8 @@ extension ResourceHandlers {
             let response = try write(request, name: request.info.name) { rules, old, oldRV in
                 guard let old else { return [:] }
                 let patched = try subresourceWrite(request, body: body, onto: scaleObject(definition, old))
-                guard let replicas = patched[path: ["spec", "replicas"]]?.intValue, replicas >= 0 else {
+                // `replicas` is `omitempty` in autoscaling/v1: a Scale without it asks for 0.
+                guard let replicas = patched[path: ["spec", "replicas"]].map({ $0.intValue }) ?? 0, replicas >= 0 else {
                     throw APIError(.invalid(group: "autoscaling", kind: "Scale", name: request.info.name, errors: [
                         FieldError(.invalid, field: "spec.replicas", value: patched[path: ["spec", "replicas"]]?.serializedString() ?? "null",
                                    detail: "must be greater than or equal to 0"),
@@ -98,10 +99,11 @@ extension ResourceHandlers {
         let audiences = body[path: ["spec", "audiences"]]?.arrayValue?.compactMap(\.stringValue) ?? []
         let seconds = body[path: ["spec", "expirationSeconds"]]?.intValue ?? 3600
         let uid = serviceAccount[path: ["metadata", "uid"]]?.stringValue ?? ""
+        let boundObject = try boundObjectReference(body[path: ["spec", "boundObjectRef"]], namespace: request.info.namespace)
         let issued: (token: String, expiration: Date)
         do {
             issued = try issuer.issue(namespace: request.info.namespace, name: request.info.name, uid: uid,
-                                      audiences: audiences, expirationSeconds: seconds)
+                                      audiences: audiences, expirationSeconds: seconds, boundObject: boundObject)
         } catch let error as FieldError {
             throw APIError(.invalid(group: "authentication.k8s.io", kind: "TokenRequest", name: request.info.name, errors: [error]))
         }
@@ -116,6 +118,27 @@ extension ResourceHandlers {
         response.set(.int(Int64(issued.expiration.timeIntervalSinceNow.rounded())), at: ["spec", "expirationSeconds"])
         response["status"] = ["token": .string(issued.token), "expirationTimestamp": .string(KubeTime.format(issued.expiration))]
         return .object(201, response)
+    }
+
+    /// A TokenRequest's `spec.boundObjectRef`: a Pod or Secret of the namespace that exists (with
+    /// the uid, when one is given); the token then dies with it.
+    func boundObjectReference(_ reference: JSONValue?, namespace: String) throws -> BoundObjectReference? {
+        guard let reference, reference != .null else { return nil }
+        let kindName = reference["kind"]?.stringValue ?? ""
+        let name = reference["name"]?.stringValue ?? ""
+        guard let kind = BoundObjectReference.Kind(rawValue: kindName), kind != .node else {
+            throw APIError(.badRequest("cannot bind token for object of type \(kindName)"))
+        }
+        let resource = kind == .pod ? "pods" : "secrets"
+        guard let object = store.get(ResourceKey(group: "", resource: resource), namespace: namespace, name: name) else {
+            throw APIError(.notFound(group: "", resource: resource, name: name))
+        }
+        let uid = object.value()[path: ["metadata", "uid"]]?.stringValue ?? ""
+        if let wanted = reference["uid"]?.stringValue, !wanted.isEmpty, wanted != uid {
+            throw APIError(.conflict(group: "", resource: resource, name: name,
+                                     message: "the UID in the bound object reference (\(wanted)) does not match the UID in record. The object might have been deleted and then recreated"))
+        }
+        return BoundObjectReference(kind: kind, name: name, uid: uid)
     }
 
     /// `pods/log`: scripted output (pods do not run here); `follow=true` streams it.
