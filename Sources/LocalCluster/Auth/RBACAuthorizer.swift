@@ -108,6 +108,37 @@ public struct RBACAuthorizer: Sendable {
         }
     }
 
+    /// Every rule granted to `user` in `namespace` (ClusterRoleBindings' everywhere, the
+    /// namespace's RoleBindings'), for SelfSubjectRulesReview, with RBAC's errors for bindings
+    /// whose role is missing (the review is then `incomplete`, as kube-apiserver reports it).
+    func rules(for user: UserInfo, namespace: String) -> (rules: [PolicyRule], errors: [String]) {
+        let policy = PolicyIndex(includesBootstrapPolicy ? snapshot().withBootstrapPolicy() : snapshot())
+        var rules: [PolicyRule] = []
+        var errors: [String] = []
+        for binding in policy.clusterRoleBindings where matchingSubject(binding, user: user, bindingNamespace: "") != nil {
+            let roleName = binding[path: ["roleRef", "name"]]?.stringValue ?? ""
+            if let granted = policy.clusterRoleRules(named: roleName) {
+                rules += granted
+            } else {
+                errors.append("clusterrole.rbac.authorization.k8s.io \(quoted(roleName)) not found")
+            }
+        }
+        guard !namespace.isEmpty else { return (rules, errors) }
+        for binding in policy.roleBindings where objectNamespace(binding) == namespace {
+            guard matchingSubject(binding, user: user, bindingNamespace: namespace) != nil else { continue }
+            let roleKind = binding[path: ["roleRef", "kind"]]?.stringValue ?? ""
+            let roleName = binding[path: ["roleRef", "name"]]?.stringValue ?? ""
+            let granted = roleKind == "Role" ? policy.roleRules(namespace: namespace, named: roleName)
+                : policy.clusterRoleRules(named: roleName)
+            if let granted {
+                rules += granted
+            } else {
+                errors.append("\(roleKind == "Role" ? "role" : "clusterrole").rbac.authorization.k8s.io \(quoted(roleName)) not found")
+            }
+        }
+        return (rules, errors)
+    }
+
     /// The first subject of `binding` that names `user`, described as RBAC's reasons do.
     private func matchingSubject(_ binding: JSONValue, user: UserInfo, bindingNamespace: String) -> String? {
         for subject in binding["subjects"]?.arrayValue ?? [] {

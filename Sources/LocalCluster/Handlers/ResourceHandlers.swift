@@ -11,6 +11,7 @@ struct ResourceHandlers {
 
     func serve(_ request: APIRequest) async throws -> HTTPResponse {
         let info = request.info
+        if Self.reviewKinds.contains(request.definition.kind) { return try serveReview(request) }
         switch info.subresource {
         case "":
             break

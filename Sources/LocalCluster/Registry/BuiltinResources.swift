@@ -52,6 +52,13 @@ enum BuiltinResources {
                                            namespaced: false, categories: ["api-extensions"]),
                         [PrinterColumn(name: "PolicyName", type: "string", jsonPath: ".spec.policyName"),
                          PrinterColumn(name: "ParamRef", type: "string", jsonPath: ".spec.paramRef")]),
+            // Create-only reviews, answered and never stored (AccessReviews.swift).
+            review("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+            review("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+            review("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+            review("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview", namespaced: true),
+            review("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
+            review("authentication.k8s.io", "tokenreviews", "TokenReview"),
             ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", singular: "role",
                                kind: "Role", namespaced: true),
             ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings",
@@ -61,6 +68,11 @@ enum BuiltinResources {
             ResourceDefinition(group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterrolebindings",
                                singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false),
         ]
+    }
+
+    private static func review(_ group: String, _ resource: String, _ kind: String, namespaced: Bool = false) -> ResourceDefinition {
+        ResourceDefinition(group: group, version: "v1", resource: resource, singular: kind.lowercased(), kind: kind,
+                           namespaced: namespaced, verbs: ["create"])
     }
 
     private static func withColumns(_ definition: ResourceDefinition, _ columns: [PrinterColumn]) -> ResourceDefinition {

@@ -75,7 +75,7 @@ public final class APIServer: @unchecked Sendable {
             break
         }
 
-        let user = try authenticate(request)
+        let user = try Impersonation.actingUser(for: request, requester: try authenticate(request), authorizer: authorizer)
         let info: RequestInfo
         do {
             info = try resolver.resolveStrictly(method: request.method, path: path, query: query)
