@@ -1,16 +1,34 @@
 import Foundation
 import KubeCore
 
-/// Builds `meta.k8s.io/v1` Tables (what `kubectl get` asks for) from a CRD's
-/// `additionalPrinterColumns`, or NAME/AGE for built-ins. Rows carry the object's metadata
-/// as PartialObjectMetadata, as kube-apiserver's default `includeObject=Metadata` does.
+/// Builds `meta.k8s.io/v1` Tables (what `kubectl get` asks for): a CRD's
+/// `additionalPrinterColumns` (date columns humanized, as apiextensions does), a built-in
+/// kind's printer (``BuiltinPrinters``, kube-apiserver's columns), or else kube-apiserver's
+/// default table, NAME and CREATED AT. Rows carry the object's metadata as
+/// PartialObjectMetadata, as kube-apiserver's default `includeObject=Metadata` does.
 struct TableConverter {
     let definition: ResourceDefinition
+    var now = Date()
+
+    init(definition: ResourceDefinition) {
+        self.definition = definition
+    }
+
+    private var builtinPrinter: BuiltinPrinter? {
+        guard !definition.isCustomResource else { return nil }
+        return BuiltinPrinters.printer(group: definition.group, resource: definition.resource)
+    }
 
     var columns: [PrinterColumn] {
+        if let printer = builtinPrinter {
+            return printer.namesFirst ? [BuiltinPrinters.name] + printer.columns : printer.columns
+        }
         var columns = [PrinterColumn(name: "Name", type: "string", format: "name",
                                      description: "Name must be unique within a namespace.", priority: 0, jsonPath: ".metadata.name")]
-        if definition.printerColumns.isEmpty {
+        if definition.printerColumns.isEmpty && !definition.isCustomResource {
+            columns.append(PrinterColumn(name: "Created At", type: "date", description: "CreationTimestamp", priority: 0,
+                                         jsonPath: ".metadata.creationTimestamp"))
+        } else if definition.printerColumns.isEmpty {
             columns.append(PrinterColumn(name: "Age", type: "date", description: "CreationTimestamp", priority: 0,
                                          jsonPath: ".metadata.creationTimestamp"))
         } else {
@@ -24,30 +42,41 @@ struct TableConverter {
 
     func table(for objects: [StoredObject], resourceVersion: String) -> JSONValue {
         let columns = self.columns
+        let printer = builtinPrinter
         let definitions: [JSONValue] = columns.map { column in
             ["name": .string(column.name), "type": .string(column.type), "format": .string(column.format ?? ""),
              "description": .string(column.description ?? ""), "priority": .int(Int64(column.priority ?? 0))]
         }
+        let defaultTable = printer == nil && definition.printerColumns.isEmpty && !definition.isCustomResource
         let rows: [JSONValue] = objects.map { stored in
             let object = stored.value()
-            let cells: [JSONValue] = columns.map { column in
-                let value = JSONPathLite.evaluate(column.jsonPath, on: object)
-                switch column.type {
-                case "date":
-                    guard let text = value?.stringValue, let date = KubeTime.parse(text) else { return .null }
-                    return .string(Self.humanDuration(Date().timeIntervalSince(date)))
-                case "integer", "number", "boolean":
-                    return value ?? .null
-                default:
-                    guard let value else { return .string("") }
-                    if let text = value.stringValue { return .string(text) }
-                    return .string(value.serializedString())
-                }
+            var row: JSONValue = [:]
+            if let printer {
+                let name: [JSONValue] = printer.namesFirst ? [.string(stored.name)] : []
+                row["cells"] = .array(name + printer.cells(object, now))
+                let conditions = printer.conditions(object)
+                if !conditions.isEmpty { row["conditions"] = .array(conditions) }
+            } else {
+                row["cells"] = .array(columns.map { column in
+                    let value = JSONPathLite.evaluate(column.jsonPath, on: object)
+                    switch column.type {
+                    case "date":
+                        guard let text = value?.stringValue, let date = KubeTime.parse(text) else { return .null }
+                        // The default table shows CREATED AT as a time; printer columns show an age.
+                        return .string(defaultTable ? KubeTime.format(date) : Self.humanDuration(now.timeIntervalSince(date)))
+                    case "integer", "number", "boolean":
+                        return value ?? .null
+                    default:
+                        guard let value else { return .string("") }
+                        if let text = value.stringValue { return .string(text) }
+                        return .string(value.serializedString())
+                    }
+                })
             }
             var metadata = object["metadata"] ?? [:]
             metadata["managedFields"] = nil
-            return ["cells": .array(cells),
-                    "object": ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata]]
+            row["object"] = ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata]
+            return row
         }
         return ["kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": ["resourceVersion": .string(resourceVersion)],
                 "columnDefinitions": .array(definitions), "rows": .array(rows)]
