@@ -109,6 +109,9 @@ let package = Package(
             name: "LocalCluster",
             dependencies: [
                 "KubeCore", "KubeMachinery", "HTTPServing", "SPDY",
+                // The embedded workload controllers run on ControllerRuntime's Controller and WorkQueue.
+                "ControllerRuntime",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -27,6 +27,9 @@ public final class LocalCluster: @unchecked Sendable {
         /// Restore and save objects in `<dataDirectory>/state.json`.
         public var persistState: Bool = false
         public var bookmarkInterval: Duration = .seconds(30)
+        /// Run workloads kwok-style: a Node, and the controllers and kubelet that turn
+        /// Deployments, StatefulSets and Jobs into running pods (``WorkloadControllers``).
+        public var runsWorkloads: Bool = true
 
         public init(dataDirectory: URL? = nil, port: Int = 16443, useTLS: Bool = true) {
             self.dataDirectory = dataDirectory
@@ -42,6 +45,7 @@ public final class LocalCluster: @unchecked Sendable {
     public let tokenIssuer: ServiceAccountTokenIssuer
     private let httpServer = HTTPServer()
     private let stopped = OnceFlag()
+    private var workloads: WorkloadControllers?
     public private(set) var port: Int = 0
 
     private init(configuration: Configuration, apiServer: APIServer, adminToken: String,
@@ -75,6 +79,11 @@ public final class LocalCluster: @unchecked Sendable {
         let cluster = LocalCluster(configuration: configuration, apiServer: apiServer, adminToken: adminToken,
                                    certificateAuthority: ca, tokenIssuer: issuer)
         try await cluster.bootstrap()
+        if configuration.runsWorkloads {
+            let workloads = WorkloadControllers(server: apiServer, token: adminToken, logger: logger)
+            try workloads.start()
+            cluster.workloads = workloads
+        }
         let tls = try ca.map { try NIOSSLContext(configuration: $0.serverTLSConfiguration()) }
         do {
             cluster.port = try await cluster.httpServer.start(host: configuration.host, port: configuration.port, tls: tls,
@@ -96,6 +105,9 @@ public final class LocalCluster: @unchecked Sendable {
         }
         for namespace in ["default", "kube-system", "kube-public", "agentgate-system"] {
             _ = try? await applyObject(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(namespace)]])
+        }
+        if configuration.runsWorkloads {
+            _ = try await applyObject(ClusterNode.object())
         }
         for manifest in configuration.customResourceDefinitions {
             for document in try JSONValue.parseYAMLDocuments(manifest) {
@@ -125,13 +137,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Sends a request straight to the API handlers as the admin (no network).
     public func request(method: String, path: String, body: JSONValue?, contentType: String = "application/json") async -> (status: Int, body: JSONValue) {
-        var headers = HTTPHeaders([("Authorization", "Bearer \(adminToken)"), ("Content-Type", contentType)])
-        headers.add(name: "Accept", value: "application/json")
-        let request = HTTPRequest(method: method, uri: path, headers: headers, body: body?.serialized() ?? [],
-                                  bodyTooLarge: false, remoteAddress: nil)
-        let response = await apiServer.handle(request)
-        guard case .bytes(let bytes) = response.body else { return (response.status, .null) }
-        return (response.status, (try? JSONValue(parsing: bytes)) ?? .null)
+        await InProcessClient(server: apiServer, token: adminToken).send(method, path, body: body, contentType: contentType)
     }
 
     private func resourcePath(for object: JSONValue) throws -> (collection: String, item: String) {
@@ -184,6 +190,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Stops serving: ends watches, closes the listener, saves state if configured.
     public func stop() async {
         guard !stopped.swap() else { return }
+        await workloads?.stop()
         apiServer.store.closeAllWatches()
         await httpServer.shutdown()
         if configuration.persistState, let directory = configuration.dataDirectory {

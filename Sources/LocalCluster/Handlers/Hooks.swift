@@ -27,8 +27,9 @@ extension ResourceHandlers {
 
     func hooksOnCreate(_ definition: ResourceDefinition, object: JSONValue) -> JSONValue {
         if definition.key == Self.namespaceKey { return Self.activeNamespace(object) }
+        if definition.key == Self.jobKey { return Self.defaultedJob(object) }
         guard definition.key == Self.podKey, object[path: ["status", "phase"]] == nil else { return object }
-        return PodLifecycle.running(object, now: Date())
+        return scheduledAndStarted(object)
     }
 
     func hooksBeforeWrite(_ definition: ResourceDefinition, object: JSONValue) throws {

@@ -16,7 +16,7 @@ extension ResourceHandlers {
         if definition.namespaced {
             try requireNamespace(namespace)
         }
-        let suffix = String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(5))
+        let suffix = WorkloadObjects.randomSuffix()
         var object = try rules(request).prepareCreate(body, namespace: namespace, generatedSuffix: suffix)
         object = hooksOnCreate(definition, object: object)
         let name = object[path: ["metadata", "name"]]?.stringValue ?? ""

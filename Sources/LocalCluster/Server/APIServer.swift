@@ -26,6 +26,8 @@ public final class APIServer: @unchecked Sendable {
     }
     /// Where clients reach the server (discovery's serverAddressByClientCIDRs).
     public var serverAddress = "127.0.0.1:16443"
+    /// Pod IPs handed out as pods are created and started (PodLifecycle).
+    let podIPs = PodIPAllocator()
 
     public init(registry: ResourceRegistry, store: ObjectStore, authenticator: Authenticator?,
                 authorizer: RBACAuthorizer?, tokenIssuer: ServiceAccountTokenIssuer?,
