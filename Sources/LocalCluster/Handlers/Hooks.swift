@@ -28,6 +28,7 @@ extension ResourceHandlers {
     func hooksOnCreate(_ definition: ResourceDefinition, object: JSONValue) -> JSONValue {
         if definition.key == Self.namespaceKey { return Self.activeNamespace(object) }
         if definition.key == Self.jobKey { return Self.defaultedJob(object) }
+        if definition.key == Self.statefulSetKey { return Self.defaultedStatefulSet(object) }
         guard definition.key == Self.podKey, object[path: ["status", "phase"]] == nil else { return object }
         return scheduledAndStarted(object)
     }
