@@ -15,7 +15,11 @@ enum StoreBenchmark {
     }
 
     static func run(url: String, seconds: Int, callers: Int, cpu: () -> Double) async throws -> Figures {
-        let store = try await SessionStores.open(url: url)
+        // As the gateway counts its requests: with one caller, that request is the only one in flight.
+        let load = RequestLoad()
+        var options = SessionStoreOptions()
+        options.requestLoad = load
+        let store = try await SessionStores.open(url: url, options: options)
         let session = try await store.resolveSession(
             SessionKey(connection: ConnectionRef(namespace: "default", name: "bench"), subject: "agent-1", tokenKey: "bench"),
             identity: AgentIdentityInfo(model: "bench"), at: Date())
@@ -39,8 +43,11 @@ enum StoreBenchmark {
         }
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<callers {
-                // As the gateway does for the only request in flight.
-                group.addTask { try await StoreWriteHints.$alone.withValue(callers == 1) { try await exchanges() } }
+                group.addTask {
+                    load.enter()
+                    defer { load.leave() }
+                    return try await exchanges()
+                }
             }
             return try await group.reduce(0, +)
         }

@@ -71,7 +71,11 @@ defer {
 
 let issuer = try DevOIDCIssuer()
 let issuerURL = try await issuer.start()
-let store = try await SessionStores.open(url: "sqlite:" + directory.appendingPathComponent("sessions.db").path)
+// The gateway counts its requests in flight and the store reads the count, as in `agentgate gateway`.
+let load = RequestLoad()
+var storeOptions = SessionStoreOptions()
+storeOptions.requestLoad = load
+let store = try await SessionStores.open(url: "sqlite:" + directory.appendingPathComponent("sessions.db").path, options: storeOptions)
 let registry = ConnectionRegistry()
 let audience = "agentgate-bench"
 registry.put(GatewayConnectionConfig(
@@ -79,7 +83,8 @@ registry.put(GatewayConnectionConfig(
     identity: AgentIdentity(issuer: issuerURL, audiences: [audience], allowedSubjects: ["agent-1"]),
     approval: nil, access: nil, recording: RecordingPolicySpec(), recordingPolicyName: nil, maskingRules: [],
     credentialExpiresAt: nil), token: "bench-service-account-token-0123456789")
-let gateway = try Gateway(upstream: KubeConfig(server: "http://127.0.0.1:\(nginx.directPort)"), registry: registry, store: store)
+let gateway = try Gateway(upstream: KubeConfig(server: "http://127.0.0.1:\(nginx.directPort)"), registry: registry, store: store,
+                          load: load)
 let gatewayPort = try await gateway.start(host: "127.0.0.1", port: 0, tls: nil)
 var tokenRequest = DevOIDCIssuer.TokenRequest(subject: "agent-1", audience: audience, model: "bench")
 tokenRequest.sessionID = "bench"

@@ -15,8 +15,8 @@ import SessionStore
 /// Contract: ``start(_:)`` returns once every listener is bound and the first list of
 /// connection Secrets was applied; interrupted exchanges of dead gateway processes are marked
 /// incomplete before the first request is served. Everything that runs on its own runs as a
-/// `Service` of one `ServiceGroup` (the connection Secrets' informer, heartbeats, the TLS and
-/// masking key reloads, retention pruning, the status reporter, the listeners). ``stop()``
+/// `Service` of one `ServiceGroup` (the connection Secrets' informer, the approval broker, heartbeats,
+/// the TLS and masking key reloads, retention pruning, the status reporter, the listeners). ``stop()``
 /// is its graceful shutdown: the listeners stop accepting, exchanges in flight finish and are
 /// recorded (up to ``Options/drainTimeout``), then the other services end and the store closes.
 public final class GatewayRunner: @unchecked Sendable {
@@ -68,6 +68,9 @@ public final class GatewayRunner: @unchecked Sendable {
         /// How long ``GatewayRunner/stop()`` lets exchanges in flight finish before it closes
         /// their connections.
         public var drainTimeout: Duration = .seconds(10)
+        /// SIGTERM and SIGINT start the graceful shutdown of the service group (`agentgate
+        /// gateway`); ``GatewayRunner/waitUntilStopped()`` returns once it is done.
+        public var stopsOnSignals = false
         public init() {}
     }
 
@@ -105,7 +108,9 @@ public final class GatewayRunner: @unchecked Sendable {
         let dataDirectory = URL(fileURLWithPath: options.dataDirectory, isDirectory: true)
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         let storeURL = options.store ?? "sqlite:\(dataDirectory.appendingPathComponent("sessions.db").path)"
-        let store = try await Self.openStore(storeURL, within: options.storeTimeout, logger: logger)
+        // Counted by the gateway, read by the store (SQLite writes the only request's record inline).
+        let load = RequestLoad()
+        let store = try await Self.openStore(storeURL, load: load, within: options.storeTimeout, logger: logger)
         let recovered = try await store.recoverInterrupted()
         if recovered > 0 { logger.notice("marked \(recovered) interrupted exchange(s) incomplete") }
         // The keyed-hash masking key outlives restarts, so an auditor comparing hashes across
@@ -146,9 +151,16 @@ public final class GatewayRunner: @unchecked Sendable {
         }
         let client = try KubernetesClient(config: config)
         let watcher = ConnectionConfigWatcher(client: client, namespace: options.gatewayNamespace, registry: registry, logger: logger)
+        let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
+                                             logger: logger)
+        // Alerts and approvals become Events on the AgentConnection.
+        let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
+                                   client: client, logger: logger)
         let gateway: Gateway
         do {
-            gateway = try Gateway(upstream: config, registry: registry, store: store, logger: logger)
+            gateway = try Gateway(upstream: config, registry: registry, store: store,
+                                  announcements: GatewayAnnouncements(events: events, statusReporter: reporter), load: load,
+                                  logger: logger)
         } catch {
             // Nothing may be left holding connections: an HTTP client's deinit traps.
             try? await client.shutdown()
@@ -156,15 +168,11 @@ public final class GatewayRunner: @unchecked Sendable {
             throw error
         }
 
-        // Alerts become Warning Events on the AgentConnection.
-        gateway.alerts.events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway",
-                                                                   instance: ProcessInfo.processInfo.hostName),
-                                              client: client, logger: logger)
         let readiness = GatewayReadiness(configSynced: { watcher.hasSynced })
         let runner = GatewayRunner(gateway: gateway, store: store, client: client, adminToken: adminToken, readiness: readiness,
                                    drain: options.drainTimeout)
         do {
-            var services: [any Service] = [watcher, GatewayTask {
+            var services: [any Service] = [watcher, gateway.approvals, GatewayTask {
                 await store.runHeartbeats(interval: options.heartbeatInterval, onSuccess: { readiness.storeReachable(true) }, onError: {
                     readiness.storeReachable(false)
                     logger.warning("the session store cannot be reached, so this gateway reports not ready: \($0)")
@@ -196,15 +204,12 @@ public final class GatewayRunner: @unchecked Sendable {
                 runner.adminServingCertificate = certificate
                 services.append(GatewayTask { await certificate.run(interval: options.tlsReloadInterval) })
             }
-            let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: options.statusInterval,
-                                                 logger: logger)
-            let events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: store.instanceID),
-                                       client: client, logger: logger)
-            gateway.configureAnnouncements(events: events, statusReporter: reporter)
             let pruner = RetentionPruner(registry: registry, store: store, interval: options.pruneInterval, logger: logger)
             // Shut down in reverse: the listeners drain first, while everything else still runs.
             services += [pruner, reporter, runner.listeners]
-            let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+            let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                          gracefulShutdownSignals: options.stopsOnSignals ? [.sigterm, .sigint] : [],
+                                                          logger: logger))
             runner.lock.withLock {
                 runner.shutdown = group
                 runner.group = Task {
@@ -247,6 +252,14 @@ public final class GatewayRunner: @unchecked Sendable {
         return runner
     }
 
+    /// Returns once the service group has ended: after a graceful shutdown (SIGTERM or SIGINT
+    /// with ``Options/stopsOnSignals``, or ``stop()``) drained the listeners and stopped every
+    /// service. Call ``stop()`` then to close the store and the Kubernetes client.
+    public func waitUntilStopped() async {
+        let task = lock.withLock { group }
+        await task?.value
+    }
+
     /// Graceful shutdown: the listeners drain (see ``Options/drainTimeout``), every service
     /// ends, then the store and the Kubernetes client close. Idempotent.
     public func stop() async {
@@ -268,12 +281,14 @@ public final class GatewayRunner: @unchecked Sendable {
     /// Opens (and migrates) the store, or fails once `bound` has passed: PostgreSQL's pool
     /// retries an unreachable server for ever, which left a gateway waiting with nothing but
     /// the driver's info lines. While it waits, a warning every 10 s says what it waits for.
-    static func openStore(_ url: String, within bound: Duration, logger: Logger) async throws -> any SessionStore {
+    static func openStore(_ url: String, load: RequestLoad, within bound: Duration, logger: Logger) async throws -> any SessionStore {
         let shown = StoreURL.redacted(url)
         let outcome = FirstOutcome<any SessionStore>()
         Task {
             do {
-                let store = try await SessionStores.open(url: url, logger: logger)
+                var options = SessionStoreOptions()
+                options.requestLoad = load
+                let store = try await SessionStores.open(url: url, options: options, logger: logger)
                 if !outcome.finish(.success(store)) { try? await store.close() }
             } catch {
                 outcome.finish(.failure(error))

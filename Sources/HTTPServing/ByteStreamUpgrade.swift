@@ -61,6 +61,11 @@ public final class ByteStreamConnection: @unchecked Sendable {
         let channel = self.channel
         channel.writeAndFlush(ByteBuffer()).whenComplete { _ in channel.close(promise: nil) }
     }
+
+    /// Calls `body` once the connection is closed (at once when it already is).
+    public func whenClosed(_ body: @escaping @Sendable () -> Void) {
+        channel.closeFuture.whenComplete { _ in body() }
+    }
 }
 
 /// Carries the accepted session from `buildUpgradeResponse` to `upgrade` on one connection.

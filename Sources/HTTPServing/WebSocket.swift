@@ -19,30 +19,50 @@ public protocol WebSocketSession: AnyObject, Sendable {
     func closed()
 }
 
-/// The send side of an upgraded connection; safe to call from any thread.
+/// Which end of a WebSocket connection this process is: a client masks every frame it sends
+/// (RFC 6455 section 5.3), a server never does.
+public enum WebSocketRole: Sendable {
+    case server
+    case client
+
+    var maskKey: WebSocketMaskingKey? { self == .client ? .random() : nil }
+}
+
+/// The send side of an upgraded connection, either end; safe to call from any thread.
 public final class WebSocketConnection: @unchecked Sendable {
     private let channel: Channel
+    private let role: WebSocketRole
 
-    init(channel: Channel) { self.channel = channel }
+    public init(channel: Channel, role: WebSocketRole) {
+        self.channel = channel
+        self.role = role
+    }
 
+    /// One binary message.
     public func send(_ bytes: [UInt8]) {
-        let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
-        channel.writeAndFlush(frame, promise: nil)
+        channel.writeAndFlush(frame(.binary, ByteBuffer(bytes: bytes)), promise: nil)
     }
 
     /// Sends `bytes`; `written` runs (on the event loop) once they left for the socket, or failed.
     public func send(_ bytes: [UInt8], written: @escaping @Sendable () -> Void) {
-        let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
-        channel.writeAndFlush(frame).whenComplete { _ in written() }
+        channel.writeAndFlush(frame(.binary, ByteBuffer(bytes: bytes))).whenComplete { _ in written() }
+    }
+
+    /// Calls `body` once the connection is closed (at once when it already is).
+    public func whenClosed(_ body: @escaping @Sendable () -> Void) {
+        channel.closeFuture.whenComplete { _ in body() }
     }
 
     /// Sends a close frame (normal closure) and closes the connection.
     public func close() {
         var data = ByteBuffer()
         data.write(webSocketErrorCode: .normalClosure)
-        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
         let channel = self.channel
-        channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+        channel.writeAndFlush(frame(.connectionClose, data)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func frame(_ opcode: WebSocketOpcode, _ data: ByteBuffer) -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: opcode, maskKey: role.maskKey, data: data)
     }
 }
 
@@ -81,28 +101,44 @@ extension HTTPServer {
             upgradePipelineHandler: { channel, _ in
                 guard let session = pending.take() else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(WebSocketSessionHandler(session: session))
+                    try channel.pipeline.syncOperations.addHandler(WebSocketMessageHandler(
+                        role: .server, added: { session.start(WebSocketConnection(channel: $0, role: .server)) },
+                        receive: { session.receive($0) }, closed: { session.closed() }))
                 }
             })
     }
 }
 
-/// Frames to and from a ``WebSocketSession``; answers pings, ends on close.
-final class WebSocketSessionHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+/// WebSocket frames into messages, at either end of a connection (the gateway's listeners
+/// and its upstream leg both use it): fragmented messages are reassembled and handed to
+/// `receive` whole; pings are answered (masked when this end is the client); the end (a
+/// close frame, the connection going away, or a protocol error) is reported to `closed`
+/// exactly once.
+public final class WebSocketMessageHandler: ChannelInboundHandler, @unchecked Sendable {
+    public typealias InboundIn = WebSocketFrame
+    public typealias OutboundOut = WebSocketFrame
 
-    private let session: WebSocketSession
+    private let role: WebSocketRole
+    private let added: (Channel) -> Void
+    private let receive: ([UInt8]) -> Void
+    private let closed: () -> Void
     private var fragments: [UInt8] = []
     private var ended = false
 
-    init(session: WebSocketSession) { self.session = session }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        session.start(WebSocketConnection(channel: context.channel))
+    /// - Parameter added: called once the handler is in the pipeline (a session starts there).
+    public init(role: WebSocketRole, added: @escaping (Channel) -> Void = { _ in },
+                receive: @escaping ([UInt8]) -> Void, closed: @escaping () -> Void) {
+        self.role = role
+        self.added = added
+        self.receive = receive
+        self.closed = closed
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func handlerAdded(context: ChannelHandlerContext) {
+        added(context.channel)
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .text, .continuation:
@@ -111,10 +147,10 @@ final class WebSocketSessionHandler: ChannelInboundHandler, @unchecked Sendable 
             if frame.fin {
                 let message = fragments
                 fragments = []
-                session.receive(message)
+                receive(message)
             }
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: role.maskKey, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
             end()
@@ -124,14 +160,18 @@ final class WebSocketSessionHandler: ChannelInboundHandler, @unchecked Sendable 
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         end()
         context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
     }
 
     private func end() {
         if ended { return }
         ended = true
-        session.closed()
+        closed()
     }
 }

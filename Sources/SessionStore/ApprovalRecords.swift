@@ -24,7 +24,9 @@ public enum ApprovalState: String, Hashable, Sendable, Codable, CaseIterable {
 }
 
 /// One held request and its outcome. Bodies are masked by the gateway before they get here.
-public struct ApprovalRecord: Hashable, Sendable, Codable {
+public struct ApprovalRecord: CarriesRequestSummary, Hashable, Sendable, Codable {
+    /// What the agent asked for (RequestInfo, method, path, query, masked body).
+    public var request: RequestSummary
     public var id: ApprovalID
     public var connection: ConnectionRef
     /// The `spec.approval` rule that held the request.
@@ -37,18 +39,6 @@ public struct ApprovalRecord: Hashable, Sendable, Codable {
     /// The recorded exchange of the held request (nil when recording failed open).
     public var sessionID: SessionID?
     public var exchangeID: ExchangeID?
-    /// RequestInfo of the held request (empty strings for absent parts).
-    public var verb: String
-    public var apiGroup: String
-    public var resource: String
-    public var subresource: String
-    public var namespace: String
-    public var name: String
-    public var httpMethod: String
-    public var path: String
-    public var query: String
-    /// The request body as masked for the record.
-    public var requestBody: [UInt8]?
     /// The API server's answer to the same request with `dryRun=All` (masked), when the verb
     /// supports dry run: what would change.
     public var dryRunStatusCode: Int?
@@ -71,6 +61,22 @@ public struct ApprovalRecord: Hashable, Sendable, Codable {
                 httpMethod: String, path: String, query: String, requestBody: [UInt8]?, dryRunStatusCode: Int? = nil,
                 dryRunBody: [UInt8]? = nil, approverGroups: [String], createdAt: Date, expiresAt: Date,
                 decidedAt: Date? = nil, decidedBy: String? = nil, reason: String? = nil, owner: String = "") {
+        self.init(id: id, connection: connection, rule: rule, state: state, subject: subject, groups: groups, model: model,
+                  sessionID: sessionID, exchangeID: exchangeID,
+                  request: RequestSummary(verb: verb, apiGroup: apiGroup, resource: resource, subresource: subresource,
+                                          namespace: namespace, name: name, httpMethod: httpMethod, path: path,
+                                          query: query, body: requestBody),
+                  dryRunStatusCode: dryRunStatusCode, dryRunBody: dryRunBody, approverGroups: approverGroups,
+                  createdAt: createdAt, expiresAt: expiresAt, decidedAt: decidedAt, decidedBy: decidedBy,
+                  reason: reason, owner: owner)
+    }
+
+    public init(id: ApprovalID, connection: ConnectionRef, rule: String, state: ApprovalState = .pending, subject: String,
+                groups: [String], model: String?, sessionID: SessionID?, exchangeID: ExchangeID?, request: RequestSummary,
+                dryRunStatusCode: Int? = nil, dryRunBody: [UInt8]? = nil, approverGroups: [String], createdAt: Date,
+                expiresAt: Date, decidedAt: Date? = nil, decidedBy: String? = nil, reason: String? = nil,
+                owner: String = "") {
+        self.request = request
         self.id = id
         self.connection = connection
         self.rule = rule
@@ -80,16 +86,6 @@ public struct ApprovalRecord: Hashable, Sendable, Codable {
         self.model = model
         self.sessionID = sessionID
         self.exchangeID = exchangeID
-        self.verb = verb
-        self.apiGroup = apiGroup
-        self.resource = resource
-        self.subresource = subresource
-        self.namespace = namespace
-        self.name = name
-        self.httpMethod = httpMethod
-        self.path = path
-        self.query = query
-        self.requestBody = requestBody
         self.dryRunStatusCode = dryRunStatusCode
         self.dryRunBody = dryRunBody
         self.approverGroups = approverGroups

@@ -16,6 +16,18 @@ public struct ConnectionRef: Hashable, Sendable, Codable, CustomStringConvertibl
         self.name = name
     }
     public var description: String { "\(namespace)/\(name)" }
+
+    /// Byte for byte, as the API server compares names: Swift's `==` on String would take
+    /// `café` spelt with a combining accent for the precomposed one, another connection.
+    public static func == (a: ConnectionRef, b: ConnectionRef) -> Bool {
+        a.namespace.utf8.elementsEqual(b.namespace.utf8) && a.name.utf8.elementsEqual(b.name.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for byte in namespace.utf8 { hasher.combine(byte) }
+        hasher.combine(0xFF as UInt8)   // never a byte of UTF-8: the two names cannot run together
+        for byte in name.utf8 { hasher.combine(byte) }
+    }
 }
 
 /// What identifies a session: connection, agent subject and the token's `sid` or `jti`.
@@ -92,20 +104,11 @@ public enum ExchangeState: String, Hashable, Sendable, Codable, CaseIterable {
 
 /// What the gateway knows before forwarding. Empty strings stand for absent RequestInfo
 /// parts (core group "", no subresource, cluster scope, non-resource URL).
-public struct ExchangeStart: Hashable, Sendable {
+public struct ExchangeStart: CarriesRequestSummary, Hashable, Sendable {
+    /// What the agent asked for (RequestInfo, method, path, query, masked body).
+    public var request: RequestSummary
     public var sessionID: SessionID
     public var time: Date
-    public var verb: String
-    public var apiGroup: String
-    public var resource: String
-    public var subresource: String
-    public var namespace: String
-    public var name: String
-    public var httpMethod: String
-    public var path: String
-    public var query: String
-    /// As the agent sent it, masked by the caller; nil when bodies are not recorded.
-    public var requestBody: [UInt8]?
     /// Size on the wire (may exceed `requestBody.count` when truncated).
     public var requestBytes: Int64
     public var truncated: Bool
@@ -121,18 +124,20 @@ public struct ExchangeStart: Hashable, Sendable {
         truncated: Bool = false, approvalID: String? = nil, kubectlCommand: String? = nil,
         kubectlSession: String? = nil, userAgent: String? = nil
     ) {
+        self.init(sessionID: sessionID, time: time,
+                  request: RequestSummary(verb: verb, apiGroup: apiGroup, resource: resource, subresource: subresource,
+                                          namespace: namespace, name: name, httpMethod: httpMethod, path: path,
+                                          query: query, body: requestBody),
+                  requestBytes: requestBytes, truncated: truncated, approvalID: approvalID,
+                  kubectlCommand: kubectlCommand, kubectlSession: kubectlSession, userAgent: userAgent)
+    }
+
+    public init(sessionID: SessionID, time: Date, request: RequestSummary, requestBytes: Int64, truncated: Bool,
+                approvalID: String? = nil, kubectlCommand: String? = nil, kubectlSession: String? = nil,
+                userAgent: String? = nil) {
+        self.request = request
         self.sessionID = sessionID
         self.time = time
-        self.verb = verb
-        self.apiGroup = apiGroup
-        self.resource = resource
-        self.subresource = subresource
-        self.namespace = namespace
-        self.name = name
-        self.httpMethod = httpMethod
-        self.path = path
-        self.query = query
-        self.requestBody = requestBody
         self.requestBytes = requestBytes
         self.truncated = truncated
         self.approvalID = approvalID
@@ -173,25 +178,17 @@ public struct ExchangeResult: Hashable, Sendable {
     }
 }
 
-public struct ExchangeRecord: Hashable, Sendable, Codable {
+public struct ExchangeRecord: CarriesRequestSummary, Hashable, Sendable, Codable {
+    /// What the agent asked for (RequestInfo, method, path, query, masked body).
+    public var request: RequestSummary
     public var id: ExchangeID
     public var sessionID: SessionID
     /// 1, 2, 3... within the session, in the order exchanges began.
     public var sequence: Int64
     public var time: Date
-    public var verb: String
-    public var apiGroup: String
-    public var resource: String
-    public var subresource: String
-    public var namespace: String
-    public var name: String
-    public var httpMethod: String
-    public var path: String
-    public var query: String
     public var statusCode: Int?
     public var latencyMs: Double?
     public var completedAt: Date?
-    public var requestBody: [UInt8]?
     public var responseBody: [UInt8]?
     public var requestBytes: Int64
     public var responseBytes: Int64
@@ -204,6 +201,31 @@ public struct ExchangeRecord: Hashable, Sendable, Codable {
     /// The store instance that began it.
     public var owner: String
     public var streamChunkCount: Int64
+
+    public init(id: ExchangeID, sessionID: SessionID, sequence: Int64, time: Date, request: RequestSummary,
+                statusCode: Int?, latencyMs: Double?, completedAt: Date?, responseBody: [UInt8]?, requestBytes: Int64,
+                responseBytes: Int64, truncated: Bool, approvalID: String?, kubectlCommand: String?,
+                kubectlSession: String?, userAgent: String?, state: ExchangeState, owner: String, streamChunkCount: Int64) {
+        self.request = request
+        self.id = id
+        self.sessionID = sessionID
+        self.sequence = sequence
+        self.time = time
+        self.statusCode = statusCode
+        self.latencyMs = latencyMs
+        self.completedAt = completedAt
+        self.responseBody = responseBody
+        self.requestBytes = requestBytes
+        self.responseBytes = responseBytes
+        self.truncated = truncated
+        self.approvalID = approvalID
+        self.kubectlCommand = kubectlCommand
+        self.kubectlSession = kubectlSession
+        self.userAgent = userAgent
+        self.state = state
+        self.owner = owner
+        self.streamChunkCount = streamChunkCount
+    }
 }
 
 /// One frame of a stream: a watch event, or an exec/attach/log chunk on a channel
@@ -293,6 +315,9 @@ public struct SessionStoreOptions: Sendable {
     /// Records waiting in SQLite's recording journal past which new exchanges wait for the
     /// ingest to catch up (`RecordingJournal.waitForRoom`).
     public var journalBacklogBytes: Int
+    /// The gateway's count of requests in flight: SQLite runs the write of the only request in
+    /// flight on its caller's thread (see `SQLiteDriver`). Nil: every write queues.
+    public var requestLoad: RequestLoad?
 
     public init(idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap, instanceID: String? = nil,
                 journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay,

@@ -92,22 +92,20 @@ extension SQLSessionStore {
     func ingest(_ batches: [RecordingJournal.Batch], removed: [String]) async throws {
         let logger = self.logger
         // A background round, not a request: its transaction queues for the writer.
-        try await StoreWriteHints.$alone.withValue(false) {
-            try await driver.write { tx in
-                for file in removed {
-                    try await tx.query("DELETE FROM journal_files_ingested WHERE file = ?", [.text(file)])
-                }
-                var events: [JournalEvent] = []
-                for batch in batches {
-                    let marked = try await tx.query("SELECT file FROM journal_files_ingested WHERE file = ?", [.text(batch.file)])
-                    guard marked.isEmpty else { continue }
-                    events += batch.events
-                    try await tx.query("INSERT INTO journal_files_ingested (file, ingested_at_us) VALUES (?, ?)",
-                                       [.text(batch.file), SQLValue(micros: Date())])
-                }
-                for lost in try await Self.applyCoalesced(events, tx) {
-                    logger.error("a journal record could not be ingested", metadata: ["reason": "\(lost)"])
-                }
+        try await driver.maintenance { tx in
+            for file in removed {
+                try await tx.query("DELETE FROM journal_files_ingested WHERE file = ?", [.text(file)])
+            }
+            var events: [JournalEvent] = []
+            for batch in batches {
+                let marked = try await tx.query("SELECT file FROM journal_files_ingested WHERE file = ?", [.text(batch.file)])
+                guard marked.isEmpty else { continue }
+                events += batch.events
+                try await tx.query("INSERT INTO journal_files_ingested (file, ingested_at_us) VALUES (?, ?)",
+                                   [.text(batch.file), SQLValue(micros: Date())])
+            }
+            for lost in try await Self.applyCoalesced(events, tx) {
+                logger.error("a journal record could not be ingested", metadata: ["reason": "\(lost)"])
             }
         }
     }

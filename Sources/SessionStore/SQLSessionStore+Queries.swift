@@ -153,15 +153,20 @@ extension SQLSessionStore {
             exchangeCount: row.int("exchange_count"), bytes: row.int("bytes"))
     }
 
+    /// The request columns an exchange row and an approval row share (same names in both tables).
+    static func requestSummary(_ row: SQLRow) -> RequestSummary {
+        RequestSummary(verb: row.text("verb"), apiGroup: row.text("api_group"), resource: row.text("resource"),
+                       subresource: row.text("subresource"), namespace: row.text("namespace"), name: row.text("name"),
+                       httpMethod: row.text("http_method"), path: row.text("path"), query: row.text("query"),
+                       body: row["request_body"].blob)
+    }
+
     static func exchange(_ row: SQLRow) -> ExchangeRecord {
         ExchangeRecord(
             id: row.text("id"), sessionID: row.text("session_id"), sequence: row.int("sequence"),
-            time: row.date("started_at_us"), verb: row.text("verb"), apiGroup: row.text("api_group"),
-            resource: row.text("resource"), subresource: row.text("subresource"), namespace: row.text("namespace"),
-            name: row.text("name"), httpMethod: row.text("http_method"), path: row.text("path"),
-            query: row.text("query"), statusCode: row["status_code"].int.map { Int($0) },
+            time: row.date("started_at_us"), request: requestSummary(row), statusCode: row["status_code"].int.map { Int($0) },
             latencyMs: row["latency_ms"].double, completedAt: row.optionalDate("completed_at_us"),
-            requestBody: row["request_body"].blob, responseBody: row["response_body"].blob,
+            responseBody: row["response_body"].blob,
             requestBytes: row.int("request_bytes"), responseBytes: row.int("response_bytes"),
             truncated: row.int("truncated") != 0, approvalID: row["approval_id"].text,
             kubectlCommand: row["kubectl_command"].text, kubectlSession: row["kubectl_session"].text,

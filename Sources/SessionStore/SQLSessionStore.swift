@@ -188,10 +188,8 @@ final class SQLSessionStore: SessionStore, @unchecked Sendable {
     static func started(_ start: ExchangeStart, id: ExchangeID, sequence: Int64, owner: String) -> ExchangeRecord {
         ExchangeRecord(
             id: id, sessionID: start.sessionID, sequence: sequence,
-            time: SQLTime.date(SQLTime.micros(start.time)), verb: start.verb, apiGroup: start.apiGroup,
-            resource: start.resource, subresource: start.subresource, namespace: start.namespace,
-            name: start.name, httpMethod: start.httpMethod, path: start.path, query: start.query,
-            statusCode: nil, latencyMs: nil, completedAt: nil, requestBody: start.requestBody,
+            time: SQLTime.date(SQLTime.micros(start.time)), request: start.request,
+            statusCode: nil, latencyMs: nil, completedAt: nil,
             responseBody: nil, requestBytes: start.requestBytes, responseBytes: 0,
             truncated: start.truncated, approvalID: start.approvalID,
             kubectlCommand: start.kubectlCommand, kubectlSession: start.kubectlSession,

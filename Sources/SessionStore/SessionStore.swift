@@ -228,13 +228,3 @@ extension SessionStore {
     }
 }
 
-/// What a caller knows about the load a write comes with, for the backend to choose how to
-/// run it. A task-local, so the protocol's methods stay as they are.
-public enum StoreWriteHints {
-    /// The caller's request is the only one in flight: nobody's write would share a group
-    /// commit with its own, and the SQLite backend runs it on the caller's thread instead of
-    /// hopping to its writer's queue and back (the hops cost more than a small transaction).
-    /// Under concurrency queueing is cheaper, for the group commit and for the caller's event
-    /// loop, which an inline commit would hold up.
-    @TaskLocal public static var alone = false
-}

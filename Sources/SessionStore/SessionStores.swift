@@ -20,7 +20,8 @@ public enum SessionStores {
         var journal: JournalDirectory?
         switch try StoreURL.parse(url) {
         case let .sqlite(path, synchronousFull, journaled):
-            let driver = try await SQLiteDriver.open(path: path, synchronousFull: synchronousFull, logger: logger)
+            let driver = try await SQLiteDriver.open(path: path, synchronousFull: synchronousFull, load: options.requestLoad,
+                                                  logger: logger)
             store = SQLSessionStore(driver: driver, options: options, schema: nil, logger: logger)
             let directory = JournalDirectory(databasePath: path)
             journal = directory

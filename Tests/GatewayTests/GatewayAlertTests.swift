@@ -17,7 +17,6 @@ final class GatewayAlertTests: XCTestCase {
     var webhook: HTTPServer!
     var webhookPort = 0
     let received = Received()
-    var client: KubernetesClient!
 
     final class Received: @unchecked Sendable {
         private let lock = NSLock()
@@ -29,15 +28,13 @@ final class GatewayAlertTests: XCTestCase {
     }
 
     override func setUp() async throws {
-        harness = try await GatewayHarness()
+        harness = try await GatewayHarness(announce: true)
         webhook = HTTPServer()
         let received = self.received
         webhookPort = try await webhook.start(host: "127.0.0.1", port: 0, tls: nil) { request in
             received.add(request.body)
             return HTTPResponse(status: 204)
         }
-        client = try KubernetesClient(config: KubeConfig(server: harness.cluster.url, credentials: .token(harness.cluster.adminToken)))
-        harness.gateway.alerts.events = EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: "test"), client: client)
         harness.config.recording = RecordingPolicySpec(alerts: [
             AlertRule(name: "exec-burst", verbs: [.get, .create], resources: ["pods"], subresources: ["exec"], threshold: 3, window: "1m"),
             AlertRule(name: "secret-read", verbs: [.get, .list, .watch], resources: ["secrets"], threshold: 1),
@@ -51,7 +48,6 @@ final class GatewayAlertTests: XCTestCase {
 
     override func tearDown() async throws {
         await webhook?.shutdown()
-        try? await client?.shutdown()
         await harness?.stop()
     }
 

@@ -15,14 +15,11 @@ import XCTest
 /// binary against the admin API).
 final class GatewayApprovalAnnouncementTests: XCTestCase {
     var harness: GatewayHarness!
-    var client: KubernetesClient!
-    var reporter: SessionStatusReporter!
     let webhook = HTTPServer()
     let received = LockedText()
 
     override func setUp() async throws {
-        harness = try await GatewayHarness(approval: GatewayApprovalTests.policy)
-        client = try KubernetesClient(config: KubeConfig(server: harness.cluster.url, credentials: .token(harness.cluster.adminToken)))
+        harness = try await GatewayHarness(approval: GatewayApprovalTests.policy, announce: true)
         let received = self.received
         let webhookPort = try await webhook.start(host: "127.0.0.1", port: 0, tls: nil) { request in
             received.append(String(decoding: request.body, as: UTF8.self) + "\n")
@@ -37,17 +34,10 @@ final class GatewayApprovalAnnouncementTests: XCTestCase {
                      "identity": ["issuer": .string(harness.config.identity.issuer), "audiences": [.string(GatewayHarness.audience)],
                                   "allowedSubjects": ["agent-1"]]],
         ])
-        reporter = SessionStatusReporter(client: client, registry: harness.registry, store: harness.store, interval: .seconds(60))
-        reporter.start()
-        harness.gateway.configureAnnouncements(
-            events: EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: "test"), client: client),
-            statusReporter: reporter)
     }
 
     override func tearDown() async throws {
-        reporter?.stop()
         await webhook.shutdown()
-        try? await client?.shutdown()
         await harness?.stop()
     }
 

@@ -1,5 +1,6 @@
 import AgentGateAPI
 import AsyncHTTPClient
+import ControllerRuntime
 import Foundation
 import Gateway
 import HTTPServing
@@ -47,9 +48,20 @@ final class GatewayHarness {
     let adminToken = "test-admin-token"
     var adminURL: String { "http://127.0.0.1:\(adminPort)" }
 
-    /// - Parameter upstreamTLS: the API server serves HTTPS and the gateway trusts its CA, as in a real cluster.
+    /// With `announce`: the admin client to the cluster, and the status reporter the gateway
+    /// asks for prompt `status.pendingApprovals` passes (Events go through `clusterClient`).
+    private(set) var clusterClient: KubernetesClient?
+    private(set) var reporter: SessionStatusReporter?
+    /// The approval broker's service (decisions from other replicas), as GatewayRunner runs it.
+    private var broker: Task<Void, Never>?
+
+    /// - Parameters:
+    ///   - upstreamTLS: the API server serves HTTPS and the gateway trusts its CA, as in a real cluster.
+    ///   - announce: the gateway announces alerts and approvals as Events and through a
+    ///     `SessionStatusReporter` (``clusterClient``, ``reporter``), as `agentgate gateway` does.
     init(backend: GatewayStoreBackend = .sqlite, access: AccessPolicy? = nil, approval: ApprovalPolicy? = nil,
-         failureMode: FailureMode? = nil, upstreamOverride: String? = nil, upstreamTLS: Bool = false) async throws {
+         failureMode: FailureMode? = nil, upstreamOverride: String? = nil, upstreamTLS: Bool = false,
+         announce: Bool = false) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-gw-\(UUID().uuidString)")
         self.backend = backend
         storeURL = try backend.freshURL(in: directory)  // before anything exists: a skip leaves nothing behind
@@ -75,9 +87,24 @@ final class GatewayHarness {
             approval: approval, access: access, recording: RecordingPolicySpec(failureMode: failureMode),
             recordingPolicyName: nil, maskingRules: [], credentialExpiresAt: nil)
         registry.put(config, token: saToken)
+        var announcements = GatewayAnnouncements()
+        if announce {
+            let client = try KubernetesClient(config: KubeConfig(server: cluster.url,
+                                                                 certificateAuthorityPEM: cluster.certificateAuthority.map { Array($0.caPEM.utf8) },
+                                                                 credentials: .token(cluster.adminToken)))
+            let reporter = SessionStatusReporter(client: client, registry: registry, store: store, interval: .seconds(60))
+            reporter.start()
+            clusterClient = client
+            self.reporter = reporter
+            announcements = GatewayAnnouncements(
+                events: EventRecorder(configuration: .init(controller: "agentgate.io/gateway", instance: "test"), client: client),
+                statusReporter: reporter)
+        }
         gateway = try Gateway(upstream: KubeConfig(server: upstreamOverride ?? cluster.url,
                                                    certificateAuthorityPEM: cluster.certificateAuthority.map { Array($0.caPEM.utf8) }),
-                              registry: registry, store: store)
+                              registry: registry, store: store, announcements: announcements)
+        let approvals = gateway.approvals
+        broker = Task { await approvals.run() }
         port = try await gateway.start(host: "127.0.0.1", port: 0, tls: nil)
         certificateAuthority = try ClusterCertificateAuthority.loadOrCreate(in: directory.appendingPathComponent("gateway-tls"))
         tlsPort = try await gateway.start(host: "127.0.0.1", port: 0,
@@ -98,6 +125,9 @@ final class GatewayHarness {
         startedProcesses.killRunning()
         await adminServer.shutdown()
         await gateway.shutdown()
+        broker?.cancel()
+        reporter?.stop()
+        try? await clusterClient?.shutdown()
         try? await store.close()
         await issuer.shutdown()
         await cluster.stop()

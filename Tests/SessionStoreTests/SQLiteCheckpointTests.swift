@@ -9,7 +9,10 @@ final class SQLiteCheckpointTests: XCTestCase {
     func testSustainedCommitsCheckpointOncePerThousandFramesNotOncePerCommit() async throws {
         let url = try TestBackend.sqlite.freshURL()
         let path = String(url.dropFirst("sqlite:".count))
-        let driver = try await SQLiteDriver.open(path: path, synchronousFull: false, logger: Logger(label: "test"))
+        // One request in flight: every commit runs inline, as a lone gateway client's do.
+        let load = RequestLoad()
+        load.enter()
+        let driver = try await SQLiteDriver.open(path: path, synchronousFull: false, load: load, logger: Logger(label: "test"))
         _ = try await driver.write { tx in
             try await tx.query("CREATE TABLE records (id INTEGER PRIMARY KEY, body BLOB NOT NULL)", [])
         }
@@ -22,10 +25,8 @@ final class SQLiteCheckpointTests: XCTestCase {
         let body = SQLValue.blob([UInt8](repeating: 0x5A, count: 8 * 1024))
         var largestWAL = 0
         for index in 0..<commits {
-            try await StoreWriteHints.$alone.withValue(true) {
-                try await driver.write { tx in
-                    try await tx.query("INSERT INTO records (id, body) VALUES (?, ?)", [.int(Int64(index)), body])
-                }
+            try await driver.write { tx in
+                try await tx.query("INSERT INTO records (id, body) VALUES (?, ?)", [.int(Int64(index)), body])
             }
             let next = Date().addingTimeInterval(0.000_3)
             while Date() < next {}   // a sleep this short oversleeps

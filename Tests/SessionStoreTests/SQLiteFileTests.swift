@@ -72,24 +72,25 @@ final class SQLiteFileTests: XCTestCase {
         try await writer.close()
     }
 
-    /// A lone request's transactions run on its own thread (StoreWriteHints.alone) while other
-    /// tasks queue theirs: every write is recorded, sequences stay unique and gap-free, and a
-    /// failed inline transaction leaves the writer free for the next.
+    /// With one request in flight (``RequestLoad``), a transaction that finds the writer idle
+    /// runs on its caller's thread while the others queue theirs: every write is recorded,
+    /// sequences stay unique and gap-free, and a failed inline transaction leaves the writer
+    /// free for the next.
     func testInlineWritesOfALoneRequestMixWithQueuedOnesWithoutLoss() async throws {
-        let store = try await TestBackend.sqlite.open(try TestBackend.sqlite.freshURL(), instanceID: "mixed")
+        let load = RequestLoad()
+        load.enter()
+        let store = try await TestBackend.sqlite.open(try TestBackend.sqlite.freshURL(), instanceID: "mixed", requestLoad: load)
         let session = try await store.resolveSession(SessionKey(connection: connA, subject: "agent"), identity: AgentIdentityInfo(), at: t0)
         let names = try await withThrowingTaskGroup(of: [String].self) { group in
             group.addTask {
-                try await StoreWriteHints.$alone.withValue(true) {
-                    var mine: [String] = []
-                    for index in 0..<100 {
-                        let exchange = try await store.begin(session, at: t0 + Double(index), name: "alone-\(index)")
-                        try await store.completeExchange(exchange.id, result: ExchangeResult(
-                            statusCode: 200, completedAt: t0 + Double(index), latencyMs: 1, responseBody: [1], responseBytes: 1))
-                        mine.append(exchange.name)
-                    }
-                    return mine
+                var mine: [String] = []
+                for index in 0..<100 {
+                    let exchange = try await store.begin(session, at: t0 + Double(index), name: "alone-\(index)")
+                    try await store.completeExchange(exchange.id, result: ExchangeResult(
+                        statusCode: 200, completedAt: t0 + Double(index), latencyMs: 1, responseBody: [1], responseBytes: 1))
+                    mine.append(exchange.name)
                 }
+                return mine
             }
             for task in 0..<4 {
                 group.addTask {
@@ -106,16 +107,14 @@ final class SQLiteFileTests: XCTestCase {
         XCTAssertEqual(stored.map(\.sequence), Array(1...200))
         XCTAssertEqual(Set(stored.map(\.name)), Set(names))
         XCTAssertEqual(stored.filter { $0.name.hasPrefix("alone-") }.map(\.state), Array(repeating: .complete, count: 100))
-        try await StoreWriteHints.$alone.withValue(true) {
-            var gone = session
-            gone.id = "no-such-session"
-            do {
-                _ = try await store.begin(gone, at: t0)
-                XCTFail("an exchange of a missing session was recorded")
-            } catch SessionStoreError.sessionNotFound {}
-            let after = try await store.begin(session, at: t0 + 200, name: "after")
-            XCTAssertEqual(after.sequence, 201)
-        }
+        var gone = session
+        gone.id = "no-such-session"
+        do {
+            _ = try await store.begin(gone, at: t0)
+            XCTFail("an exchange of a missing session was recorded")
+        } catch SessionStoreError.sessionNotFound {}
+        let after = try await store.begin(session, at: t0 + 200, name: "after")
+        XCTAssertEqual(after.sequence, 201)
         try await store.close()
     }
 }

@@ -38,12 +38,13 @@ struct TestBackend: Sendable {
     func open(
         _ url: String, instanceID: String? = nil, idleGap: TimeInterval = SessionStoreOptions.defaultIdleGap,
         journalIngestDelay: Duration = SessionStoreOptions.defaultJournalIngestDelay,
-        journalBacklogBytes: Int = SessionStoreOptions.defaultJournalBacklogBytes
+        journalBacklogBytes: Int = SessionStoreOptions.defaultJournalBacklogBytes, requestLoad: RequestLoad? = nil
     ) async throws -> any SessionStore {
         var logger = Logger(label: "test.sessionstore.\(name)")
         logger.logLevel = .warning
-        let options = SessionStoreOptions(idleGap: idleGap, instanceID: instanceID, journalIngestDelay: journalIngestDelay,
+        var options = SessionStoreOptions(idleGap: idleGap, instanceID: instanceID, journalIngestDelay: journalIngestDelay,
                                           journalBacklogBytes: journalBacklogBytes)
+        options.requestLoad = requestLoad
         return try await SessionStores.open(url: url, options: options, logger: logger)
     }
 }

@@ -22,7 +22,7 @@ import SessionStore
 ///   threshold-five rule once. A request is counted before it is forwarded; a store that
 ///   cannot count it is logged and the request goes on (alerts never refuse a request).
 /// - Firing: a Warning Event (reason `AlertFired`) on the AgentConnection (when an
-///   ``EventRecorder`` is set), `agentgate_gateway_alerts_total{connection,rule}` incremented
+///   ``EventRecorder`` was given), `agentgate_gateway_alerts_total{connection,rule}` incremented
 ///   on the replica that counted the firing hit, and, when the policy names `alertWebhook`, a
 ///   JSON POST with the rule, connection, subject, session id and count. Event and webhook
 ///   are sent off the request path; a failing webhook is tried again (``WebhookSender``),
@@ -49,20 +49,16 @@ public final class AlertEvaluator: @unchecked Sendable {
     private let metrics: GatewayMetrics
     private let webhooks: WebhookSender
     private let logger: Logger
-    private var recorder: EventRecorder?
+    /// Where Warning Events go (the gateway's Kubernetes client); without one, alerts are
+    /// metrics and webhooks only.
+    private let events: EventRecorder?
 
-    init(store: any SessionStore, metrics: GatewayMetrics, http: HTTPClient, logger: Logger) {
+    init(store: any SessionStore, metrics: GatewayMetrics, http: HTTPClient, events: EventRecorder?, logger: Logger) {
         self.store = store
         self.metrics = metrics
         self.webhooks = WebhookSender(http: http, logger: logger)
+        self.events = events
         self.logger = logger
-    }
-
-    /// Where Warning Events go (the gateway's Kubernetes client); without one, alerts are
-    /// metrics and webhooks only.
-    public var events: EventRecorder? {
-        get { lock.withLock { recorder } }
-        set { lock.withLock { recorder = newValue } }
     }
 
     /// Counts one forwarded request against the connection's rules; fires what it completes.

@@ -12,32 +12,26 @@ import SessionStore
 /// logged; it never holds, releases or fails a request):
 /// - an Event on the AgentConnection (`ApprovalRequested`, then `ApprovalApproved`,
 ///   `ApprovalDenied`, `ApprovalExpired` or `ApprovalAbandoned`), when the gateway has a
-///   cluster client (``Gateway/configureAnnouncements(events:statusReporter:)``);
+///   cluster client (``GatewayAnnouncements``);
 /// - `status.pendingApprovals`, by asking the ``SessionStatusReporter`` for a prompt pass;
 /// - the connection's `spec.approval.webhookURL`: a POST of the approval as the admin API
 ///   shows it (``AdminJSON/approval(_:)``), tried again on failure (``WebhookSender``).
 final class ApprovalAnnouncer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var events: EventRecorder?
-    private var reporter: SessionStatusReporter?
+    private let events: EventRecorder?
+    private let reporter: SessionStatusReporter?
     private let registry: ConnectionRegistry
     private let webhooks: WebhookSender
 
-    init(registry: ConnectionRegistry, http: HTTPClient, logger: Logger) {
+    init(registry: ConnectionRegistry, http: HTTPClient, announcements: GatewayAnnouncements, logger: Logger) {
         self.registry = registry
         self.webhooks = WebhookSender(http: http, logger: logger)
-    }
-
-    func configure(events: EventRecorder?, reporter: SessionStatusReporter?) {
-        lock.withLock {
-            self.events = events
-            self.reporter = reporter
-        }
+        self.events = announcements.events
+        self.reporter = announcements.statusReporter
     }
 
     func requested(_ approval: ApprovalRecord, connection: GatewayConnectionConfig) async {
         let model = approval.model.map { " (model \($0))" } ?? ""
-        let note = "\(approval.subject)\(model) asked to \(Gateway.describe(approval)); held for approval \(approval.id) by rule \(approval.rule) until \(KubeTime.format(approval.expiresAt)). Decide with: agentgate approvals approve|deny \(approval.id) --reason ..."
+        let note = "\(approval.subject)\(model) asked to \(ApprovalGate.describe(approval)); held for approval \(approval.id) by rule \(approval.rule) until \(KubeTime.format(approval.expiresAt)). Decide with: agentgate approvals approve|deny \(approval.id) --reason ..."
         announce(approval, type: .warning, reason: "ApprovalRequested", action: "HoldRequest", note: note)
         if let url = connection.approval?.webhookURL, !url.isEmpty {
             webhooks.send(AdminJSON.approval(approval).serialized(), to: url, what: "approval \(approval.id)")
@@ -47,7 +41,7 @@ final class ApprovalAnnouncer: @unchecked Sendable {
     func finished(_ approval: ApprovalRecord) async {
         let by = approval.decidedBy ?? "nobody"
         let why = approval.reason.map { ": \($0)" } ?? ""
-        let what = "approval \(approval.id) (\(Gateway.describe(approval)))"
+        let what = "approval \(approval.id) (\(ApprovalGate.describe(approval)))"
         let (reason, note): (String, String) = switch approval.state {
         case .approved: ("ApprovalApproved", "\(what) approved by \(by)\(why)")
         case .denied: ("ApprovalDenied", "\(what) denied by \(by)\(why)")
@@ -58,7 +52,6 @@ final class ApprovalAnnouncer: @unchecked Sendable {
     }
 
     private func announce(_ approval: ApprovalRecord, type: EventRecorder.EventType, reason: String, action: String, note: String) {
-        let (events, reporter) = lock.withLock { (self.events, self.reporter) }
         reporter?.reportSoon()
         guard let events else { return }
         let uid = registry.connection(namespace: approval.connection.namespace, name: approval.connection.name)?.config.uid

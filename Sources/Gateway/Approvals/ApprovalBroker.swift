@@ -3,6 +3,7 @@ import ControllerRuntime
 import Foundation
 import KubeCore
 import Logging
+import ServiceLifecycle
 import SessionStore
 
 /// The gateway's registry of held requests, and the one place decisions are made.
@@ -16,11 +17,14 @@ import SessionStore
 /// - ``shutdown()``: the approval becomes `abandoned` (the agent gets 503);
 /// - the agent hanging up (its task is cancelled): `abandoned` too.
 ///
+/// As a `Service` (``run()``, in the gateway's `ServiceGroup`) it listens for decisions made
+/// on other replicas until graceful shutdown.
+///
 /// Guarantees: every decision is the store's conditional update, so exactly one of the
 /// racing outcomes wins and the held request acts on that one. Waiters also re-read their
 /// approval every ``pollInterval``, so a notification lost while LISTEN reconnects delays a
 /// release, never loses it.
-public final class ApprovalBroker: @unchecked Sendable {
+public final class ApprovalBroker: Service, @unchecked Sendable {
     enum Wake: Sendable { case check, shutdown }
 
     public static let pollInterval: Duration = .seconds(10)
@@ -32,20 +36,22 @@ public final class ApprovalBroker: @unchecked Sendable {
     /// Fired when the last held request lets go after ``shutdown()`` released it.
     private let released = StopSignal()
     private var stopping = false
-    private var listener: Task<Void, Never>?
-    /// Called with each approval that became final here or was found final (announcements).
-    var onFinal: (@Sendable (ApprovalRecord) async -> Void)?
+    /// Announces each approval that became final here or was found final.
+    private let announcer: ApprovalAnnouncer
 
-    init(store: any SessionStore, logger: Logger) {
+    init(store: any SessionStore, announcer: ApprovalAnnouncer, logger: Logger) {
         self.store = store
+        self.announcer = announcer
         self.logger = logger
     }
 
-    /// Starts listening for decisions made on other replicas.
-    func start() {
+    /// Listens for decisions made on other replicas (PostgreSQL NOTIFY) until graceful
+    /// shutdown or cancellation. Without it, held requests still see such decisions at their
+    /// next poll (``pollInterval``).
+    public func run() async {
         let decisions = store.approvalDecisions()
-        listener = Task { [weak self] in
-            for await id in decisions { self?.wake(id, .check) }
+        await cancelWhenGracefulShutdown {
+            for await id in decisions { self.wake(id, .check) }
         }
     }
 
@@ -92,7 +98,7 @@ public final class ApprovalBroker: @unchecked Sendable {
     func decide(_ id: ApprovalID, _ decision: ApprovalDecision) async throws -> ApprovalRecord {
         let decided = try await store.decideApproval(id, decision)
         wake(id, .check)
-        if let onFinal { await onFinal(decided) }
+        await announcer.finished(decided)
         return decided
     }
 
@@ -100,7 +106,6 @@ public final class ApprovalBroker: @unchecked Sendable {
     /// returns how many were held.
     @discardableResult
     func shutdown() async -> Int {
-        listener?.cancel()
         let held = lock.withLock { () -> [AsyncStream<Wake>.Continuation] in
             stopping = true
             return Array(waiters.values)
@@ -132,7 +137,7 @@ public final class ApprovalBroker: @unchecked Sendable {
         }.value
         switch result {
         case .success(let decided):
-            if decided.state == state, let onFinal { await onFinal(decided) }
+            if decided.state == state { await announcer.finished(decided) }
             return decided
         case .failure(let error):
             logger.error("recording approval \(approval.id) as \(state.rawValue) failed: \(error)")

@@ -2,6 +2,7 @@ import AgentGateAPI
 import Foundation
 import KubeCore
 import Masking
+import SessionStore
 
 /// One servable connection: its compiled configuration, the credential to inject and the
 /// masker built for both.
@@ -13,6 +14,8 @@ public struct GatewayConnection: Sendable {
 
     /// Problems met building the masking policy (a pattern that does not compile), for logs.
     public var maskingProblems: [String]
+    /// The connection's key: its AgentConnection's namespace and name.
+    public var ref: ConnectionRef { ConnectionRef(namespace: config.namespace, name: config.name) }
 
     public init(config: GatewayConnectionConfig, token: String, hashKey: [UInt8] = []) {
         self.config = config
@@ -24,16 +27,17 @@ public struct GatewayConnection: Sendable {
     }
 }
 
-/// The connections the gateway serves, keyed by `namespace/name`, swapped atomically.
+/// The connections the gateway serves, keyed by ``ConnectionRef`` (compared byte for byte),
+/// swapped atomically.
 ///
 /// Contract: readers get a consistent snapshot of one connection per request (config and
 /// token together); a rotated token replaces the old one for every request that starts after
 /// the update, while requests in flight finish with the token they started with (still valid:
 /// the operator rotates before expiry), so a rotation never fails a request.
 public final class ConnectionRegistry: @unchecked Sendable {
-    private var byRoute: [String: GatewayConnection] = [:]
-    /// Secret name → route, so a deleted Secret removes its connection.
-    private var routeBySecret: [String: String] = [:]
+    private var byRef: [ConnectionRef: GatewayConnection] = [:]
+    /// Secret name → connection, so a deleted Secret removes its connection.
+    private var refBySecret: [String: ConnectionRef] = [:]
     private let lock = NSLock()
     private var key: [UInt8]
 
@@ -52,31 +56,35 @@ public final class ConnectionRegistry: @unchecked Sendable {
         lock.withLock {
             guard newKey != key else { return }
             key = newKey
-            byRoute = byRoute.mapValues { GatewayConnection(config: $0.config, token: $0.token, hashKey: newKey) }
+            byRef = byRef.mapValues { GatewayConnection(config: $0.config, token: $0.token, hashKey: newKey) }
         }
     }
 
-    public func connection(namespace: String, name: String) -> GatewayConnection? {
-        lock.withLock { byRoute["\(namespace)/\(name)"] }
+    public func connection(_ ref: ConnectionRef) -> GatewayConnection? {
+        lock.withLock { byRef[ref] }
     }
 
-    public var all: [GatewayConnection] { lock.withLock { Array(byRoute.values) } }
+    public func connection(namespace: String, name: String) -> GatewayConnection? {
+        connection(ConnectionRef(namespace: namespace, name: name))
+    }
+
+    public var all: [GatewayConnection] { lock.withLock { Array(byRef.values) } }
 
     /// Adds or replaces a connection directly (tests, `agentgate dev`).
     public func put(_ config: GatewayConnectionConfig, token: String, secretName: String? = nil) {
-        let route = "\(config.namespace)/\(config.name)"
+        let ref = ConnectionRef(namespace: config.namespace, name: config.name)
         lock.withLock {
-            if let previous = byRoute[route], previous.config == config, previous.token == token { return }
-            byRoute[route] = GatewayConnection(config: config, token: token, hashKey: key)
-            routeBySecret[secretName ?? GatewayConnectionConfig.secretName(namespace: config.namespace, name: config.name)] = route
+            if let previous = byRef[ref], previous.config == config, previous.token == token { return }
+            byRef[ref] = GatewayConnection(config: config, token: token, hashKey: key)
+            refBySecret[secretName ?? GatewayConnectionConfig.secretName(namespace: config.namespace, name: config.name)] = ref
         }
     }
 
     public func remove(namespace: String, name: String) {
-        let route = "\(namespace)/\(name)"
+        let ref = ConnectionRef(namespace: namespace, name: name)
         lock.withLock {
-            byRoute[route] = nil
-            routeBySecret = routeBySecret.filter { $0.value != route }
+            byRef[ref] = nil
+            refBySecret = refBySecret.filter { $0.value != ref }
         }
     }
 
@@ -113,7 +121,7 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Removes the connection a deleted Secret served.
     public func removeSecret(named secretName: String) {
         lock.withLock {
-            if let route = routeBySecret.removeValue(forKey: secretName) { byRoute[route] = nil }
+            if let ref = refBySecret.removeValue(forKey: secretName) { byRef[ref] = nil }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KubeCore
+import SessionStore
 
 /// The route of one agent request: `/c/<namespace>/<name>/<kubernetes path>?<query>`.
 ///
@@ -68,6 +69,9 @@ public struct GatewayRoute: Sendable, Hashable {
         return .success(GatewayRoute(namespace: String(Substring(segment(1))), name: String(Substring(segment(2))),
                                      rawPath: rest, decodedPath: restDecoded, rawQuery: rawQuery))
     }
+
+    /// The connection the route names.
+    public var connection: ConnectionRef { ConnectionRef(namespace: namespace, name: name) }
 
     /// The request target forwarded upstream: the raw path and query, unchanged.
     public var upstreamTarget: String {

@@ -1,3 +1,4 @@
+import ControllerRuntime
 import Foundation
 import HTTPServing
 import KubeCore
@@ -105,6 +106,9 @@ final class StreamProxy: Sendable {
         upstream.close()
         eventsIn.finish()
         await recorder.complete(outcome: outcome ?? .agentEnded, exitStatus: state.exitStatus, bytesToAgent: state.bytesToAgent)
+        // Until what the agent was sent has left with the close: a gateway shutting down closes
+        // its listeners' connections once no stream runs, and must not cut this one's last frames.
+        await agent.closed(within: .seconds(2))
     }
 
     struct RelayState {
@@ -348,11 +352,22 @@ final class AgentStreamEnd: WebSocketSession, ByteStreamSession, @unchecked Send
     init(eventsIn: AsyncStream<StreamEvent>.Continuation) { self.eventsIn = eventsIn }
 
     func start(_ connection: WebSocketConnection) {
+        connection.whenClosed { [weak self] in self?.connectionClosed() }
         attach(send: { connection.send($0, written: $1) }, close: { connection.close() })
     }
 
     func start(_ connection: ByteStreamConnection) {
+        connection.whenClosed { [weak self] in self?.connectionClosed() }
         attach(send: { connection.send($0, written: $1) }, close: { connection.close() })
+    }
+
+    private let connectionEnded = StopSignal()
+
+    private func connectionClosed() { connectionEnded.stop() }
+
+    /// Returns once the agent's connection is closed, or after `limit`.
+    func closed(within limit: Duration) async {
+        await connectionEnded.sleep(limit)
     }
 
     /// How long after its `101` the agent gets the first frame. kubectl (client-go's v5

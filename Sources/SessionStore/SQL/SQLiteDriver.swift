@@ -9,7 +9,7 @@ import VaporCSQLite
 ///   connection has a single transaction and our callers are concurrent tasks); the reader,
 ///   which in WAL mode reads committed data without waiting for the writer; and the
 ///   checkpointer (below).
-/// - A transaction of the only request in flight (`StoreWriteHints.alone`) that finds the
+/// - A transaction of the only request in flight (per the gateway's ``RequestLoad``) that finds the
 ///   writer idle runs at once on its caller's thread: that saves two thread hops, most of a
 ///   small transaction's cost. Under concurrency transactions queue for a group commit,
 ///   which is cheaper (measured: inline commits whenever the writer happened to be idle cost
@@ -54,6 +54,8 @@ final class SQLiteDriver: SQLDriver {
     /// Checkpoints run so far (for tests).
     var checkpointCount: Int { checkpoints.checkpointCount }
     private let queue = WriteQueue()
+    /// The gateway's requests in flight; nil when nobody counts them (then every write queues).
+    private let load: RequestLoad?
     /// Most transactions committed together (bounds the wait of the first one in a group).
     static let maxGroup = 64
     /// Frames added to the WAL that start a background checkpoint; SQLite's own default threshold.
@@ -65,14 +67,15 @@ final class SQLiteDriver: SQLDriver {
     /// passes run (a few MiB, more under sustained large writes).
     static let restartFrames: Int32 = 8000
 
-    private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer) {
+    private init(writer: SQLiteHandle, reader: SQLiteHandle, checkpoints: WALCheckpointer, load: RequestLoad?) {
+        self.load = load
         self.writer = writer
         self.reader = reader
         self.checkpoints = checkpoints
         self.writerQueue = SerialQueueExecutor(label: "agentgate.sqlite.writer")
     }
 
-    static func open(path: String, synchronousFull: Bool, logger: Logger) async throws -> SQLiteDriver {
+    static func open(path: String, synchronousFull: Bool, load: RequestLoad? = nil, logger: Logger) async throws -> SQLiteDriver {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -87,7 +90,7 @@ final class SQLiteDriver: SQLDriver {
                                           writerThreshold: writerCheckpointPages, restartFrames: restartFrames,
                                           logger: logger)
         checkpoints.install(on: writer)
-        return SQLiteDriver(writer: writer, reader: reader, checkpoints: checkpoints)
+        return SQLiteDriver(writer: writer, reader: reader, checkpoints: checkpoints, load: load)
     }
 
     func read(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
@@ -98,9 +101,19 @@ final class SQLiteDriver: SQLDriver {
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        try await write(inline: load?.current == 1, body)
+    }
+
+    /// Background work (journal ingest, pruning, migrations) always queues for the writer: it
+    /// is nobody's request, and running it inline would hold up whoever's thread it is on.
+    func maintenance<T: Sendable>(_ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        try await write(inline: false, body)
+    }
+
+    private func write<T: Sendable>(inline: Bool, _ body: @escaping @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         // Not cancelled with the caller: BEGIN is always followed by COMMIT or ROLLBACK, and the
         // caller is answered only after either.
-        if StoreWriteHints.alone, queue.claimIdle() {
+        if inline, queue.claimIdle() {
             // The only request in flight, and nobody is writing or waiting: its transaction runs
             // at once, on its own thread. A hop to the writer's queue and back costs more than a
             // small transaction.

@@ -152,10 +152,12 @@ struct GatewayCommand: AsyncParsableCommand {
             options.maskingKeyFile = maskingKeyFile
             options.gatewayNamespace = gatewayNamespace
             options.dataDirectory = dataDir
+            // SIGTERM (a pod being stopped) or Ctrl-C: the service group drains and stops.
+            options.stopsOnSignals = true
             let runner = try await GatewayRunner.start(options)
             print("gateway listening on \(listen) (port \(runner.port)); admin API on port \(runner.adminPort.map(String.init) ?? "-")")
             fflush(stdout)
-            await SignalWaiter.waitForInterrupt()
+            await runner.waitUntilStopped()
             await runner.stop()
         }
     }

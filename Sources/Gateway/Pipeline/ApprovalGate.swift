@@ -1,6 +1,7 @@
 import AgentGateAPI
 import Foundation
 import KubeCore
+import Logging
 import NIOCore
 import NIOHTTP1
 import SessionStore
@@ -15,20 +16,41 @@ public enum ApprovalOutcome: Sendable {
     case refused(Status, ApprovalRecord)
 }
 
-/// The approval step of the pipeline (after `spec.access` and the exchange record, before
-/// anything is forwarded). The exec/attach/port-forward upgrade path calls ``awaitApproval(_:_:)``
-/// the same way before it opens the upstream stream.
+/// The approval stage (after admission and before anything is forwarded; the exec, attach
+/// and port-forward upgrades take it too, before the upstream stream opens).
 ///
-/// Contract: when ``ExchangeContext/heldBy`` names a rule (``approvalHold(_:)``, which made the
-/// request's dry run as the connection for the write verbs; see
-/// ``dryRunRequest(method:target:body:contentType:)`` for where `dryRun` goes so that the
-/// server really reads it), the approval is stored with the masked request body and the
-/// masked dry-run answer, announced
-/// (Event on the AgentConnection, `status.pendingApprovals`, webhook) and held by the
-/// ``ApprovalBroker`` until it is final. Nothing of the real request reaches upstream before
-/// an approval.
-extension Gateway {
-    func awaitApproval(_ context: ExchangeContext, _ recording: Recording) async -> ApprovalOutcome {
+/// Contract:
+/// - ``hold(_:)``, before the exchange is recorded: the `spec.approval` rule that holds the
+///   request, if any (``ApprovalMatcher``). A write held, or one whose rule is decided on the
+///   resulting object, is first sent as a dry run as the connection (see
+///   ``dryRunRequest(method:target:body:contentType:)`` for where `dryRun` goes so that the
+///   server really reads it); a held write the API server refuses is answered with that
+///   refusal at once instead of held.
+/// - ``decide(_:_:)``, after the exchange is begun: the approval is stored with the request's
+///   summary and the masked dry-run answer, announced (Event on the AgentConnection,
+///   `status.pendingApprovals`, webhook) and held by the ``ApprovalBroker`` until it is final.
+///   Denied or expired answer 403, abandoned (gateway shutdown, agent gone, store failure)
+///   503. Nothing of the real request reaches upstream before an approval.
+final class ApprovalGate: Sendable {
+    let store: any SessionStore
+    let broker: ApprovalBroker
+    let announcer: ApprovalAnnouncer
+    /// For dry runs, as the connection.
+    let upstream: UpstreamClient
+    let metrics: GatewayMetrics
+    let logger: Logger
+
+    init(store: any SessionStore, broker: ApprovalBroker, announcer: ApprovalAnnouncer, upstream: UpstreamClient,
+         metrics: GatewayMetrics, logger: Logger) {
+        self.store = store
+        self.broker = broker
+        self.announcer = announcer
+        self.upstream = upstream
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func decide(_ context: ExchangeContext, _ recording: Recording) async -> ApprovalOutcome {
         guard let held = context.heldBy else { return .notRequired }
         let policy = context.connection.config.approval ?? ApprovalPolicy()
         let timeout = policy.timeoutSeconds ?? GoDuration.parse(ApprovalPolicy.defaultTimeout) ?? 600
@@ -36,12 +58,8 @@ extension Gateway {
         var approval = ApprovalRecord(
             id: held.id, connection: context.ref, rule: held.rule.name, subject: context.agent.subject,
             groups: context.agent.groups, model: context.agent.model, sessionID: recording.sessionID,
-            exchangeID: recording.exchangeID, verb: context.info.verb, apiGroup: context.info.apiGroup,
-            resource: context.info.resource, subresource: context.info.subresource, namespace: context.info.namespace,
-            name: context.info.name, httpMethod: context.request.method, path: context.route.decodedPath,
-            query: context.route.rawQuery ?? "", requestBody: recordedRequestBody(context)?.body,
-            approverGroups: policy.approverGroups ?? [], createdAt: now, expiresAt: now.addingTimeInterval(timeout),
-            owner: store.instanceID)
+            exchangeID: recording.exchangeID, request: context.summary, approverGroups: policy.approverGroups ?? [],
+            createdAt: now, expiresAt: now.addingTimeInterval(timeout), owner: store.instanceID)
         if let answer = held.dryRun {
             approval.dryRunStatusCode = answer.code
             approval.dryRunBody = answer.body
@@ -56,7 +74,7 @@ extension Gateway {
         }
         await announcer.requested(approval, connection: context.connection.config)
         let holding = DispatchTime.now()
-        let decided = await approvals.hold(approval)
+        let decided = await broker.hold(approval)
         metrics.approvalWait.observe(Double(DispatchTime.now().uptimeNanoseconds - holding.uptimeNanoseconds) / 1_000_000_000)
         metrics.countApproval(connection: context.ref, state: decided.state)
         switch decided.state {
@@ -97,7 +115,7 @@ extension Gateway {
     /// anything is recorded: a rule decided on the resulting object (``ApprovalMatcher``)
     /// needs it to decide, and a held write whose dry run the API server refuses is answered
     /// with that refusal instead of held. A held request keeps its dry run for its approval.
-    func approvalHold(_ context: ExchangeContext) async -> Hold {
+    func hold(_ context: ExchangeContext) async -> Hold {
         let policy = context.connection.config.approval
         var decision = ApprovalMatcher.match(policy, context.info)
         let decidedOnDryRun = decision == .needsDryRun
@@ -148,9 +166,9 @@ extension Gateway {
         headers.replaceOrAdd(name: "Accept", value: "application/json")
         if dry.body != request.body { headers.replaceOrAdd(name: "Content-Type", value: "application/json") }
         do {
-            let response = try await upstreamClient.execute(method: HTTPMethod(rawValue: request.method), target: dry.target,
+            let response = try await upstream.execute(method: HTTPMethod(rawValue: request.method), target: dry.target,
                                                             headers: headers, body: dry.body, timeout: .seconds(30))
-            let raw = try await response.body.collect(upTo: maxResponseBytes)
+            let raw = try await response.body.collect(upTo: Forwarder.maxResponseBytes)
             let code = Int(response.status.code)
             let result: ApprovalMatcher.DryRunResult
             switch code {
@@ -163,10 +181,9 @@ extension Gateway {
             case 400..<500: result = .refused
             default: result = .unknown
             }
-            var masked = context.connection.masker.maskBody(raw, contentType: response.headers.first(name: "Content-Type"),
+            let masked = context.connection.masker.maskBody(raw, contentType: response.headers.first(name: "Content-Type"),
                                                             kindHint: context.kindHint, resource: context.maskedResource)
-            if masked.count > context.maxBodyBytes { masked = Array(masked.prefix(context.maxBodyBytes)) }
-            return DryRunAnswer(code: code, body: masked, result: result)
+            return DryRunAnswer(code: code, body: context.recordable(masked).bytes, result: result)
         } catch {
             logger.warning("dry run for approval on \(context.ref) failed: \(error)")
             return nil

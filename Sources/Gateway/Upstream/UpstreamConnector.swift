@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOWebSocket
+import HTTPServing
 
 /// The gateway's leg to the API server for an upgraded request (`pods/exec`, `pods/attach`,
 /// `pods/portforward`). AsyncHTTPClient cannot switch protocols, so this is a NIO client of
@@ -87,7 +88,8 @@ struct UpstreamConnector: Sendable {
             case .webSocket:
                 upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, automaticErrorHandling: false) { channel, head in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(UpstreamWebSocketHandler(inbound: inbound))
+                        try channel.pipeline.syncOperations.addHandler(WebSocketMessageHandler(
+                            role: .client, receive: { inbound.yield(.fromUpstream($0)) }, closed: { inbound.yield(.upstreamClosed) }))
                         outcome.succeed(.upgraded(UpstreamStream(channel: channel, webSocket: true), headers: head.headers))
                     }
                 }
@@ -143,18 +145,18 @@ struct UpstreamUpgradeError: Error, CustomStringConvertible {
 /// The send side of the upstream leg; safe from any thread.
 final class UpstreamStream: @unchecked Sendable {
     private let channel: Channel
-    private let webSocket: Bool
+    /// The WebSocket end (client: frames masked); nil for a raw SPDY stream.
+    private let webSocket: WebSocketConnection?
 
     init(channel: Channel, webSocket: Bool) {
         self.channel = channel
-        self.webSocket = webSocket
+        self.webSocket = webSocket ? WebSocketConnection(channel: channel, role: .client) : nil
     }
 
-    /// One WebSocket binary message (masked, as a client must), or raw bytes.
+    /// One WebSocket binary message, or raw bytes.
     func send(_ bytes: [UInt8]) {
-        if webSocket {
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: ByteBuffer(bytes: bytes)),
-                                  promise: nil)
+        if let webSocket {
+            webSocket.send(bytes)
         } else {
             channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
         }
@@ -168,12 +170,8 @@ final class UpstreamStream: @unchecked Sendable {
     }
 
     func close() {
-        let channel = self.channel
-        if webSocket {
-            var data = ByteBuffer()
-            data.write(webSocketErrorCode: .normalClosure)
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data))
-                .whenComplete { _ in channel.close(promise: nil) }
+        if let webSocket {
+            webSocket.close()
         } else {
             channel.close(promise: nil)
         }
@@ -251,53 +249,6 @@ private struct RawStreamClientUpgrader: NIOHTTPClientProtocolUpgrader, @unchecke
     func upgrade(context: ChannelHandlerContext, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<Void> {
         let channel = context.channel
         return context.eventLoop.makeCompletedFuture { try onUpgrade(channel, upgradeResponse) }
-    }
-}
-
-/// Upstream WebSocket messages into the proxy's event stream; answers pings.
-private final class UpstreamWebSocketHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
-    private let inbound: AsyncStream<StreamEvent>.Continuation
-    private var fragments: [UInt8] = []
-    private var ended = false
-
-    init(inbound: AsyncStream<StreamEvent>.Continuation) { self.inbound = inbound }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .binary, .text, .continuation:
-            var payload = frame.unmaskedData
-            fragments += payload.readBytes(length: payload.readableBytes) ?? []
-            if frame.fin {
-                inbound.yield(.fromUpstream(fragments))
-                fragments = []
-            }
-        case .ping:
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)),
-                                  promise: nil)
-        case .connectionClose:
-            end()
-            context.close(promise: nil)
-        default:
-            break
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        end()
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
-    }
-
-    private func end() {
-        if ended { return }
-        ended = true
-        inbound.yield(.upstreamClosed)
     }
 }
 
