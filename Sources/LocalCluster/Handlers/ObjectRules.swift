@@ -166,7 +166,16 @@ struct ObjectRules {
         var object = TimeFields.canonicalized(body, isCustomResource: definition.isCustomResource)
         object["kind"] = .string(definition.kind)
         object["apiVersion"] = .string(definition.groupVersion)
-        if object["metadata"]?.objectValue == nil { object["metadata"] = .object([:]) }
+        if var metadata = object["metadata"]?.objectValue {
+            // ObjectMeta's maps and lists are `omitempty`: the `annotations: {}` that `kubectl diff`
+            // and `apply` patch in is not stored, as kube-apiserver's typed decode drops it.
+            for key in ["labels", "annotations", "finalizers", "ownerReferences"] where metadata[key] == .object([:]) || metadata[key] == .array([]) {
+                metadata[key] = nil
+            }
+            object["metadata"] = .object(metadata)
+        } else {
+            object["metadata"] = .object([:])
+        }
         return object
     }
 

@@ -71,7 +71,7 @@ public final class APIServer: @unchecked Sendable {
         switch path {
         case "/healthz", "/readyz", "/livez":
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ok".utf8)))
-        case "/version":
+        case "/version", "/version/":  // kr8s asks for `/version/`, which kube-apiserver serves too
             return .object(200, Discovery.version)
         default:
             break
