@@ -15,7 +15,8 @@ final class GatewayKr8sAndLightkubeTests: XCTestCase {
     }
 
     func testLightkubeCRUDWatchPatchReplaceAndServerSideApplyThroughTheGateway() async throws {
-        try await run(script: "lightkube_client.py", module: "lightkube", userAgent: "lightkube",
+        // lightkube sends httpx's User-Agent as its own.
+        try await run(script: "lightkube_client.py", module: "lightkube", userAgent: "python-httpx",
                       checks: ["create-get-list", "patch", "replace-conflict", "watch-resume", "watch-live",
                                "server-side-apply", "deployment-scale", "delete"])
     }

@@ -4,8 +4,7 @@ import KubeCore
 /// Decodes the Kubernetes protobuf request bodies kubectl sends for a few built-in kinds
 /// (`kubectl create token` posts a TokenRequest as `application/vnd.kubernetes.protobuf`
 /// and does not fall back to JSON; so do `kubectl create role` and `rolebinding`), turning
-/// them into the JSON the handlers work on; `kubectl create deployment|job` post apps/v1
-/// Deployments and batch/v1 Jobs (ProtobufWorkloadSchemas.swift).
+/// them into the JSON the handlers work on.
 ///
 /// Wire format: the 4-byte magic `k8s\0`, then a `runtime.Unknown` message (1: typeMeta
 /// {1: apiVersion, 2: kind}, 2: raw object bytes). Only the fields of the kinds below are
@@ -51,18 +50,8 @@ enum KubernetesProtobuf {
     /// How a field decodes: its JSON name and shape.
     indirect enum Field {
         case string(String)
-        /// A plain integer: zero means unset and is left out.
         case int(String)
-        /// A pointer integer (`*int32`): written only when set, so zero is kept.
-        case optionalInt(String)
-        /// A pointer bool (`*bool`): written only when set, so false is kept.
         case bool(String)
-        /// A plain bool: false means unset and is left out.
-        case flag(String)
-        /// `map<string, resource.Quantity>` (Quantity is a message {1: string}).
-        case quantityMap(String)
-        /// `intstr.IntOrString` {1: type, 2: intVal, 3: strVal}, as JSON's number or string.
-        case intOrString(String)
         case bytesBase64(String)
         case repeatedString(String)
         case stringMap(String)
@@ -121,9 +110,6 @@ enum KubernetesProtobuf {
         "SelfSubjectRulesReview": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .string("namespace")])],
         "SelfSubjectReview": [1: .message("metadata", objectMeta)],
         "TokenReview": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .string("token"), 2: .repeatedString("audiences")])],
-        // apps/v1 and batch/v1 (`kubectl create deployment|job`).
-        "Deployment": deployment,
-        "Job": job,
         // autoscaling/v1 Scale (client-go's scale client may PUT it as protobuf).
         "Scale": [1: .message("metadata", objectMeta), 2: .message("spec", [1: .int("replicas")])],
         // The body of a DELETE from a client-go client that speaks protobuf.
@@ -145,43 +131,8 @@ enum KubernetesProtobuf {
                 object[name] = .string(Data(b).base64EncodedString())
             case (.int(let name), .varint(let v)):
                 if v != 0 { object[name] = .int(Int64(bitPattern: v)) }
-            case (.optionalInt(let name), .varint(let v)):
-                object[name] = .int(Int64(bitPattern: v))
             case (.bool(let name), .varint(let v)):
                 object[name] = .bool(v != 0)
-            case (.flag(let name), .varint(let v)):
-                if v != 0 { object[name] = .bool(true) }
-            case (.intOrString(let name), .bytes(let b)):
-                var reader = WireReader(b)
-                var type: UInt64 = 0
-                var intValue: UInt64 = 0
-                var stringValue = ""
-                while let (f, v) = try reader.next() {
-                    switch (f, v) {
-                    case (1, .varint(let t)): type = t
-                    case (2, .varint(let i)): intValue = i
-                    case (3, .bytes(let s)): stringValue = String(decoding: s, as: UTF8.self)
-                    default: continue
-                    }
-                }
-                // int32 values are sign-extended to 64 bits on the wire.
-                object[name] = type == 1 ? .string(stringValue) : .int(Int64(bitPattern: intValue))
-            case (.quantityMap(let name), .bytes(let b)):
-                var entry = WireReader(b)
-                var key = ""
-                var quantity = ""
-                while let (f, v) = try entry.next() {
-                    if f == 1, case .bytes(let k) = v { key = String(decoding: k, as: UTF8.self) }
-                    if f == 2, case .bytes(let message) = v {
-                        var inner = WireReader(message)
-                        while let (q, s) = try inner.next() {
-                            if q == 1, case .bytes(let text) = s { quantity = String(decoding: text, as: UTF8.self) }
-                        }
-                    }
-                }
-                var map = object[name]?.objectValue ?? [:]
-                map[key] = .string(quantity)
-                object[name] = .object(map)
             case (.repeatedString(let name), .bytes(let b)):
                 object[name] = .array((object[name]?.arrayValue ?? []) + [.string(String(decoding: b, as: UTF8.self))])
             case (.stringMap(let name), .bytes(let b)), (.bytesMap(let name), .bytes(let b)):
