@@ -12,12 +12,14 @@ import NIOPosix
 /// - ``jwksURI(of:)`` reads `<issuer>/.well-known/openid-configuration` (trailing slashes of
 ///   the issuer dropped first) and returns its `jwks_uri`; the document must name exactly the
 ///   issuer it was fetched for (OIDC Discovery §4.3), so a look-alike cannot lend its keys.
-/// - ``keys(at:)`` returns the JWKS's `keys` array as it is; ``algorithm(of:)`` says which of
-///   them the gateway accepts (RS256, ES256, EdDSA; a JWK that declares another `alg` or a
-///   `use` other than `sig` is not accepted).
+/// - ``jwks(at:)`` returns the JWKS's `keys` array as it is, with how long the issuer lets it
+///   be cached (``JWKS/maxAge``, from `Cache-Control` and `Age`); ``keys(at:)`` the array
+///   alone; ``algorithm(of:)`` says which of them the gateway accepts (RS256, ES256, EdDSA; a
+///   JWK that declares another `alg` or a `use` other than `sig` is not accepted).
 /// - One GET each, `Accept: application/json`, bounded by ``timeout`` and 1 MiB; anything but
 ///   200 with JSON is an ``OIDCDiscoveryError`` whose message is one sentence naming the URL
 ///   and the cause in words (`connection refused`, `answered 404`), never a Swift type name.
+/// - The discovery document must name its issuer byte for byte (not Swift's canonical `==`).
 /// - No caching here: callers cache (the gateway per key set, the operator per issuer).
 public struct OIDCDiscovery: Sendable {
     public let http: HTTPClient
@@ -37,8 +39,8 @@ public struct OIDCDiscovery: Sendable {
 
     /// The issuer's `jwks_uri`, from its discovery document.
     public func jwksURI(of issuer: String) async throws(OIDCDiscoveryError) -> String {
-        let discovery = try await getJSON(Self.discoveryURL(of: issuer), stage: .discovery)
-        guard discovery["issuer"]?.stringValue == issuer else {
+        let discovery = try await getJSON(Self.discoveryURL(of: issuer), stage: .discovery).body
+        guard discovery["issuer"]?.stringValue?.hasSameBytes(as: issuer) == true else {
             throw OIDCDiscoveryError(.discovery, "discovery document of \(issuer) names issuer \(discovery["issuer"]?.stringValue ?? "<none>")")
         }
         guard let uri = discovery["jwks_uri"]?.stringValue else {
@@ -47,11 +49,46 @@ public struct OIDCDiscovery: Sendable {
         return uri
     }
 
+    /// A JWKS as fetched: its `keys` and how long it may be cached.
+    public struct JWKS: Sendable {
+        public var keys: [JSONValue]
+        /// Seconds the issuer lets the answer be reused (`Cache-Control: max-age` less `Age`;
+        /// 0 for `no-cache` or `no-store`); nil when it says nothing.
+        public var maxAge: TimeInterval?
+    }
+
     /// The `keys` of the JWKS at `uri`.
     public func keys(at uri: String) async throws(OIDCDiscoveryError) -> [JSONValue] {
-        let jwks = try await getJSON(uri, stage: .jwks)
+        try await jwks(at: uri).keys
+    }
+
+    /// The JWKS at `uri`, with its cache lifetime.
+    public func jwks(at uri: String) async throws(OIDCDiscoveryError) -> JWKS {
+        let (jwks, cacheControl, age) = try await getJSON(uri, stage: .jwks)
         guard case .array(let entries)? = jwks["keys"] else { throw OIDCDiscoveryError(.jwks, "JWKS at \(uri) has no keys array") }
-        return entries
+        return JWKS(keys: entries, maxAge: Self.maxAge(cacheControl: cacheControl, age: age))
+    }
+
+    /// The freshness lifetime `Cache-Control` grants (RFC 9111 §5.2.2), less the response's
+    /// `Age`: `no-store` and `no-cache` give 0, `max-age=N` gives N; nil when neither is there.
+    /// A malformed `max-age` counts as 0, as RFC 9111 §4.2.1 asks.
+    public static func maxAge(cacheControl: [String], age: String? = nil) -> TimeInterval? {
+        var maxAge: TimeInterval?
+        for directive in cacheControl.joined(separator: ",").split(separator: ",") {
+            let parts = directive.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            switch parts.first?.lowercased() {
+            case "no-store"?, "no-cache"?:
+                return 0
+            case "max-age"?:
+                let value = parts.count > 1 ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) : ""
+                maxAge = value.allSatisfy(\.isASCII) ? TimeInterval(UInt32(value) ?? 0) : 0
+            default:
+                continue
+            }
+        }
+        guard let maxAge else { return nil }
+        let elapsed = age.flatMap { UInt32($0.trimmingCharacters(in: .whitespaces)) }.map(TimeInterval.init) ?? 0
+        return max(0, maxAge - elapsed)
     }
 
     /// The one algorithm a JWK may verify, or nil when it is not an accepted key.
@@ -69,21 +106,25 @@ public struct OIDCDiscovery: Sendable {
         return implied
     }
 
-    private func getJSON(_ url: String, stage: OIDCDiscoveryError.Stage) async throws(OIDCDiscoveryError) -> JSONValue {
+    private func getJSON(_ url: String, stage: OIDCDiscoveryError.Stage) async throws(OIDCDiscoveryError) -> (body: JSONValue, cacheControl: [String], age: String?) {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/json")
         let body: ByteBuffer
         let code: UInt
+        let cacheControl: [String]
+        let age: String?
         do {
             let response = try await http.execute(request, timeout: timeout)
             code = response.status.code
+            cacheControl = response.headers["cache-control"]
+            age = response.headers.first(name: "age")
             body = try await response.body.collect(upTo: 1 << 20)
         } catch {
             throw OIDCDiscoveryError(stage, "cannot reach \(url): \(Self.words(for: error))")
         }
         guard code == 200 else { throw OIDCDiscoveryError(stage, "\(url) answered \(code)") }
         do {
-            return try JSONValue(parsing: Array(buffer: body))
+            return (try JSONValue(parsing: Array(buffer: body)), cacheControl, age)
         } catch {
             throw OIDCDiscoveryError(stage, "\(url) did not answer JSON: \(error)")
         }
