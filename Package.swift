@@ -256,7 +256,7 @@ let package = Package(
             ]
         ),
         // Benchmarks: executables that print figures, kept apart from the product modules in
-        // Benchmarks/ (the masking fuzz driver is in Fuzz/, built by scripts/fuzz-masking.sh).
+        // Benchmarks/ (the libFuzzer targets are in Fuzz/, built by scripts/fuzz.sh).
         .executableTarget(
             name: "LocalClusterBenchmark",
             dependencies: ["LocalCluster", "HTTPServing", "AgentGateAPI", "KubeCore", .product(name: "NIOHTTP1", package: "swift-nio")],

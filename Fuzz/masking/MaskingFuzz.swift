@@ -1,7 +1,9 @@
-/// libFuzzer target for the masking engine (built by scripts/fuzz-masking.sh, not by SwiftPM's
-/// normal build: it lives outside Sources on purpose).
+/// libFuzzer target for the masking engine (built by scripts/fuzz.sh, not by SwiftPM's normal
+/// build: it lives outside Sources on purpose).
 ///
-/// The first input byte picks a mode:
+/// The first input byte picks a mode, and its high bit the replacement: a fixed mask, or the
+/// keyed hash (`hmac:` and 12 hex digits of HMAC-SHA256 — the production swift-crypto HMAC,
+/// not a stand-in):
 /// - raw JSON: the input is masked as a JSON body; when KubeCore parses the input, the output
 ///   must parse too;
 /// - planted: the input drives a generator of Kubernetes-shaped documents (Secrets, lists, watch
@@ -9,13 +11,25 @@
 ///   output must parse and contain none of the planted secrets;
 /// - text: the input is log text with a JWT and the gateway credential planted in it, masked in
 ///   one piece and as a stream cut at input-chosen points; neither secret may survive.
+/// With the keyed hash, a planted Secret's `stringData` value must come out as exactly the
+/// HMAC an independent computation (swift-crypto, here) gives, and masking twice must give
+/// the same bytes.
 /// Any violation aborts, which libFuzzer reports as a crash with the input saved.
+import Crypto
 import Foundation
 import KubeCore
 import Masking
 
 let credential = "gateway-credential-Zq81xWv2"
-let masker = Masker(policy: .standard(hashKey: Array("fuzz".utf8), alwaysScrub: [credential]))
+let hashKey = Array("fuzz-key".utf8)
+let fixedMasker = Masker(policy: .standard(hashKey: hashKey, alwaysScrub: [credential]))
+let hashMasker = Masker(policy: .standard(replacement: .keyedHash, hashKey: hashKey, alwaysScrub: [credential]))
+
+/// `hmac:` and the first 12 hex digits of HMAC-SHA256(hashKey, value), computed here.
+func expectedHash(_ value: String) -> String {
+    let mac = HMAC<SHA256>.authenticationCode(for: Array(value.utf8), using: SymmetricKey(data: hashKey))
+    return "hmac:" + mac.prefix(6).map { String(format: "%02x", $0) }.joined()
+}
 let jwtSecret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwbGFudGVkLXN1YmplY3QifQ.cGxhbnRlZC1zaWduYXR1cmUtMDEyMzQ1"
 
 func check(_ condition: Bool, _ message: @autoclosure () -> String) {
@@ -92,7 +106,9 @@ extension JSONValue {
 public func maskingFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     guard let mode = bytes.first else { return 0 }
-    switch mode % 3 {
+    let keyed = mode & 0x80 != 0
+    let masker = keyed ? hashMasker : fixedMasker
+    switch (mode & 0x7f) % 3 {
     case 0:
         let body = Array(bytes.dropFirst())
         let out = masker.maskJSON(body)
@@ -105,7 +121,13 @@ public func maskingFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         var secrets: [String] = []
         let document = plantedDocument(&reader, secrets: &secrets)
         let out = masker.maskJSON(document.serialized())
+        check(masker.maskJSON(document.serialized()) == out, "masking the same document twice gave different bytes")
         check((try? JSONValue(parsing: out)) != nil, "planted document: output is not JSON")
+        if keyed, let masked = try? JSONValue(parsing: out), masked["kind"]?.stringValue == "Secret",
+           let planted = document["stringData"]?["p"]?.stringValue {
+            let got = masked["stringData"]?["p"]?.stringValue
+            check(got == expectedHash(planted), "keyed hash of \(planted) is \(got ?? "nil"), HMAC-SHA256 gives \(expectedHash(planted))")
+        }
         let text = String(decoding: out, as: UTF8.self)
         for s in secrets + [jwtSecret, credential, Data(credential.utf8).base64EncodedString()] {
             check(!text.contains(s) && !text.contains(Data(s.utf8).base64EncodedString()), "planted secret \(s) survived in \(text)")
