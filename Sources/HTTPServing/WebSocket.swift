@@ -113,12 +113,22 @@ extension HTTPServer {
 /// and its upstream leg both use it): fragmented messages are reassembled and handed to
 /// `receive` whole; pings are answered (masked when this end is the client); the end (a
 /// close frame, the connection going away, or a protocol error) is reported to `closed`
-/// exactly once.
+/// exactly once, and nothing is handed over after it.
+///
+/// Data frames are sequenced as RFC 6455 section 5.4 says: a text or binary frame while a
+/// fragmented message is open, or a continuation with none open, fails the connection (it
+/// is closed), as does a message longer than `maxMessageBytes`: a peer that never sends FIN
+/// cannot grow this process's memory without bound.
 public final class WebSocketMessageHandler: ChannelInboundHandler, @unchecked Sendable {
     public typealias InboundIn = WebSocketFrame
     public typealias OutboundOut = WebSocketFrame
 
+    /// The largest message reassembled (16 MiB: the upstream leg's largest frame).
+    public static let defaultMaxMessageBytes = 1 << 24
+
     private let role: WebSocketRole
+    private let maxMessageBytes: Int
+    private var messageOpen = false
     private let added: (Channel) -> Void
     private let receive: ([UInt8]) -> Void
     private let closed: () -> Void
@@ -126,9 +136,11 @@ public final class WebSocketMessageHandler: ChannelInboundHandler, @unchecked Se
     private var ended = false
 
     /// - Parameter added: called once the handler is in the pipeline (a session starts there).
-    public init(role: WebSocketRole, added: @escaping (Channel) -> Void = { _ in },
+    public init(role: WebSocketRole, maxMessageBytes: Int = WebSocketMessageHandler.defaultMaxMessageBytes,
+                added: @escaping (Channel) -> Void = { _ in },
                 receive: @escaping ([UInt8]) -> Void, closed: @escaping () -> Void) {
         self.role = role
+        self.maxMessageBytes = maxMessageBytes
         self.added = added
         self.receive = receive
         self.closed = closed
@@ -140,10 +152,15 @@ public final class WebSocketMessageHandler: ChannelInboundHandler, @unchecked Se
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        guard !ended else { return }
         switch frame.opcode {
         case .binary, .text, .continuation:
+            // A new message while one is open, or a continuation of none: fail the connection.
+            guard (frame.opcode == .continuation) == messageOpen else { return fail(context) }
             var payload = frame.unmaskedData
+            guard fragments.count + payload.readableBytes <= maxMessageBytes else { return fail(context) }
             fragments += payload.readBytes(length: payload.readableBytes) ?? []
+            messageOpen = !frame.fin
             if frame.fin {
                 let message = fragments
                 fragments = []
@@ -166,6 +183,12 @@ public final class WebSocketMessageHandler: ChannelInboundHandler, @unchecked Se
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func fail(_ context: ChannelHandlerContext) {
+        fragments = []
+        end()
         context.close(promise: nil)
     }
 
