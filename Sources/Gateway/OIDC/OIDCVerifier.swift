@@ -60,12 +60,6 @@ public final class OIDCVerifier: Sendable {
         return (agent, min(Date(timeIntervalSince1970: expires + Self.leeway), keyValidUntil))
     }
 
-    /// Checks `iss`, `aud`, `exp` and `nbf`; returns `exp` (see ``SignedToken/checkClaims(_:identity:now:)``).
-    @discardableResult
-    static func checkClaims(_ claims: JSONValue, identity: AgentIdentity, now: Date) throws -> Double {
-        try SignedToken.checkClaims(claims, identity: identity, now: now)
-    }
-
     /// Checks the verified agent against the connection's allowed subjects and groups.
     public static func authorize(_ agent: VerifiedAgent, identity: AgentIdentity) throws {
         let subjects = identity.allowedSubjects ?? []
