@@ -83,8 +83,8 @@ func generatedOperation(_ r: inout Reader) -> (text: [UInt8], read: JSONValue) {
     fields.append(("path", .string(r.pick(pointers)), false, flags & 8 != 0))
     if flags & 16 != 0 { fields.append(("from", .string(r.pick(pointers)), false, false)) }
     if flags & 32 != 0 {
-        let values: [JSONValue] = [.string("x"), .string(secretValue), .string(secretB64), .object(["k": .string("v")]), .int(1), .null,
-                                   .array([]), .string(envSecret)]
+        // Never a planted value: the agent does not know them (writing one is not revealing it).
+        let values: [JSONValue] = [.string("x"), .string("guess"), .object(["k": .string("v")]), .int(1), .null, .array([])]
         fields.append(("value", r.pick(values), false, false))
     }
     if flags & 64 != 0 {  // a decoy `op` last: this is the one Go keeps
