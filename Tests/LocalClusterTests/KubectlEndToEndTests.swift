@@ -26,17 +26,8 @@ final class KubectlEndToEndTests: XCTestCase {
     @discardableResult
     func kubectl(_ arguments: String..., input: String? = nil, expectSuccess: Bool = true,
                  file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
-        var args = arguments
-        if let input {
-            let path = workdir.appendingPathComponent("input-\(UUID().uuidString).yaml")
-            try input.write(to: path, atomically: true, encoding: .utf8)
-            args = args.map { $0 == "-" ? path.path : $0 }
-        }
-        let result = try ProcessRunner.run("kubectl", ["--kubeconfig", kubeconfig, "--request-timeout=20s"] + args, timeout: 60)
-        if expectSuccess {
-            XCTAssertEqual(result.status, 0, "kubectl \(args.joined(separator: " ")) failed: \(result.output)", file: file, line: line)
-        }
-        return result
+        try KubectlWorkloadTests.kubectl(kubeconfig: kubeconfig, workdir: workdir, arguments, input: input,
+                                         expectSuccess: expectSuccess, file: file, line: line)
     }
 
     static let connectionYAML = """
