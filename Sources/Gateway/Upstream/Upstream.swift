@@ -12,9 +12,6 @@ import NIOSSL
 struct Upstream: Sendable {
     let client: UpstreamClient
     let connector: UpstreamConnector
-    /// The TLS client settings that trust the API server (its CA, or none checked when the
-    /// kubeconfig says `insecure-skip-tls-verify`).
-    let tls: TLSConfiguration
 
     init(kubeconfig upstream: KubeConfig) throws {
         var base = upstream.server
@@ -31,7 +28,6 @@ struct Upstream: Sendable {
             }
         }
         if upstream.insecureSkipTLSVerify { tls.certificateVerification = .none }
-        self.tls = tls
         do {
             connector = try UpstreamConnector(server: base, tls: tls)
         } catch {
